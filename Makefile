@@ -1,0 +1,38 @@
+# MaLiang: `make demo` and `make test` are the two commands of the README's Quick start.
+SHELL := /bin/bash
+DOTNET ?= dotnet
+CONFIG ?= Release
+BUILD := build
+export DOTNET_CLI_TELEMETRY_OPTOUT := 1
+export DOTNET_NOLOGO := 1
+export DOTNET_SKIP_FIRST_TIME_EXPERIENCE := 1
+
+.PHONY: all setup build cli native imagej test test-dotnet test-python test-java demo bench clean
+
+all: build
+
+# Installs what is missing (Debian packages named in DESIGN.md); idempotent, quiet when all is there.
+setup:
+	@scripts/setup.sh
+
+build: setup cli
+
+cli:
+	$(DOTNET) build MaLiang.Plugins.sln -c $(CONFIG) -nologo -clp:ErrorsOnly
+	$(DOTNET) publish src/Cli/MaLiang.Cli.csproj -c $(CONFIG) -nologo -clp:ErrorsOnly -o $(BUILD)/cli
+	@printf '#!/usr/bin/env bash\n# launcher for the framework-dependent maliang CLI (make build)\nexec dotnet "$$(dirname "$$(readlink -f "$$0")")/cli/maliang.dll" "$$@"\n' > $(BUILD)/maliang
+	@chmod +x $(BUILD)/maliang
+	@echo "built $(BUILD)/maliang"
+
+test: build
+	@scripts/run-tests.sh
+
+demo: build
+	@scripts/demo.sh
+
+bench: build
+	$(BUILD)/maliang bench
+
+clean:
+	rm -rf $(BUILD) out
+	find . -name bin -o -name obj | grep -E '/(bin|obj)$$' | xargs rm -rf

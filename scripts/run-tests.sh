@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs every test suite (NUnit, pytest, Java) and closes with one line: "Tests: N passed, M failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p out/test
+passed=0; failed=0; rc=0
+
+add() { passed=$((passed + $1)); failed=$((failed + $2)); }
+
+# NUnit: each test project prints "Passed!  - Failed: F, Passed: P, Skipped: S, Total: T" (or "Failed!  - ...").
+for proj in tests/*.Tests/*.csproj; do
+  [ -f "$proj" ] || continue
+  log=out/test/$(basename "$proj" .csproj).log
+  dotnet test "$proj" -c Release --no-build -nologo --logger "console;verbosity=normal" 2>&1 | tee "$log" | grep -E "^\s*(Failed|Skipped) |Passed!|Failed!|error" || true
+  line=$(grep -E "(Passed|Failed)! +- +Failed:" "$log" | tail -1)
+  if [ -z "$line" ]; then echo "run-tests: $proj produced no summary"; add 0 1; rc=1; continue; fi
+  f=$(sed -E 's/.*Failed: *([0-9]+).*/\1/' <<<"$line"); p=$(sed -E 's/.*Passed: *([0-9]+).*/\1/' <<<"$line")
+  add "$p" "$f"; [ "$f" -eq 0 ] || rc=1
+done
+
+# pytest
+if compgen -G "tests/python/test_*.py" >/dev/null; then
+  log=out/test/pytest.log
+  /usr/bin/python3 -m pytest -q -rs tests/python 2>&1 | tee "$log" | tail -25
+  line=$(grep -E "[0-9]+ (passed|failed)" "$log" | tail -1)
+  p=$(grep -oE "[0-9]+ passed" <<<"$line" | grep -oE "[0-9]+" || echo 0)
+  f=$(grep -oE "[0-9]+ (failed|error|errors)" <<<"$line" | awk '{s+=$1} END {print s+0}')
+  [ -n "$p" ] || p=0; [ -n "$f" ] || f=0
+  if [ -z "$line" ]; then echo "run-tests: pytest produced no summary"; f=1; fi
+  add "$p" "$f"; [ "$f" -eq 0 ] || rc=1
+fi
+
+# Java (JUnit 4 and ImageJ batch checks), when the ImageJ bridge is built
+if [ -x tests/imagej/run.sh ]; then
+  log=out/test/java.log
+  tests/imagej/run.sh 2>&1 | tee "$log" | tail -25
+  p=$(grep -oE "^JAVA-TESTS: [0-9]+ passed, [0-9]+ failed" "$log" | tail -1 | sed -E 's/.* ([0-9]+) passed.*/\1/')
+  f=$(grep -oE "^JAVA-TESTS: [0-9]+ passed, [0-9]+ failed" "$log" | tail -1 | sed -E 's/.* ([0-9]+) failed/\1/')
+  if [ -z "$p" ]; then echo "run-tests: Java tests produced no summary"; p=0; f=1; fi
+  add "$p" "$f"; [ "$f" -eq 0 ] || rc=1
+fi
+
+echo "Tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$rc" -eq 0 ]

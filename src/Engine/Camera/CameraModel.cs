@@ -1,0 +1,61 @@
+using System.Numerics;
+using System.Runtime.InteropServices;
+
+namespace MaLiang.Engine.Camera;
+
+/// <summary>
+/// The one place ADU become photons: photons = (ADU - offset) x photonsPerAdu / emGain (DESIGN.md),
+/// optionally with per-pixel sCMOS offset and gain maps.
+/// </summary>
+public sealed class CameraModel
+{
+    public double OffsetAdu { get; }
+    public double PhotonsPerAdu { get; }
+    public double EmGain { get; }
+    /// <summary>Optional per-pixel offset (ADU) and gain (photons per ADU, EM gain included) maps, row-major, frame-sized.</summary>
+    public float[]? OffsetMap { get; }
+    public float[]? GainMap { get; }
+
+    public CameraModel(double offsetAdu = 0, double photonsPerAdu = 1, double emGain = 1, float[]? offsetMap = null, float[]? gainMap = null)
+    {
+        OffsetAdu = offsetAdu; PhotonsPerAdu = photonsPerAdu; EmGain = emGain; OffsetMap = offsetMap; GainMap = gainMap;
+    }
+
+    public static CameraModel From(LocalizerSettings s) => new(s.OffsetAdu, s.PhotonsPerAdu, s.EmGain);
+
+    /// <summary>Photons per ADU after the EM gain.</summary>
+    public float Scale => (float)(PhotonsPerAdu / EmGain);
+
+    public float ToPhotons(float adu) => (adu - (float)OffsetAdu) * Scale;
+    public float ToAdu(float photons) => photons / Scale + (float)OffsetAdu;
+
+    /// <summary>Converts a frame of raw values (ADU, as float) to photons in place.</summary>
+    public void ToPhotons(Span<float> frame)
+    {
+        if (OffsetMap != null || GainMap != null) { ToPhotonsMapped(frame); return; }
+        var off = new Vector<float>((float)OffsetAdu);
+        var sc = new Vector<float>(Scale);
+        var v = MemoryMarshal.Cast<float, Vector<float>>(frame);
+        for (int i = 0; i < v.Length; i++) v[i] = (v[i] - off) * sc;
+        for (int i = v.Length * Vector<float>.Count; i < frame.Length; i++) frame[i] = (frame[i] - (float)OffsetAdu) * Scale;
+    }
+
+    /// <summary>Converts uint16 ADU to photons.</summary>
+    public void ToPhotons(ReadOnlySpan<ushort> adu, Span<float> photons)
+    {
+        if (photons.Length < adu.Length) throw new ArgumentException("destination too small", nameof(photons));
+        for (int i = 0; i < adu.Length; i++) photons[i] = adu[i];
+        ToPhotons(photons[..adu.Length]);
+    }
+
+    private void ToPhotonsMapped(Span<float> frame)
+    {
+        float off = (float)OffsetAdu, sc = Scale;
+        for (int i = 0; i < frame.Length; i++)
+        {
+            float o = OffsetMap != null ? OffsetMap[i] : off;
+            float g = GainMap != null ? GainMap[i] : sc;
+            frame[i] = (frame[i] - o) * g;
+        }
+    }
+}

@@ -1,0 +1,98 @@
+namespace MaLiang.Engine.Fit;
+
+/// <summary>
+/// Square sub-regions cut around candidates, ready to fit: pixels in photons, molecule-major
+/// (<c>Pixels[m * n * n + row * n + col]</c>), plus where each ROI came from. Reused across frames: no allocation per fit.
+/// </summary>
+public sealed class RoiBatch
+{
+    public int RoiSize { get; }
+    public int PixelsPerRoi => RoiSize * RoiSize;
+    public int Count { get; private set; }
+    public int Capacity => Frame.Length;
+    public float[] Pixels = Array.Empty<float>();
+    /// <summary>0-based frame of each ROI.</summary>
+    public int[] Frame = Array.Empty<int>();
+    /// <summary>Frame column / row of each ROI's top-left pixel.</summary>
+    public int[] Left = Array.Empty<int>();
+    public int[] Top = Array.Empty<int>();
+
+    public RoiBatch(int roiSize, int capacity = 256)
+    {
+        RoiSize = roiSize;
+        Reserve(capacity);
+    }
+
+    public void Clear() => Count = 0;
+
+    public void Reserve(int capacity)
+    {
+        if (capacity <= Capacity) return;
+        capacity = Math.Max(capacity, Capacity * 2);
+        Array.Resize(ref Pixels, capacity * PixelsPerRoi);
+        Array.Resize(ref Frame, capacity);
+        Array.Resize(ref Left, capacity);
+        Array.Resize(ref Top, capacity);
+    }
+
+    /// <summary>Appends the ROI whose top-left pixel is (left, top) of a photon frame; the caller made sure it lies inside.</summary>
+    public void Add(ReadOnlySpan<float> frame, int width, int frameIndex, int left, int top)
+    {
+        Reserve(Count + 1);
+        int n = RoiSize;
+        var dst = Pixels.AsSpan(Count * n * n, n * n);
+        for (int r = 0; r < n; r++) frame.Slice((top + r) * width + left, n).CopyTo(dst.Slice(r * n, n));
+        Frame[Count] = frameIndex; Left[Count] = left; Top[Count] = top;
+        Count++;
+    }
+
+    /// <summary>Appends a ROI given directly (simulations, tests, benchmarks).</summary>
+    public void Add(ReadOnlySpan<float> roiPixels, int frameIndex = 0, int left = 0, int top = 0)
+    {
+        if (roiPixels.Length != PixelsPerRoi) throw new ArgumentException($"ROI needs {PixelsPerRoi} pixels, got {roiPixels.Length}");
+        Reserve(Count + 1);
+        roiPixels.CopyTo(Pixels.AsSpan(Count * PixelsPerRoi, PixelsPerRoi));
+        Frame[Count] = frameIndex; Left[Count] = left; Top[Count] = top;
+        Count++;
+    }
+
+    public ReadOnlySpan<float> Roi(int i) => Pixels.AsSpan(i * PixelsPerRoi, PixelsPerRoi);
+}
+
+/// <summary>Outcome of one fit.</summary>
+public enum FitStatus : byte
+{
+    Converged = 0,
+    /// <summary>Ran to the iteration limit (kept: the paper's fixed-step mode ends this way by design).</summary>
+    MaxIterations = 1,
+    /// <summary>Non-finite values or a singular Fisher matrix: dropped.</summary>
+    Failed = 2,
+    /// <summary>The centre ended too close to the ROI's edge (more than radius - 1 px from its middle): dropped.</summary>
+    LeftRoi = 3,
+}
+
+/// <summary>One fit's estimate in ROI coordinates (pixels, photons) and the square roots of its CRLB.</summary>
+public struct FitResult
+{
+    public float X, Y, Photons, Background, Sigma;
+    public float CrlbX, CrlbY, CrlbPhotons, CrlbBackground, CrlbSigma;   // square roots of the CRLB diagonal
+    public float LogLikelihood, Llr;
+    public int Iterations;
+    public FitStatus Status;
+    public readonly bool Kept => Status is FitStatus.Converged or FitStatus.MaxIterations;
+}
+
+/// <summary>The fit's settings, as every backend needs them.</summary>
+public readonly record struct FitOptions(float PsfSigmaPx, bool FixedSigma, int MaxIterations, bool UseTolerance, float Tolerance)
+{
+    public static FitOptions From(LocalizerSettings s) => new((float)s.PsfSigmaPx, s.FixedSigma, s.Iterations, s.UseTolerance, (float)s.Tolerance);
+}
+
+/// <summary>A fitter: CPU SIMD, OpenCL or CUDA. Same math, same stopping rule (DESIGN.md "The fit, in formulas").</summary>
+public interface IFitBackend : IDisposable
+{
+    /// <summary>"cpu", "opencl:DEVICE", "cuda:DEVICE".</summary>
+    string Name { get; }
+    /// <summary>Fits ROIs [0, batch.Count) into results[0..Count). Thread-safe for distinct batches.</summary>
+    void Fit(RoiBatch batch, in FitOptions options, Span<FitResult> results);
+}

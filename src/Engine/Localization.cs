@@ -1,0 +1,29 @@
+using System.Runtime.InteropServices;
+
+namespace MaLiang.Engine;
+
+/// <summary>
+/// One fitted molecule, in engine units: pixels (origin at the top-left corner of the top-left pixel,
+/// pixel column c spans [c, c+1)), photons, photons/px. Frame is 0-based. The layout is the C ABI's
+/// <c>ml_localization</c> (src/Native/maliang.h): keep them in step.
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct Localization
+{
+    public int Frame;
+    public float X, Y;
+    public float Photons, Background, Sigma;
+    public float UncertaintyX, UncertaintyY, UncertaintyPhotons, UncertaintyBackground, UncertaintySigma;
+    /// <summary>Poisson log-likelihood sum(d ln mu - mu) at the estimate (without the data-only term ln d!).</summary>
+    public float LogLikelihood;
+    /// <summary>Log-likelihood ratio 2 sum(mu - d + d ln(d/mu)): goodness of fit, ~chi2 with n^2 - p dof.</summary>
+    public float Llr;
+    public int Iterations;
+    /// <summary>Consecutive-frame detections merged into this one (1 for a raw fit).</summary>
+    public int Detections;
+    /// <summary>Bit 0: converged before the iteration limit.</summary>
+    public int Flags;
+
+    public const int FlagConverged = 1;
+    public readonly bool Converged => (Flags & FlagConverged) != 0;
+}

@@ -1,0 +1,75 @@
+namespace MaLiang.Engine;
+
+/// <summary>De-noising filter applied before detection.</summary>
+public enum FilterKind
+{
+    /// <summary>The paper's filter: box average of width a minus the mean of the annulus to a box a + 4 px wide.</summary>
+    Maliang = 0,
+    /// <summary>ThunderSTORM's wavelet filter: first wavelet level of an a-trous B-spline (order 3, scale 2).</summary>
+    Wavelet = 1,
+    /// <summary>No filter; detection on the (background-free) photon image.</summary>
+    None = 2,
+}
+
+/// <summary>Which fitter runs the MLE.</summary>
+public enum BackendKind { Auto = 0, Cpu = 1, OpenCL = 2, Cuda = 3 }
+
+/// <summary>Every option of <c>maliang localize</c>. Units are in the names; defaults follow the paper.</summary>
+public sealed class LocalizerSettings
+{
+    public double PixelSizeNm { get; set; } = 100.0;
+    /// <summary>Gaussian PSF standard deviation, in camera pixels: the fit's start value (and fixed value with <see cref="FixedSigma"/>).</summary>
+    public double PsfSigmaPx { get; set; } = 1.3;
+    public double OffsetAdu { get; set; } = 0.0;
+    /// <summary>Photoelectrons per A/D count (ThunderSTORM's name).</summary>
+    public double PhotonsPerAdu { get; set; } = 1.0;
+    public double EmGain { get; set; } = 1.0;
+    /// <summary>Detection threshold as a multiple of the filtered frame's robust noise (MAD x 1.4826).</summary>
+    public double Threshold { get; set; } = 5.0;
+    /// <summary>Odd ROI edge length in pixels.</summary>
+    public int RoiSize { get; set; } = 7;
+    public FilterKind Filter { get; set; } = FilterKind.Maliang;
+    /// <summary>Width a of the paper's averaging box, in pixels (odd).</summary>
+    public int FilterBoxPx { get; set; } = 3;
+    public bool FixedSigma { get; set; }
+    /// <summary>Maximum number of fit iterations.</summary>
+    public int Iterations { get; set; } = 20;
+    /// <summary>Stop early when every parameter's step is below <see cref="Tolerance"/> relative to its value.
+    /// Off with <c>--no-tolerance</c> (the paper's fixed number of steps).</summary>
+    public bool UseTolerance { get; set; } = true;
+    public double Tolerance { get; set; } = 1e-4;
+    /// <summary>Reject candidates closer than the ROI radius to a brighter one (the paper does).</summary>
+    public bool RejectOverlapping { get; set; } = true;
+    public BackendKind Backend { get; set; } = BackendKind.Auto;
+    /// <summary>Worker threads; 0 = all cores.</summary>
+    public int Threads { get; set; }
+
+    public int RoiRadius => RoiSize / 2;
+
+    public LocalizerSettings Clone() => (LocalizerSettings)MemberwiseClone();
+
+    /// <summary>Throws <see cref="InvalidParameterException"/> naming the first bad parameter.</summary>
+    public void Validate()
+    {
+        Positive(PixelSizeNm, "pixel-size");
+        Positive(PsfSigmaPx, "psf-sigma");
+        if (!double.IsFinite(PsfSigmaPx) || PsfSigmaPx > 20) throw new InvalidParameterException("psf-sigma", $"{PsfSigmaPx} px is not a PSF width (expected 0 < sigma <= 20 px)");
+        if (!double.IsFinite(OffsetAdu) || OffsetAdu < 0) throw new InvalidParameterException("offset", $"must be a finite number >= 0 ADU, got {OffsetAdu}");
+        Positive(PhotonsPerAdu, "photons-per-adu");
+        Positive(EmGain, "em-gain");
+        Positive(Threshold, "threshold");
+        if (RoiSize < 3 || RoiSize > 31 || RoiSize % 2 == 0) throw new InvalidParameterException("roi", $"must be an odd size from 3 to 31 px, got {RoiSize}");
+        if (FilterBoxPx < 1 || FilterBoxPx > 15 || FilterBoxPx % 2 == 0) throw new InvalidParameterException("filter-box", $"must be odd, 1 to 15 px, got {FilterBoxPx}");
+        if (!Enum.IsDefined(Filter)) throw new InvalidParameterException("filter", $"unknown filter {(int)Filter}");
+        if (!Enum.IsDefined(Backend)) throw new InvalidParameterException("backend", $"unknown backend {(int)Backend}");
+        if (Iterations < 1 || Iterations > 1000) throw new InvalidParameterException("iterations", $"must be 1 to 1000, got {Iterations}");
+        Positive(Tolerance, "tolerance");
+        if (Threads < 0 || Threads > 1024) throw new InvalidParameterException("threads", $"must be 0 (all cores) to 1024, got {Threads}");
+    }
+
+    private static void Positive(double v, string name)
+    {
+        if (double.IsNaN(v)) throw new InvalidParameterException(name, "is NaN");
+        if (!double.IsFinite(v) || v <= 0) throw new InvalidParameterException(name, $"must be a finite number > 0, got {v}");
+    }
+}
