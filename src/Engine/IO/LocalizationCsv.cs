@@ -117,10 +117,9 @@ public sealed class LocalizationCsvWriter : IDisposable
     public void Commit()
     {
         ObjectDisposedException.ThrowIf(_done, this);
-        _w.Flush();
+        _w.Dispose(); // flushes into the still-open temp file (leaveOpen)
         _file.Commit();
         _done = true;
-        _w.Dispose();
     }
 
     public void Dispose()
