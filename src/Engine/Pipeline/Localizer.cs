@@ -259,6 +259,56 @@ public sealed class Localizer : IDisposable
         private readonly CpuFitBackend _fit = new(1);
         private float[] _photons = Array.Empty<float>(), _filtered = Array.Empty<float>(), _scratch = Array.Empty<float>();
         private FitResult[] _fitResults = Array.Empty<FitResult>();
+        private RoiBatch? _refine;
+        private FitResult[] _refineResults = Array.Empty<FitResult>();
+        private int[] _refineIndex = Array.Empty<int>();
+        private CpuFitBackend.FitScratch? _modelScratch;
+        private float[] _model = Array.Empty<float>();
+
+        /// <summary>Passes of neighbour subtraction for candidates whose ROIs overlap (kept with RejectOverlapping off).</summary>
+        private const int NeighbourPasses = 2;
+
+        /// <summary>
+        /// Emitters closer than a ROI pull each other's single-emitter fits together. When overlapping candidates are
+        /// kept, refit each such ROI after subtracting its neighbours' fitted PSFs (photons x PSF, no background), twice,
+        /// so close pairs separate. ROIs without neighbours keep their first fit.
+        /// </summary>
+        private void RefineNeighbours(RoiBatch batch, ReadOnlySpan<float> photons, int width, in FitOptions options)
+        {
+            int n = batch.RoiSize, np = n * n, count = batch.Count;
+            _refine ??= new RoiBatch(n, 64);
+            _modelScratch ??= new CpuFitBackend.FitScratch(n);
+            if (_model.Length < np) _model = new float[np];
+            if (_refineIndex.Length < count) _refineIndex = new int[count];
+            Span<float> roi = stackalloc float[np];
+            var model = _model.AsSpan(0, np);
+            for (int pass = 0; pass < NeighbourPasses; pass++)
+            {
+                _refine.Clear();
+                for (int i = 0; i < count; i++)
+                {
+                    bool any = false;
+                    batch.Roi(i).CopyTo(roi);
+                    for (int j = 0; j < count; j++)
+                    {
+                        if (j == i || !_fitResults[j].Kept) continue;
+                        int dl = batch.Left[j] - batch.Left[i], dt = batch.Top[j] - batch.Top[i];
+                        if (Math.Abs(dl) >= n || Math.Abs(dt) >= n) continue;
+                        ref readonly var f = ref _fitResults[j];
+                        CpuFitBackend.Model(_modelScratch, dl + f.X, dt + f.Y, f.Photons, 0f, f.Sigma, model);
+                        for (int p = 0; p < np; p++) roi[p] -= model[p];
+                        any = true;
+                    }
+                    if (!any) continue;
+                    _refineIndex[_refine.Count] = i;
+                    _refine.Add(roi, batch.Frame[i], batch.Left[i], batch.Top[i]);
+                }
+                if (_refine.Count == 0) return;
+                if (_refineResults.Length < _refine.Count) _refineResults = new FitResult[Math.Max(_refine.Count, 2 * _refineResults.Length)];
+                _fit.Fit(_refine, options, _refineResults);
+                for (int k = 0; k < _refine.Count; k++) _fitResults[_refineIndex[k]] = _refineResults[k];
+            }
+        }
 
         public Worker(LocalizerSettings s, CameraModel camera)
         {
@@ -297,6 +347,7 @@ public sealed class Localizer : IDisposable
             {
                 if (_fitResults.Length < o.Batch.Count) _fitResults = new FitResult[Math.Max(o.Batch.Count, 2 * _fitResults.Length)];
                 _fit.Fit(o.Batch, owner._fitOptions, _fitResults);
+                if (!_s.RejectOverlapping && o.Batch.Count > 1) RefineNeighbours(o.Batch, photons, w, owner._fitOptions);
                 o.Collect(_fitResults.AsSpan(0, o.Batch.Count));
                 o.FitTicks = Stopwatch.GetTimestamp() - t3;
             }
