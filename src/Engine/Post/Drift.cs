@@ -18,6 +18,9 @@ public sealed class DriftResult
     public double[] SegmentCentres { get; init; } = [];
     public double[] SegmentDxPx { get; init; } = [];
     public double[] SegmentDyPx { get; init; } = [];
+    /// <summary>RCC: segment pairs kept after residual rejection, and all pairs.</summary>
+    public int PairsUsed { get; init; }
+    public int PairsTotal { get; init; }
     /// <summary>Fiducial: centre of the bead that was used (px, first frames); NaN for RCC.</summary>
     public double FiducialX { get; init; } = double.NaN;
     public double FiducialY { get; init; } = double.NaN;
@@ -306,16 +309,14 @@ public static class DriftCorrection
                 pairs.Add((i, j, dx / mag, dy / mag));
             }
 
-        var (sx, kept) = SolveShifts(nseg, pairs, p => p.dx, settings.ResidualThresholdPx);
-        var (sy, _) = SolveShifts(nseg, pairs, p => p.dy, settings.ResidualThresholdPx);
+        var (sx, sy, kept) = SolveShifts(nseg, pairs, settings.ResidualThresholdPx);
         var centres = new double[nseg];
         for (int s = 0; s < nseg; s++) centres[s] = (s + 0.5) * segLen - 0.5;
         var dxF = Spline(centres, sx, frames);
         var dyF = Spline(centres, sy, frames);
         double x0 = dxF[0], y0 = dyF[0];
         for (int f = 0; f < frames; f++) { dxF[f] -= x0; dyF[f] -= y0; }
-        _ = kept;
-        return new DriftResult(dxF, dyF) { Method = "rcc", SegmentCentres = centres, SegmentDxPx = sx, SegmentDyPx = sy };
+        return new DriftResult(dxF, dyF) { Method = "rcc", PairsUsed = kept, PairsTotal = pairs.Count, SegmentCentres = centres, SegmentDxPx = sx, SegmentDyPx = sy };
     }
 
     /// <summary>Position of the correlation maximum within +-maxShift (wrapped), refined by a 3-point Gaussian fit per axis
@@ -353,33 +354,35 @@ public static class DriftCorrection
         return Math.Clamp(d, -0.5, 0.5);
     }
 
-    /// <summary>Least squares for d (d_0 = 0) from r_ij = d_j - d_i; drops pairs with residual above the threshold, worst first in
-    /// one round as in Wang et al., unless that leaves a segment without pairs; then re-solves.</summary>
-    internal static (double[] d, int kept) SolveShifts(int n, List<(int i, int j, double dx, double dy)> pairs,
-        Func<(int i, int j, double dx, double dy), double> sel, double threshold)
+    /// <summary>Least squares for d (d_0 = 0) from r_ij = d_j - d_i. While the worst used pair's residual exceeds the threshold,
+    /// it is dropped (unless that disconnects the segments) and the system re-solved (Wang et al.'s rejection, one pair at a time
+    /// so that one bad pair does not take good ones with it).</summary>
+    internal static (double[] dx, double[] dy, int kept) SolveShifts(int n, List<(int i, int j, double dx, double dy)> pairs, double threshold)
     {
         var use = new bool[pairs.Count];
         Array.Fill(use, true);
-        var d = Solve(n, pairs, sel, use);
-        var deg = new int[n];
-        foreach (var p in pairs) { deg[p.i]++; deg[p.j]++; }
-        var order = new List<(double r, int k)>();
-        for (int k = 0; k < pairs.Count; k++)
+        int kept = pairs.Count;
+        var d = Solve(n, pairs, p => p.dx, use);
+        var e = Solve(n, pairs, p => p.dy, use);
+        var skip = new bool[pairs.Count]; // pairs whose removal would disconnect
+        while (true)
         {
-            double r = Math.Abs(d[pairs[k].j] - d[pairs[k].i] - sel(pairs[k]));
-            if (r > threshold) order.Add((r, k));
+            int worst = -1; double wr = threshold;
+            for (int k = 0; k < pairs.Count; k++)
+            {
+                if (!use[k] || skip[k]) continue;
+                var p = pairs[k];
+                double r = Math.Sqrt(Sq(d[p.j] - d[p.i] - p.dx) + Sq(e[p.j] - e[p.i] - p.dy));
+                if (r > wr) { wr = r; worst = k; }
+            }
+            if (worst < 0) break;
+            use[worst] = false;
+            if (!Connected(n, pairs, use)) { use[worst] = true; skip[worst] = true; continue; }
+            kept--;
+            d = Solve(n, pairs, p => p.dx, use);
+            e = Solve(n, pairs, p => p.dy, use);
         }
-        order.Sort((a, b) => b.r.CompareTo(a.r));
-        foreach (var (_, k) in order)
-        {
-            var p = pairs[k];
-            if (deg[p.i] <= 1 || deg[p.j] <= 1) continue;
-            use[k] = false; deg[p.i]--; deg[p.j]--;
-        }
-        if (order.Count > 0 && Connected(n, pairs, use)) d = Solve(n, pairs, sel, use);
-        int kept = 0;
-        foreach (var u in use) if (u) kept++;
-        return (d, kept);
+        return (d, e, kept);
     }
 
     private static bool Connected(int n, List<(int i, int j, double dx, double dy)> pairs, bool[] use)

@@ -138,20 +138,28 @@ public sealed class FilterExpression
         public Node ParseOr()
         {
             var a = ParseAnd();
-            while (Accept("||")) a = Logical("||", a, ParseAnd());
-            return a;
+            while (true)
+            {
+                SkipWs(); int at = Pos;
+                if (!Accept("||")) return a;
+                a = Logical("||", a, ParseAnd(), at);
+            }
         }
 
         private Node ParseAnd()
         {
             var a = ParseNot();
-            while (Accept("&&")) a = Logical("&&", a, ParseNot());
-            return a;
+            while (true)
+            {
+                SkipWs(); int at = Pos;
+                if (!Accept("&&")) return a;
+                a = Logical("&&", a, ParseNot(), at);
+            }
         }
 
-        private Node Logical(string op, Node a, Node b)
+        private Node Logical(string op, Node a, Node b, int at)
         {
-            if (!a.IsBool || !b.IsBool) throw Error($"both sides of {op} must be conditions");
+            if (!a.IsBool || !b.IsBool) throw Error($"both sides of {op} must be conditions", at);
             return new Binary(op, a, b);
         }
 

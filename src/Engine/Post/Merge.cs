@@ -23,7 +23,7 @@ public static class Merger
 {
     /// <summary>
     /// Links localizations (see <see cref="MergeSettings"/>) and merges each track: position weighted by photons (equal weights
-    /// when a photon count is not positive), photons summed, background/sigma/photon-uncertainty averaged, X/Y uncertainty
+    /// when a photon count is not positive), photons summed, background, sigma and their uncertainties averaged, photon uncertainty sqrt(sum u^2), X/Y uncertainty
     /// 1/sqrt(sum 1/u^2), Detections = sum of the inputs' Detections (at least 1 each), Frame = the first frame,
     /// LogLikelihood/Llr summed, Iterations the maximum, Flags the bitwise AND. Output is ordered by first frame.
     /// </summary>
@@ -41,7 +41,7 @@ public static class Merger
     private struct Acc
     {
         private int n, detections, frame, iterations, flags;
-        private double w, wx, wy, photons, bg, sigma, ix, iy, uphot2, ll, llr;
+        private double w, wx, wy, photons, bg, sigma, ix, iy, uphot2, ubg, usig, ll, llr;
         private bool badX, badY;
 
         public void Add(in Localization l)
@@ -56,6 +56,7 @@ public static class Merger
             if (l.UncertaintyX > 0) ix += 1.0 / ((double)l.UncertaintyX * l.UncertaintyX); else badX = true;
             if (l.UncertaintyY > 0) iy += 1.0 / ((double)l.UncertaintyY * l.UncertaintyY); else badY = true;
             uphot2 += (double)l.UncertaintyPhotons * l.UncertaintyPhotons;
+            ubg += l.UncertaintyBackground; usig += l.UncertaintySigma;
             ll += l.LogLikelihood; llr += l.Llr;
             iterations = Math.Max(iterations, l.Iterations);
         }
@@ -71,8 +72,8 @@ public static class Merger
             UncertaintyX = badX || ix <= 0 ? 0f : (float)(1.0 / Math.Sqrt(ix)),
             UncertaintyY = badY || iy <= 0 ? 0f : (float)(1.0 / Math.Sqrt(iy)),
             UncertaintyPhotons = (float)Math.Sqrt(uphot2),
-            UncertaintyBackground = 0f,
-            UncertaintySigma = 0f,
+            UncertaintyBackground = (float)(ubg / n),
+            UncertaintySigma = (float)(usig / n),
             LogLikelihood = (float)ll,
             Llr = (float)llr,
             Iterations = iterations,
