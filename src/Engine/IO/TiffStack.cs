@@ -156,13 +156,14 @@ public sealed unsafe class TiffStack : IFrameSource
                 var pages = new TiffParser(mf).ReadPages();
                 if (pages.Count == 0) throw new MaLiangException($"{mf.Name} contains no frames");
                 pages = ImageJContiguous(mf, pages);
-                foreach (var p in pages)
+                for (int j = 0; j < pages.Count; j++)
                 {
+                    var p = pages[j];
                     if (frames.Count == 0) { w = p.Width; h = p.Height; type = p.Type; firstName = mf.Name; }
                     else if (p.Width != w || p.Height != h)
-                        throw new MaLiangException($"{mf.Name}: frame {frames.Count + 1} is {p.Width}x{p.Height} but frame 1 ({firstName}) is {w}x{h}; all frames must have the same size");
+                        throw new MaLiangException($"{mf.Name}: frame {j + 1} is {p.Width}x{p.Height} but frame 1 of {firstName} is {w}x{h}; all frames must have the same size");
                     else if (p.Type != type)
-                        throw new MaLiangException($"{mf.Name}: frame {frames.Count + 1} has {p.Type} pixels but frame 1 ({firstName}) has {type}; all frames must have the same pixel type");
+                        throw new MaLiangException($"{mf.Name}: frame {j + 1} has {p.Type} pixels but frame 1 of {firstName} has {type}; all frames must have the same pixel type");
                     int layout = -1;
                     if (p.Layout != null) { layout = layouts.Count; layouts.Add(p.Layout); }
                     frames.Add(new FrameLoc(i, p.Offset, layout));
@@ -192,7 +193,7 @@ public sealed unsafe class TiffStack : IFrameSource
         {
             long off = first.Offset + i * frameBytes;
             if (off + frameBytes > mf.Length)
-                throw new MaLiangException($"{mf.Name} is truncated: frame {i + 1} of {n} data ends past end of file");
+                throw new MaLiangException($"{mf.Name} is truncated: frame {i + 1} data ends past end of file");
             all.Add(first with { Offset = off });
         }
         return all;
