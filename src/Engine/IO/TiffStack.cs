@@ -87,6 +87,8 @@ public sealed unsafe class TiffStack : IFrameSource
 
     private (MappedFile, FrameLoc) Locate(int index, int destLength)
     {
+        // A read after Dispose would dereference an unmapped view and crash the process, not throw.
+        ObjectDisposedException.ThrowIf(_disposed, this);
         if ((uint)index >= (uint)_frames.Length) throw new ArgumentOutOfRangeException(nameof(index), index, $"{Name} has {_frames.Length} frames");
         if (destLength < Width * Height) throw new ArgumentException($"destination holds {destLength} pixels, a frame has {Width * Height}", "destination");
         var fr = _frames[index];
@@ -129,8 +131,11 @@ public sealed unsafe class TiffStack : IFrameSource
             PixelConvert.ToUInt16(src, System.Runtime.InteropServices.MemoryMarshal.Cast<T, ushort>(dst), PixelType, swap);
     }
 
+    private volatile bool _disposed;
+
     public void Dispose()
     {
+        _disposed = true;
         foreach (var f in _files) f.Dispose();
     }
 
@@ -338,7 +343,8 @@ public sealed unsafe class TiffStack : IFrameSource
         {
             string name = System.IO.Path.GetFileName(path);
             FileStream fs;
-            try { fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1, FileOptions.RandomAccess); }
+            // ReadWrite: Micro-Manager may still hold the file open for writing while the user looks at it.
+            try { fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.RandomAccess); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
             {
                 throw new MaLiangException(e is FileNotFoundException or DirectoryNotFoundException ? $"{path}: file not found" : $"cannot open {path}: {e.Message}", e);

@@ -90,6 +90,14 @@ public class TiffStackTests
         Assert.Throws<ArgumentOutOfRangeException>(() => s.ReadFrame(-1, new float[30]));
     }
 
+    [Test]
+    public void ReadAfterDisposeThrowsInsteadOfCrashing()
+    {
+        var s = TiffStack.Open(Save("t.tif", new TiffBuilder(), TiffBuilder.Frames(1, 6, 5, 0, 100)));
+        s.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => s.ReadFrame(0, new float[30]));
+    }
+
     // ------------------------------------------------------------ strips and tiles
 
     [TestCase(3, 0, false)]   // 4 strips, last one 1 row, contiguous
