@@ -117,9 +117,9 @@ public sealed class LocalizationCsvWriter : IDisposable
     public void Commit()
     {
         ObjectDisposedException.ThrowIf(_done, this);
-        _w.Dispose(); // flushes into the still-open temp file (leaveOpen)
-        _file.Commit();
+        _w.Dispose(); // flushes; leaveOpen keeps the file for Commit's fsync and rename
         _done = true;
+        _file.Commit();
     }
 
     public void Dispose()
