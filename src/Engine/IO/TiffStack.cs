@@ -64,6 +64,7 @@ public sealed unsafe class TiffStack : IFrameSource
         if (fr.Layout < 0)
         {
             PixelConvert.ToFloat(f.Span(fr.Offset, _frameBytes), destination[..(Width * Height)], PixelType, swap);
+            f.Release(fr.Offset, _frameBytes);
             return;
         }
         ForEachRun(f, _layouts[fr.Layout], destination, swap);
@@ -80,6 +81,7 @@ public sealed unsafe class TiffStack : IFrameSource
         if (fr.Layout < 0)
         {
             PixelConvert.ToUInt16(f.Span(fr.Offset, _frameBytes), destination[..(Width * Height)], PixelType, swap);
+            f.Release(fr.Offset, _frameBytes);
             return;
         }
         ForEachRun(f, _layouts[fr.Layout], destination, swap);
@@ -364,6 +366,22 @@ public sealed unsafe class TiffStack : IFrameSource
                 throw new MaLiangException($"cannot map {path}: {e.Message}", e);
             }
         }
+
+        /// <summary>
+        /// Drops the pages wholly inside [offset, offset+length) from this process's mapping once a frame has been read,
+        /// so streaming a stack of any size keeps the resident set bounded (the page cache keeps them; a re-read faults
+        /// them back in). Linux only; elsewhere a no-op.
+        /// </summary>
+        public void Release(long offset, long length)
+        {
+            if (!OperatingSystem.IsLinux() || _ptr == null) return;
+            const ulong page = 4096;
+            ulong start = ((ulong)(_ptr + offset) + page - 1) & ~(page - 1), end = (ulong)(_ptr + offset + length) & ~(page - 1);
+            if (end > start) madvise((void*)start, (nuint)(end - start), 4 /* MADV_DONTNEED */);
+        }
+
+        [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "madvise")]
+        private static extern int madvise(void* addr, nuint length, int advice);
 
         /// <summary>Bytes [offset, offset+length); callers have checked the range at open.</summary>
         public ReadOnlySpan<byte> Span(long offset, int length) => new(_ptr + offset, length);
