@@ -125,14 +125,22 @@ public sealed class Localizer : IDisposable
         if (_slots.Length < count) _slots = new FrameOutput[count];
         var slots = _slots;
         // Each frame's work (and, for the CPU backend, its fit) runs on one thread; outputs stay per frame until merged in order.
-        Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = _threads, CancellationToken = cancel },
-            () => Rent(source.Width, source.Height),
-            (i, _, w) =>
-            {
-                slots[i] = w.Frame(source, first + i, frameBase + i, this);
-                return w;
-            },
-            Return);
+        try
+        {
+            Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = _threads, CancellationToken = cancel },
+                () => Rent(source.Width, source.Height),
+                (i, _, w) =>
+                {
+                    slots[i] = w.Frame(source, first + i, frameBase + i, this);
+                    return w;
+                },
+                Return);
+        }
+        catch (AggregateException e)
+        {
+            // Report the first frame's error as it was thrown (a MaLiangException names the file and frame).
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.Flatten().InnerExceptions[0]).Throw();
+        }
 
         if (!_cpuFit) FitOnDevice(slots, count);
 
@@ -331,7 +339,8 @@ public sealed class Localizer : IDisposable
             var filtered = _filtered.AsSpan(0, px);
             long t0 = Stopwatch.GetTimestamp();
             source.ReadFrame(sourceIndex, photons);
-            _camera.ToPhotons(photons);
+            if (_camera.ToPhotons(photons) <= 0)
+                throw new MaLiangException($"{source.Name}: frame {sourceIndex + 1}: the offset {_s.OffsetAdu} ADU is at or above every pixel; check --offset (the camera baseline)");
             long t1 = Stopwatch.GetTimestamp();
             _filter.Apply(photons, filtered, w, h);
             long t2 = Stopwatch.GetTimestamp();
