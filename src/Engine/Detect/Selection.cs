@@ -12,6 +12,22 @@ internal static class Selection
         return a[k];
     }
 
+    /// <summary>
+    /// The p-th percentile (0..100, nearest rank) of the positive finite values of an image; 0 when there are none.
+    /// Display scaling uses it: a rendered image is mostly zeros, which must not set the scale.
+    /// </summary>
+    public static float PositivePercentile(ReadOnlySpan<float> image, double p)
+    {
+        int n = 0;
+        foreach (float v in image) if (v > 0 && float.IsFinite(v)) n++;
+        if (n == 0) return 0;
+        var pos = new float[n];
+        n = 0;
+        foreach (float v in image) if (v > 0 && float.IsFinite(v)) pos[n++] = v;
+        int k = (int)Math.Clamp(Math.Ceiling(p / 100.0 * n) - 1, 0, n - 1);
+        return Select(pos, k);
+    }
+
     /// <summary>Lower median (element (n-1)/2 in sorted order).</summary>
     public static float Median(Span<float> a) => Select(a, (a.Length - 1) / 2);
 
