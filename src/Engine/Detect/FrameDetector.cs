@@ -105,7 +105,7 @@ public sealed class FrameDetector
         if (_photons.Length < n) _photons = new float[n];
         if (_filtered.Length < n) _filtered = new float[n];
         _n = n;
-        int s = NoiseEstimator.SampleCount(width, height);
+        int s = NoiseEstimator.ScratchLength(width, height);
         if (_scratch.Length < s) _scratch = new float[s];
     }
 }

@@ -15,7 +15,7 @@ public class NoiseEstimatorTests
         var r = new Random(42);
         var img = new float[w * h];
         for (int i = 0; i < img.Length; i++) img[i] = 50 + 3 * Gauss(r);
-        var scratch = new float[NoiseEstimator.SampleCount(w, h)];
+        var scratch = new float[NoiseEstimator.ScratchLength(w, h)];
         float std = NoiseEstimator.RobustStd(img, w, h, scratch);
         Assert.That(std, Is.EqualTo(3f).Within(5).Percent);
     }
@@ -28,7 +28,7 @@ public class NoiseEstimatorTests
         var img = new float[w * h];
         for (int i = 0; i < img.Length; i++) img[i] = 3 * Gauss(r);
         for (int i = 0; i < img.Length; i += 97) img[i] += 1000;   // 1% outliers
-        var scratch = new float[NoiseEstimator.SampleCount(w, h)];
+        var scratch = new float[NoiseEstimator.ScratchLength(w, h)];
         Assert.That(NoiseEstimator.RobustStd(img, w, h, scratch), Is.EqualTo(3f).Within(5).Percent);
     }
 
@@ -46,14 +46,14 @@ public class NoiseEstimatorTests
     {
         // 9 values: median 5, |deviations| = 4 3 2 1 0 1 2 3 40 -> median 2 -> 1.4826 x 2
         float[] v = { 1, 2, 3, 4, 5, 6, 7, 8, 45 };
-        var scratch = new float[9];
+        var scratch = new float[18];
         Assert.That(NoiseEstimator.RobustStd(v, 9, 1, scratch), Is.EqualTo(2 * 1.4826f).Within(1e-6f));
         Assert.That(v, Is.EqualTo(new float[] { 1, 2, 3, 4, 5, 6, 7, 8, 45 }), "input untouched");
     }
 
     [Test]
     public void TooSmallScratchIsRejected()
-        => Assert.Throws<ArgumentException>(() => NoiseEstimator.RobustStd(new float[100], 10, 10, new float[99]));
+        => Assert.Throws<ArgumentException>(() => NoiseEstimator.RobustStd(new float[100], 10, 10, new float[199]));
 
     [TestCase(1)]
     [TestCase(2)]
@@ -66,12 +66,19 @@ public class NoiseEstimatorTests
         for (int trial = 0; trial < 5; trial++)
         {
             // include many duplicates in some trials
-            var a = Enumerable.Range(0, n).Select(_ => trial % 2 == 0 ? (float)r.NextDouble() : r.Next(10)).ToArray();
+            // uniform, small integers (many ties), and signed values spanning many octaves (negative keys, -0 and +0)
+            var a = Enumerable.Range(0, n).Select(_ => trial switch
+            {
+                0 or 2 => (float)r.NextDouble(),
+                1 or 3 => r.Next(10),
+                _ => (float)((r.NextDouble() - 0.5) * Math.Pow(10, r.Next(-30, 30))) * (r.Next(50) == 0 ? -0f : 1f),
+            }).ToArray();
             var sorted = a.OrderBy(x => x).ToArray();
             foreach (int k in new[] { 0, (n - 1) / 2, n - 1, n / 3 })
             {
                 var copy = (float[])a.Clone();
-                Assert.That(MaLiang.Engine.Detect.Selection.Select(copy, k), Is.EqualTo(sorted[k]), $"n={n} k={k}");
+                Assert.That(Selection.Select(copy, k), Is.EqualTo(sorted[k]), $"Floyd-Rivest n={n} k={k}");
+                Assert.That(Selection.RadixSelect(a, k, new uint[n]), Is.EqualTo(sorted[k]), $"radix n={n} k={k}");
             }
         }
     }
