@@ -68,8 +68,10 @@ public sealed class MaliangFilter : IFrameFilter
             }
             else
             {
-                Slide(sa, RingA(Math.Min(y + ra, height - 1), w), RingA(Math.Max(y - ra - 1, 0), w));
-                Slide(sb, RingB(Math.Min(y + rb, height - 1), w), RingB(Math.Max(y - rb - 1, 0), w));
+                SlideAndCombine(sa, RingA(Math.Min(y + ra, height - 1), w), RingA(Math.Max(y - ra - 1, 0), w),
+                                sb, RingB(Math.Min(y + rb, height - 1), w), RingB(Math.Max(y - rb - 1, 0), w),
+                                filtered.Slice(y * w, w));
+                continue;
             }
             Combine(sa, sb, filtered.Slice(y * w, w));
         }
@@ -127,19 +129,35 @@ public sealed class MaliangFilter : IFrameFilter
         for (int i = va.Length * Vector<float>.Count; i < acc.Length; i++) acc[i] += row[i];
     }
 
-    /// <summary>acc += add - sub.</summary>
-    private static void Slide(Span<float> acc, ReadOnlySpan<float> add, ReadOnlySpan<float> sub)
+    /// <summary>sa += addA - subA; sb += addB - subB; dst = sa ca - sb cb (one pass over the row).</summary>
+    private void SlideAndCombine(Span<float> sa, ReadOnlySpan<float> addA, ReadOnlySpan<float> subA,
+                                 Span<float> sb, ReadOnlySpan<float> addB, ReadOnlySpan<float> subB, Span<float> dst)
     {
-        ref float a = ref MemoryMarshal.GetReference(acc);
-        ref float p = ref MemoryMarshal.GetReference(add);
-        ref float m = ref MemoryMarshal.GetReference(sub);
-        int n = acc.Length, vc = Vector<float>.Count, i = 0;
+        ref float a = ref MemoryMarshal.GetReference(sa);
+        ref float pa = ref MemoryMarshal.GetReference(addA);
+        ref float ma = ref MemoryMarshal.GetReference(subA);
+        ref float b = ref MemoryMarshal.GetReference(sb);
+        ref float pb = ref MemoryMarshal.GetReference(addB);
+        ref float mb = ref MemoryMarshal.GetReference(subB);
+        ref float d = ref MemoryMarshal.GetReference(dst);
+        var ca = new Vector<float>(_ca);
+        var cb = new Vector<float>(_cb);
+        int n = dst.Length, vc = Vector<float>.Count, i = 0;
         for (; i <= n - vc; i += vc)
         {
             nuint u = (nuint)i;
-            (Vector.LoadUnsafe(ref a, u) + (Vector.LoadUnsafe(ref p, u) - Vector.LoadUnsafe(ref m, u))).StoreUnsafe(ref a, u);
+            var va = Vector.LoadUnsafe(ref a, u) + (Vector.LoadUnsafe(ref pa, u) - Vector.LoadUnsafe(ref ma, u));
+            var vb = Vector.LoadUnsafe(ref b, u) + (Vector.LoadUnsafe(ref pb, u) - Vector.LoadUnsafe(ref mb, u));
+            va.StoreUnsafe(ref a, u);
+            vb.StoreUnsafe(ref b, u);
+            (va * ca - vb * cb).StoreUnsafe(ref d, u);
         }
-        for (; i < n; i++) acc[i] += add[i] - sub[i];
+        for (; i < n; i++)
+        {
+            sa[i] += addA[i] - subA[i];
+            sb[i] += addB[i] - subB[i];
+            dst[i] = sa[i] * _ca - sb[i] * _cb;
+        }
     }
 
     private void Combine(ReadOnlySpan<float> sa, ReadOnlySpan<float> sb, Span<float> dst)
