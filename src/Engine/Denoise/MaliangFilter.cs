@@ -89,6 +89,16 @@ public sealed class MaliangFilter : IFrameFilter
         var cb = new Vector<float>(_cb);
         int vc = Vector<float>.Count, x = 0;
         // output x reads D at padded [x+2, x+2+a) and Vb at padded x, x+1, x+a+2, x+a+3
+        if (a == 3)   // the default: taps unrolled
+        {
+            for (; x <= w - vc; x += vc)
+            {
+                nuint ux = (nuint)x;
+                var s = Vector.LoadUnsafe(ref p, ux + 2) + Vector.LoadUnsafe(ref p, ux + 3) + Vector.LoadUnsafe(ref p, ux + 4);
+                var t = (Vector.LoadUnsafe(ref q, ux) + Vector.LoadUnsafe(ref q, ux + 1)) + (Vector.LoadUnsafe(ref q, ux + 5) + Vector.LoadUnsafe(ref q, ux + 6));
+                (s - t * cb).StoreUnsafe(ref o, ux);
+            }
+        }
         for (; x <= w - vc; x += vc)
         {
             nuint ux = (nuint)x;
@@ -109,7 +119,10 @@ public sealed class MaliangFilter : IFrameFilter
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void AddRow(Span<float> acc, ReadOnlySpan<float> row)
     {
-        for (int i = 0; i < acc.Length; i++) acc[i] += row[i];
+        var va = MemoryMarshal.Cast<float, Vector<float>>(acc);
+        var vr = MemoryMarshal.Cast<float, Vector<float>>(row);
+        for (int i = 0; i < va.Length; i++) va[i] += vr[i];
+        for (int i = va.Length * Vector<float>.Count; i < acc.Length; i++) acc[i] += row[i];
     }
 
     /// <summary>va += addA - subA; vb += addB - subB; d = va c_a - vb c_b (one pass over the row).</summary>

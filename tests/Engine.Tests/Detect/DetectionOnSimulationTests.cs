@@ -72,7 +72,8 @@ public class DetectionOnSimulationTests
         var r = Simulator.Run(sim);
         var fd = new FrameDetector(new LocalizerSettings { OffsetAdu = 100 });
         var found = new List<Candidate>(256);
-        for (int i = 0; i < 50; i++) fd.Detect(r.Frame(i % 4), 512, 512, found);   // warm-up (tiered JIT)
+        var warm = Stopwatch.StartNew();
+        for (int i = 0; warm.ElapsedMilliseconds < 500; i++) fd.Detect(r.Frame(i % 4), 512, 512, found);   // warm-up (tiered JIT)
         fd.ResetTimes();
         int matched = 0;
         var sw = Stopwatch.StartNew();
