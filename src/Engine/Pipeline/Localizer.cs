@@ -327,7 +327,9 @@ public sealed class Localizer : IDisposable
         public void Ensure(int width, int height)
         {
             int px = width * height;
-            if (_photons.Length < px) { _photons = new float[px]; _filtered = new float[px]; _scratch = new float[px]; }
+            if (_photons.Length < px) { _photons = new float[px]; _filtered = new float[px]; }
+            int scratch = NoiseEstimator.ScratchLength(width, height);
+            if (_scratch.Length < scratch) _scratch = new float[scratch];
         }
 
         public FrameOutput Frame(IFrameSource source, int sourceIndex, int frameIndex, Localizer owner)
