@@ -1,0 +1,1 @@
+/* MaLiang MLE fit kernel: ported from the CPU backend in phase 2. */
