@@ -1,0 +1,84 @@
+using System.Numerics;
+
+namespace MaLiang.Engine.Detect;
+
+/// <summary>
+/// Robust noise level of a filtered frame: 1.4826 x MAD, the median absolute deviation from the median,
+/// which equals the standard deviation for Gaussian noise and ignores the few bright spots.
+/// <para>Computed on a deterministic subsample: every <see cref="Stride"/>-th pixel in raster order
+/// (stride ~ pixels / <see cref="TargetSamples"/>, bumped to be coprime with the width so the samples do
+/// not fall on the same few columns). Medians by in-place selection (Floyd–Rivest), not a sort;
+/// the median of an even count is the lower middle element. Non-finite pixels are skipped.</para>
+/// </summary>
+public static class NoiseEstimator
+{
+    /// <summary>About this many pixels are sampled (all of them in frames smaller than this).</summary>
+    public const int TargetSamples = 16384;
+    /// <summary>MAD -> standard deviation for Gaussian noise (1 / Phi^-1(3/4)).</summary>
+    public const float MadToStd = 1.4826f;
+
+    /// <summary>Sampling stride in pixels for a frame of this size.</summary>
+    public static int Stride(int width, int height)
+    {
+        long n = (long)width * height;
+        int k = (int)Math.Max(1, n / TargetSamples);
+        while (k > 1 && Gcd(k, width) != 1) k++;
+        return k;
+    }
+
+    /// <summary>Scratch length <see cref="RobustStd"/> and <see cref="Median"/> need for a frame of this size.</summary>
+    public static int SampleCount(int width, int height)
+    {
+        long n = (long)width * height;
+        int k = Stride(width, height);
+        return (int)((n + k - 1) / k);
+    }
+
+    /// <summary>1.4826 x median(|f - median(f)|) over the subsample. <paramref name="scratch"/> needs
+    /// <see cref="SampleCount"/> floats. Returns 0 when no finite pixel was sampled.</summary>
+    public static float RobustStd(ReadOnlySpan<float> filtered, int width, int height, Span<float> scratch)
+    {
+        var s = Gather(filtered, width, height, scratch);
+        if (s.Length == 0) return 0f;
+        float med = Selection.Median(s);
+        AbsDeviation(s, med);
+        return MadToStd * Selection.Median(s);
+    }
+
+    /// <summary>Lower median of the subsample (see the class remarks); NaN when no finite pixel was sampled.</summary>
+    public static float Median(ReadOnlySpan<float> frame, int width, int height, Span<float> scratch)
+    {
+        var s = Gather(frame, width, height, scratch);
+        return s.Length == 0 ? float.NaN : Selection.Median(s);
+    }
+
+    private static Span<float> Gather(ReadOnlySpan<float> frame, int width, int height, Span<float> scratch)
+    {
+        if (width <= 0 || height <= 0) throw new ArgumentOutOfRangeException(nameof(width), $"frame must be at least 1x1, got {width}x{height}");
+        int n = width * height;
+        if (frame.Length < n) throw new ArgumentException($"frame holds {frame.Length} pixels, needs {n}", nameof(frame));
+        int need = SampleCount(width, height);
+        if (scratch.Length < need) throw new ArgumentException($"scratch holds {scratch.Length} floats, needs {need}", nameof(scratch));
+        int k = Stride(width, height), m = 0;
+        for (int i = 0; i < n; i += k)
+        {
+            float v = frame[i];
+            if (float.IsFinite(v)) scratch[m++] = v;
+        }
+        return scratch[..m];
+    }
+
+    private static void AbsDeviation(Span<float> s, float med)
+    {
+        var vm = new Vector<float>(med);
+        var v = System.Runtime.InteropServices.MemoryMarshal.Cast<float, Vector<float>>(s);
+        for (int i = 0; i < v.Length; i++) v[i] = Vector.Abs(v[i] - vm);
+        for (int i = v.Length * Vector<float>.Count; i < s.Length; i++) s[i] = MathF.Abs(s[i] - med);
+    }
+
+    private static int Gcd(int a, int b)
+    {
+        while (b != 0) (a, b) = (b, a % b);
+        return a;
+    }
+}
