@@ -11,3 +11,9 @@
 #define F_LOG(x) logf(x)
 #define F_FLOOR(x) floorf(x)
 #define IS_FINITE(x) isfinite(x)
+#define ML_U64 unsigned long long
+#define ML_F64_BITS(d) ((unsigned long long)__double_as_longlong(d))
+#define ML_BITS_F64(u) __longlong_as_double((long long)(u))
+#define ML_F32_BITS(f) ((unsigned int)__float_as_uint(f))
+#define ML_BITS_F32(u) __uint_as_float(u)
+#define ML_HAS_FP64 1

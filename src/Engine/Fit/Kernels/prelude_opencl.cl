@@ -12,3 +12,12 @@
 #define F_LOG(x) log(x)
 #define F_FLOOR(x) floor(x)
 #define IS_FINITE(x) isfinite(x)
+#define ML_U64 ulong
+#define ML_F64_BITS(d) as_ulong(d)
+#define ML_BITS_F64(u) as_double(u)
+#define ML_F32_BITS(f) as_uint(f)
+#define ML_BITS_F32(u) as_float(u)
+#ifdef cl_khr_fp64
+#pragma OPENCL EXTENSION cl_khr_fp64 : enable
+#define ML_HAS_FP64 1
+#endif
