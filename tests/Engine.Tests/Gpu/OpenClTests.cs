@@ -1,3 +1,5 @@
+using MaLiang.Engine.Denoise;
+using MaLiang.Engine.Detect;
 using MaLiang.Engine.Fit;
 using MaLiang.Engine.Fit.Backends.Gpu;
 using MaLiang.Engine.Fit.Backends.OpenCL;
@@ -86,78 +88,90 @@ public class OpenClTests
         Assert.That(cu, Does.Contain(common));
     }
 
-    [TestCase(FilterKind.Maliang, 3)]
-    [TestCase(FilterKind.Maliang, 5)]
-    [TestCase(FilterKind.Wavelet, 3)]
-    public void FiltersEqualTheReference(FilterKind kind, int box)
+    internal static IFrameFilter CpuFilter(FilterKind kind, int box) => kind switch
+    {
+        FilterKind.Maliang => new MaliangFilter(box),
+        FilterKind.Wavelet => new WaveletFilter(),
+        _ => new NoFilter(),
+    };
+
+    [TestCase(FilterKind.Maliang, 3, 61, 47)]
+    [TestCase(FilterKind.Maliang, 5, 61, 47)]
+    [TestCase(FilterKind.Maliang, 1, 13, 9)]
+    [TestCase(FilterKind.Maliang, 3, 300, 100)]   // > 32 rows: running sums restart
+    [TestCase(FilterKind.Wavelet, 3, 61, 47)]
+    [TestCase(FilterKind.Wavelet, 3, 7, 5)]       // narrower than the taps with holes: repeated mirroring
+    [TestCase(FilterKind.None, 3, 61, 47)]
+    public void FiltersEqualTheCpuFilters(FilterKind kind, int box, int w, int h)
     {
         var d = DeviceOrIgnore();
-        int w = 61, h = 47, nf = 3;
+        int nf = 3;
         var frames = GpuTestData.Frames(w, h, nf, 10, seed: 1);
         using var det = new GpuDetector(new OpenClGpuContext(d), true);
         var gpu = new float[frames.Length];
         det.Filter(frames, w, h, nf, kind, box, gpu);
-        var cpu = kind == FilterKind.Maliang ? DetectReference.Box(frames, w, h, nf, box) : DetectReference.Wavelet(frames, w, h, nf);
-        Assert.That(gpu, Is.EqualTo(cpu));
+        var cpu = new float[frames.Length];
+        var filter = CpuFilter(kind, box);
+        for (int f = 0; f < nf; f++) filter.Apply(frames.AsSpan(f * w * h, w * h), cpu.AsSpan(f * w * h, w * h), w, h);
+        Assert.That(gpu, Is.EqualTo(cpu), "bit-identical filtered frames");
     }
 
-    [Test]
-    public void NoiseIsMadOfTheSubsample()
+    [TestCase(300, 260)]
+    [TestCase(40, 30)]
+    public void NoiseEqualsTheNoiseEstimator(int w, int h)
     {
         var d = DeviceOrIgnore();
-        int w = 300, h = 260, nf = 2;   // 78000 px > MaxNoiseSamples: stride 2
+        int nf = 2;
         var frames = GpuTestData.Frames(w, h, nf, 30, seed: 2);
         using var det = new GpuDetector(new OpenClGpuContext(d), true);
         var noise = det.Noise(frames, w, h, nf);
-        var (ns, stride) = GpuDetector.NoiseSubsample(w * h);
-        Assert.That(stride, Is.EqualTo(2));
+        var scratch = new float[NoiseEstimator.SampleCount(w, h)];
         for (int f = 0; f < nf; f++)
         {
-            var s = Enumerable.Range(0, ns).Select(i => frames[f * w * h + i * stride]).ToArray();
-            Assert.That(noise[f], Is.EqualTo(GpuDetector.RobustNoise(s)));
+            Assert.That(noise[f], Is.EqualTo(NoiseEstimator.RobustStd(frames.AsSpan(f * w * h, w * h), w, h, scratch)));
             Assert.That(noise[f], Is.GreaterThan(0f));
         }
-        Assert.That(GpuDetector.RobustNoise(new float[] { 1, 2, 3, 4, 100 }), Is.EqualTo(1.4826f * 1f));
     }
 
     [TestCase(FilterKind.Maliang, true)]
     [TestCase(FilterKind.Wavelet, true)]
+    [TestCase(FilterKind.None, true)]
     [TestCase(FilterKind.Maliang, false)]
-    public void DetectionEqualsTheReference(FilterKind kind, bool reject)
+    public void DetectionEqualsTheCpuDetector(FilterKind kind, bool reject)
     {
         var d = DeviceOrIgnore();
         int w = 128, h = 96, nf = 5;
         var frames = GpuTestData.Frames(w, h, nf, 40, seed: 3);
-        var opt = new GpuDetectOptions(kind, 3, 4f, 7, reject);
+        var settings = new LocalizerSettings { Filter = kind, FilterBoxPx = 3, Threshold = 4, RoiSize = 7, RejectOverlapping = reject };
         using var det = new GpuDetector(new OpenClGpuContext(d), true);
         var batch = new RoiBatch(7);
-        batch.Add(new float[49], 99, 0, 0);   // appends after what is there
-        var stats = det.Detect(frames, w, h, nf, 10, opt, batch);
+        batch.Add(new float[49], 99, 0, 0);   // Detect appends after what is there
+        var gpu = det.Detect(frames, w, h, nf, 10, GpuDetectOptions.From(settings), batch);
 
-        var filt = kind == FilterKind.Maliang ? DetectReference.Box(frames, w, h, nf, 3) : DetectReference.Wavelet(frames, w, h, nf);
-        var thr = stats.Select(s => s.Threshold).ToArray();
+        var cpuDet = new FrameDetector(settings);
+        var cands = new List<Candidate>();
+        int k = 1, total = 0, overlapping = 0;
         for (int f = 0; f < nf; f++)
         {
-            var (ns, stride) = GpuDetector.NoiseSubsample(w * h);
-            var sub = Enumerable.Range(0, ns).Select(i => filt[f * w * h + i * stride]).ToArray();
-            Assert.That(stats[f].Noise, Is.EqualTo(GpuDetector.RobustNoise(sub)));
-            Assert.That(thr[f], Is.EqualTo(4f * stats[f].Noise));
+            var cpu = cpuDet.Detect(frames.AsSpan(f * w * h, w * h), w, h, cands);
+            Assert.That(gpu[f].NoiseStd, Is.EqualTo(cpu.NoiseStd), $"noise of frame {f}");
+            Assert.That(gpu[f].Threshold, Is.EqualTo(cpu.Threshold), $"threshold of frame {f}");
+            Assert.That(gpu[f].Stats, Is.EqualTo(cpu.Stats), $"stats of frame {f}");
+            total += cands.Count;
+            overlapping += cpu.Stats.Overlapping;
+            foreach (var c in cands)
+            {
+                Assert.That((batch.Frame[k], batch.Left[k], batch.Top[k]), Is.EqualTo((f + 10, c.X - 3, c.Y - 3)), $"ROI {k}");
+                var roi = batch.Roi(k);
+                for (int r = 0; r < 7; r++)
+                    for (int col = 0; col < 7; col++)
+                        Assert.That(roi[r * 7 + col], Is.EqualTo(frames[f * w * h + (c.Y - 3 + r) * w + c.X - 3 + col]));
+                k++;
+            }
         }
-        var (kept, border) = DetectReference.Maxima(filt, w, h, nf, thr, 3, reject);
-        Assert.That(kept.Count, Is.GreaterThan(50), "the simulation should give many molecules");
-        Assert.That(stats.Select(s => s.DroppedAtBorder), Is.EqualTo(border));
-        Assert.That(stats.Sum(s => s.Kept), Is.EqualTo(kept.Count));
-        Assert.That(batch.Count, Is.EqualTo(kept.Count + 1));
-        if (reject) Assert.That(stats.Sum(s => s.DroppedOverlapping), Is.GreaterThan(0), "40 molecules per frame should overlap sometimes");
-        for (int i = 0; i < kept.Count; i++)
-        {
-            var (f, x, y) = kept[i];
-            Assert.That((batch.Frame[i + 1], batch.Left[i + 1], batch.Top[i + 1]), Is.EqualTo((f + 10, x - 3, y - 3)), $"ROI {i}");
-            var roi = batch.Roi(i + 1);
-            for (int r = 0; r < 7; r++)
-                for (int c = 0; c < 7; c++)
-                    Assert.That(roi[r * 7 + c], Is.EqualTo(frames[f * w * h + (y - 3 + r) * w + x - 3 + c]));
-        }
+        Assert.That(batch.Count, Is.EqualTo(total + 1));
+        Assert.That(total, Is.GreaterThan(50), "the simulation should give many molecules");
+        Assert.That(overlapping, Is.GreaterThan(0), "40 molecules per frame should overlap sometimes");
     }
 
     [Test]
@@ -168,15 +182,14 @@ public class OpenClTests
         var img = new float[w * h];
         // a 2 x 2 plateau: only its first pixel in raster order is a maximum
         img[50 * w + 50] = img[50 * w + 51] = img[51 * w + 50] = img[51 * w + 51] = 100;
-        // > 256 isolated peaks (grid every 6 px) to overflow the initial candidate capacity
+        // 600 isolated peaks (grid every 6 px) to overflow the initial candidate capacity (256)
         for (int y = 70; y < 190; y += 6) for (int x = 10; x < 190; x += 6) img[y * w + x] = 50;
         using var det = new GpuDetector(new OpenClGpuContext(d), true);
         var batch = new RoiBatch(5);
-        var stats = det.Detect(img, w, h, 1, 0, new GpuDetectOptions(FilterKind.None, 3, 1f, 5, false), batch);
+        var res = det.Detect(img, w, h, 1, 0, new GpuDetectOptions(FilterKind.None, 3, 1f, 5, false), batch);
         // noise of a mostly-zero frame is 0: threshold 0, every positive isolated pixel is a maximum
-        Assert.That(stats[0].Threshold, Is.EqualTo(0f));
-        int grid = Enumerable.Range(0, 20).Count() * Enumerable.Range(0, 30).Count();
-        Assert.That(stats[0].Kept, Is.EqualTo(1 + grid));
+        Assert.That(res[0].Threshold, Is.EqualTo(0f));
+        Assert.That(res[0].Stats.Candidates, Is.EqualTo(1 + 20 * 30));
         Assert.That((batch.Left[0] + 2, batch.Top[0] + 2), Is.EqualTo((50, 50)));
         for (int i = 1; i < batch.Count; i++)
             Assert.That(batch.Top[i] * w + batch.Left[i], Is.GreaterThan(batch.Top[i - 1] * w + batch.Left[i - 1]), "raster order");

@@ -1,3 +1,5 @@
+using MaLiang.Engine.Denoise;
+using MaLiang.Engine.Detect;
 using MaLiang.Engine.Fit.Backends.Cuda;
 using MaLiang.Engine.Fit.Backends.OpenCL;
 
@@ -10,35 +12,20 @@ public readonly record struct GpuDetectOptions(FilterKind Filter, int FilterBoxP
         => new(s.Filter, s.FilterBoxPx, (float)s.Threshold, s.RoiSize, s.RejectOverlapping);
 }
 
-/// <summary>What detection did on one frame.</summary>
-public struct FrameDetection
-{
-    /// <summary>Robust noise of the filtered frame: 1.4826 x MAD of the deterministic subsample.</summary>
-    public float Noise;
-    public float Threshold;
-    /// <summary>Local maxima above the threshold whose ROI lies inside the frame (before overlap rejection).</summary>
-    public int Maxima;
-    /// <summary>Local maxima above the threshold dropped because their ROI leaves the frame.</summary>
-    public int DroppedAtBorder;
-    public int DroppedOverlapping;
-    /// <summary>ROIs cut (Maxima - DroppedOverlapping).</summary>
-    public int Kept;
-}
-
 /// <summary>
 /// De-noise, threshold, find local maxima and cut ROIs on the GPU (OpenCL or CUDA, one kernel source: detect.cl), a stack
-/// of frames per call so that large frames do not wait on the CPU. Only the noise subsample (at most
-/// <see cref="MaxNoiseSamples"/> values per frame) and the small candidate lists come back to the host.
+/// of frames per call so that large frames do not wait on the CPU. Same results as the CPU path
+/// (<see cref="MaliangFilter"/> / <see cref="WaveletFilter"/> / <see cref="NoFilter"/>, <see cref="NoiseEstimator"/>,
+/// <see cref="Detector"/>), bit for bit: the filters do the same float operations in the same order. Only the noise
+/// subsample (about <see cref="NoiseEstimator.TargetSamples"/> values per frame), per-frame counts and the ROIs come back
+/// to the host.
 /// Not thread-safe: one detector per thread.
 /// </summary>
 public sealed class GpuDetector : IDisposable
 {
-    /// <summary>Noise is estimated from pixels 0, s, 2s, ... (raster order) with s = ceil(pixels / MaxNoiseSamples).</summary>
-    public const int MaxNoiseSamples = 65536;
-
     private readonly GpuContext _ctx;
     private readonly bool _ownsContext;
-    private GpuBuffer? _frames, _filt, _tmp, _tmp2, _samples, _thr, _count, _border, _cand, _sorted, _keep, _pre, _kept, _offset, _roiFrame, _left, _top, _rois;
+    private GpuBuffer? _frames, _filt, _tmp, _tmp2, _samples, _thr, _med, _count, _border, _overl, _cand, _sorted, _keep, _pre, _kept, _offset, _roiFrame, _left, _top, _rois;
     private int _cap = 256;
 
     internal GpuDetector(GpuContext ctx, bool ownsContext) { _ctx = ctx; _ownsContext = ownsContext; }
@@ -91,40 +78,51 @@ public sealed class GpuDetector : IDisposable
         _ctx.Write(_thr!, thr.AsSpan());
         _ctx.Ensure(ref _count, nf * 4L);
         _ctx.Ensure(ref _border, nf * 4L);
+        _ctx.Ensure(ref _overl, nf * 4L);
         var count = new int[nf];
-        var border = new int[nf];
         while (true)
         {
             _ctx.Ensure(ref _cand, (long)_cap * nf * 4);
             _ctx.Fill(_count!, 0, nf * 4L);
-            _ctx.Fill(_border!, 0, nf * 4L);
-            _ctx.Launch("ml_find_maxima", n, _filt!, _thr!, width, height, nf, r, _cap, _count!, _cand!, _border!);
+            _ctx.Launch("ml_find_maxima", n, _filt!, _thr!, width, height, nf, _cap, _count!, _cand!);
             _ctx.Read(_count!, count.AsSpan());
             int max = count.Max();
             if (max <= _cap) break;
-            _cap = Math.Max(_cap * 2, max);   // atomics overflowed: retry with room for every candidate
+            _cap = Math.Max(_cap * 2, max);   // atomics overflowed: retry with room for every maximum
         }
-        _ctx.Read(_border!, border.AsSpan());
         long slots = (long)_cap * nf;
         _ctx.Ensure(ref _sorted, slots * 4);
         _ctx.Ensure(ref _keep, slots * 4);
         _ctx.Ensure(ref _pre, slots * 4);
         _ctx.Ensure(ref _kept, nf * 4L);
         _ctx.Ensure(ref _offset, (nf + 1) * 4L);
+        _ctx.Fill(_border!, 0, nf * 4L);
+        _ctx.Fill(_overl!, 0, nf * 4L);
         _ctx.Launch("ml_sort_candidates", slots, _cand!, _count!, _cap, nf, _sorted!);
-        _ctx.Launch("ml_reject_overlap", slots, _filt!, _sorted!, _count!, _cap, nf, width, height, r, options.RejectOverlapping ? 1 : 0, _keep!);
+        _ctx.Launch("ml_classify", slots, _filt!, _sorted!, _count!, _cap, nf, width, height, r, options.RejectOverlapping ? 1 : 0,
+                    _keep!, _border!, _overl!);
         _ctx.Launch("ml_prefix_kept", nf, _keep!, _count!, _cap, nf, _pre!, _kept!);
         _ctx.Launch("ml_scan_frames", 1, _kept!, nf, _offset!);
         var offset = new int[nf + 1];
+        var edge = new int[nf];
+        var overl = new int[nf];
         _ctx.Read(_offset!, offset.AsSpan());
+        _ctx.Read(_border!, edge.AsSpan());
+        _ctx.Read(_overl!, overl.AsSpan());
         int total = offset[nf];
-        var stats = new FrameDetection[nf];
+        var result = new FrameDetection[nf];
         for (int f = 0; f < nf; f++)
         {
-            int kept = offset[f + 1] - offset[f];
-            stats[f] = new FrameDetection { Noise = noise[f], Threshold = thr[f], Maxima = count[f], DroppedAtBorder = border[f], DroppedOverlapping = count[f] - kept, Kept = kept };
+            var st = new DetectionStats
+            {
+                Candidates = offset[f + 1] - offset[f],
+                DroppedAtEdge = edge[f],
+                Overlapping = overl[f],
+                DroppedOverlap = options.RejectOverlapping ? overl[f] : 0,
+            };
+            result[f] = new FrameDetection(thr[f], noise[f], st);
         }
-        if (total == 0) return stats;
+        if (total == 0) return result;
         _ctx.Ensure(ref _roiFrame, total * 4L);
         _ctx.Ensure(ref _left, total * 4L);
         _ctx.Ensure(ref _top, total * 4L);
@@ -142,7 +140,7 @@ public sealed class GpuDetector : IDisposable
         _ctx.Read(_rois!, pixels.AsSpan());
         into.Reserve(into.Count + total);
         for (int i = 0; i < total; i++) into.Add(pixels.AsSpan(i * nn, nn), firstFrame + roiFrame[i], left[i], top[i]);
-        return stats;
+        return result;
     }
 
     private static long Check(int length, int width, int height, int frameCount)
@@ -167,8 +165,16 @@ public sealed class GpuDetector : IDisposable
         switch (filter)
         {
             case FilterKind.Maliang:
-                _ctx.Launch("ml_filter_box", n, _frames!, _filt!, w, h, nf, box);
+            {
+                if (box < 1 || box % 2 == 0 || box > 15) throw new InvalidParameterException("filter-box", $"must be odd, 1 to 15 px, got {box}");
+                _ctx.Ensure(ref _tmp, n * 4);
+                _ctx.Ensure(ref _tmp2, n * 4);
+                int a2 = box * box, ann = (box + 4) * (box + 4) - a2;
+                float ca = (float)(1.0 / a2 + 1.0 / ann), cb = (float)(1.0 / ann);   // as MaliangFilter
+                _ctx.Launch("ml_box_rows", n, _frames!, _tmp!, _tmp2!, w, h, nf, box);
+                _ctx.Launch("ml_box_cols", (long)w * nf, _tmp!, _tmp2!, _filt!, w, h, nf, box, ca, cb);
                 break;
+            }
             case FilterKind.Wavelet:
                 _ctx.Ensure(ref _tmp, n * 4);
                 _ctx.Ensure(ref _tmp2, n * 4);
@@ -179,57 +185,65 @@ public sealed class GpuDetector : IDisposable
                 _ctx.Launch("ml_subtract", n, _tmp2!, _filt!, _filt!, (int)n);    // F = V1 - V2
                 break;
             default:
-                _ctx.Launch("ml_subtract", n, _frames!, ZeroBuffer(n), _filt!, (int)n);
+            {
+                // NoFilter: F = (I - median of the noise subsample of I) x 1
+                var s = Gather(_frames!, w, h, nf, out int ns);
+                var med = new float[nf];
+                for (int f = 0; f < nf; f++)
+                {
+                    var fin = Finite(s.AsSpan(f * ns, ns));
+                    med[f] = fin.IsEmpty ? 0f : Selection.Median(fin);
+                    if (float.IsNaN(med[f])) med[f] = 0f;
+                }
+                _ctx.Ensure(ref _med, nf * 4L);
+                _ctx.Write(_med!, med.AsSpan());
+                _ctx.Launch("ml_sub_median", n, _frames!, _med!, 1f, _filt!, w * h, nf);
                 break;
+            }
         }
     }
 
-    private GpuBuffer ZeroBuffer(long n)
+    private float[] Gather(GpuBuffer src, int w, int h, int nf, out int ns)
     {
-        _ctx.Ensure(ref _tmp, n * 4);
-        _ctx.Fill(_tmp!, 0, n * 4);
-        return _tmp!;
+        int stride = NoiseEstimator.Stride(w, h);
+        ns = NoiseEstimator.SampleCount(w, h);
+        _ctx.Ensure(ref _samples, (long)ns * nf * 4);
+        _ctx.Launch("ml_gather", (long)ns * nf, src, _samples!, w * h, nf, ns, stride);
+        var s = new float[(long)ns * nf];
+        _ctx.Read(_samples!, s.AsSpan());
+        return s;
     }
 
-    /// <summary>Sample count and stride of the deterministic noise subsample of a frame of <paramref name="pixels"/> pixels.</summary>
-    public static (int Count, int Stride) NoiseSubsample(int pixels)
+    /// <summary>Moves the finite values to the front (NoiseEstimator skips non-finite pixels).</summary>
+    private static Span<float> Finite(Span<float> v)
     {
-        int stride = (pixels + MaxNoiseSamples - 1) / MaxNoiseSamples;
-        return ((pixels + stride - 1) / stride, stride);
+        int m = 0;
+        for (int i = 0; i < v.Length; i++) if (float.IsFinite(v[i])) v[m++] = v[i];
+        return v[..m];
     }
 
     private float[] RunNoise(int w, int h, int nf)
     {
-        var (ns, stride) = NoiseSubsample(w * h);
-        _ctx.Ensure(ref _samples, (long)ns * nf * 4);
-        _ctx.Launch("ml_gather", (long)ns * nf, _filt!, _samples!, w * h, nf, ns, stride);
-        var s = new float[(long)ns * nf];
-        _ctx.Read(_samples!, s.AsSpan());
+        var s = Gather(_filt!, w, h, nf, out int ns);
         var noise = new float[nf];
         for (int f = 0; f < nf; f++) noise[f] = RobustNoise(s.AsSpan(f * ns, ns));
         return noise;
     }
 
-    /// <summary>1.4826 x median(|v - median(v)|), sorting <paramref name="v"/> in place; the median of an even count is the mean of the middle two.</summary>
+    /// <summary>1.4826 x lower-median(|v - lower-median(v)|) of the finite values, reordering <paramref name="v"/>
+    /// (what <see cref="NoiseEstimator.RobustStd"/> computes from its subsample); 0 when none is finite.</summary>
     public static float RobustNoise(Span<float> v)
     {
-        if (v.IsEmpty) return 0f;
-        v.Sort();
-        float med = Median(v);
-        for (int i = 0; i < v.Length; i++) v[i] = MathF.Abs(v[i] - med);
-        v.Sort();
-        return 1.4826f * Median(v);
-    }
-
-    private static float Median(ReadOnlySpan<float> sorted)
-    {
-        int n = sorted.Length;
-        return (n & 1) == 1 ? sorted[n / 2] : 0.5f * (sorted[n / 2 - 1] + sorted[n / 2]);
+        var s = Finite(v);
+        if (s.IsEmpty) return 0f;
+        float med = Selection.Median(s);
+        for (int i = 0; i < s.Length; i++) s[i] = MathF.Abs(s[i] - med);
+        return NoiseEstimator.MadToStd * Selection.Median(s);
     }
 
     public void Dispose()
     {
-        foreach (var b in new[] { _frames, _filt, _tmp, _tmp2, _samples, _thr, _count, _border, _cand, _sorted, _keep, _pre, _kept, _offset, _roiFrame, _left, _top, _rois })
+        foreach (var b in new[] { _frames, _filt, _tmp, _tmp2, _samples, _thr, _med, _count, _border, _overl, _cand, _sorted, _keep, _pre, _kept, _offset, _roiFrame, _left, _top, _rois })
             b?.Dispose();
         if (_ownsContext) _ctx.Dispose();
     }

@@ -14,32 +14,64 @@ DEVFN int ml_mirror(int i, int n)
     return i < n ? i : period - i;
 }
 
-/* (a) The paper's filter: mean over the a x a box minus the mean of the annulus between it and the (a+4) x (a+4) box.
-   Borders replicate (coordinates clamped). Sums run in raster order over the big box. */
-KERNEL void ml_filter_box(GLOBAL const float* in, GLOBAL float* out, int w, int h, int nf, int a)
+/* (a) The paper's filter, F = S_a / a^2 - (S_{a+4} - S_a) / ((a+4)^2 - a^2) = S_a * ca - S_b * cb, borders replicated
+   (coordinates clamped). Computed exactly as MaLiang.Engine.Denoise.MaliangFilter does, so the results are bit-identical:
+   horizontal box sums of widths a and a+4 per pixel (ml_box_rows), then per column vertical running sums restarted
+   every 32 rows (ml_box_cols, one thread per frame column: to be measured on a GPU against a tiled version). */
+KERNEL void ml_box_rows(GLOBAL const float* in, GLOBAL float* ha, GLOBAL float* hb, int w, int h, int nf, int a)
 {
     int gid = THREAD_ID;
     int fp = w * h;
     if (gid >= fp * nf) return;
-    int f = gid / fp, p = gid - f * fp, y = p / w, x = p - y * w;
-    GLOBAL const float* img = in + (long)f * fp;
-    int ri = a / 2, ro = ri + 2;
-    float inner = 0.0f, outer = 0.0f;
-    for (int dy = -ro; dy <= ro; dy++)
-    {
-        int yy = ml_clampi(y + dy, 0, h - 1);
-        for (int dx = -ro; dx <= ro; dx++)
-        {
-            int xx = ml_clampi(x + dx, 0, w - 1);
-            float v = img[yy * w + xx];
-            if (dx >= -ri && dx <= ri && dy >= -ri && dy <= ri) inner += v; else outer += v;
-        }
-    }
-    int nIn = a * a, nOut = (a + 4) * (a + 4) - a * a;
-    out[gid] = inner / (float)nIn - outer / (float)nOut;
+    int p = gid % fp, y = p / w, x = p - y * w;
+    GLOBAL const float* row = in + (long)(gid - p) + (long)y * w;
+    int ra = a / 2;
+    /* pad[k] = row[clamp(k - rb)], rb = ra + 2; h_a[x] = pad[x+2 .. x+2+a), h_b[x] = h_a[x] + pad[x] + pad[x+1] + pad[x+a+2] + pad[x+a+3] */
+    float sa = row[ml_clampi(x - ra, 0, w - 1)];
+    for (int k = 1; k < a; k++) sa += row[ml_clampi(x - ra + k, 0, w - 1)];
+    ha[gid] = sa;
+    hb[gid] = sa + row[ml_clampi(x - ra - 2, 0, w - 1)] + row[ml_clampi(x - ra - 1, 0, w - 1)]
+                 + row[ml_clampi(x + ra + 1, 0, w - 1)] + row[ml_clampi(x + ra + 2, 0, w - 1)];
 }
 
-/* (b) Wavelet, separable B-spline [1/16 1/4 3/8 1/4 1/16] with taps step apart (1: V1, 2: V2 "with holes"), mirrored borders. */
+KERNEL void ml_box_cols(GLOBAL const float* ha, GLOBAL const float* hb, GLOBAL float* out, int w, int h, int nf, int a,
+                        float ca, float cb)
+{
+    int gid = THREAD_ID;
+    if (gid >= w * nf) return;
+    int f = gid / w, x = gid - f * w;
+    long base = (long)f * w * h + x;
+    int ra = a / 2, rb = ra + 2;
+    float sa = 0.0f, sb = 0.0f;
+    for (int y = 0; y < h; y++)
+    {
+        if (y % 32 == 0)
+        {
+            sa = 0.0f; sb = 0.0f;
+            for (int k = -ra; k <= ra; k++) sa += ha[base + (long)ml_clampi(y + k, 0, h - 1) * w];
+            for (int k = -rb; k <= rb; k++) sb += hb[base + (long)ml_clampi(y + k, 0, h - 1) * w];
+        }
+        else
+        {
+            int yAdd = y + ra < h - 1 ? y + ra : h - 1, ySub = y - ra - 1 > 0 ? y - ra - 1 : 0;
+            sa += ha[base + (long)yAdd * w] - ha[base + (long)ySub * w];
+            yAdd = y + rb < h - 1 ? y + rb : h - 1; ySub = y - rb - 1 > 0 ? y - rb - 1 : 0;
+            sb += hb[base + (long)yAdd * w] - hb[base + (long)ySub * w];
+        }
+        out[base + (long)y * w] = sa * ca - sb * cb;
+    }
+}
+
+/* "No filter": out = (in - med[f]) * scale, the median of the frame's noise subsample taken on the host. */
+KERNEL void ml_sub_median(GLOBAL const float* in, GLOBAL const float* med, float scale, GLOBAL float* out, int fp, int nf)
+{
+    int gid = THREAD_ID;
+    if (gid >= fp * nf) return;
+    out[gid] = (in[gid] - med[gid / fp]) * scale;
+}
+
+/* (b) Wavelet, separable B-spline [1/16 1/4 3/8 1/4 1/16] with taps step apart (1: V1, 2: V2 "with holes"), mirrored
+   borders (reflect-101), grouped as MaLiang.Engine.Denoise.WaveletFilter: c*3/8 + (l1+r1)/4 + (l2+r2)/16. */
 KERNEL void ml_conv_rows(GLOBAL const float* in, GLOBAL float* out, int w, int h, int nf, int step)
 {
     int gid = THREAD_ID;
@@ -47,11 +79,8 @@ KERNEL void ml_conv_rows(GLOBAL const float* in, GLOBAL float* out, int w, int h
     if (gid >= fp * nf) return;
     int f = gid / fp, p = gid - f * fp, y = p / w, x = p - y * w;
     GLOBAL const float* row = in + (long)f * fp + y * w;
-    float s = 0.0625f * row[ml_mirror(x - 2 * step, w)];
-    s += 0.25f * row[ml_mirror(x - step, w)];
-    s += 0.375f * row[x];
-    s += 0.25f * row[ml_mirror(x + step, w)];
-    s += 0.0625f * row[ml_mirror(x + 2 * step, w)];
+    float s = row[x] * 0.375f + (row[ml_mirror(x - step, w)] + row[ml_mirror(x + step, w)]) * 0.25f
+            + (row[ml_mirror(x - 2 * step, w)] + row[ml_mirror(x + 2 * step, w)]) * 0.0625f;
     out[gid] = s;
 }
 
@@ -62,11 +91,8 @@ KERNEL void ml_conv_cols(GLOBAL const float* in, GLOBAL float* out, int w, int h
     if (gid >= fp * nf) return;
     int f = gid / fp, p = gid - f * fp, y = p / w, x = p - y * w;
     GLOBAL const float* col = in + (long)f * fp + x;
-    float s = 0.0625f * col[ml_mirror(y - 2 * step, h) * w];
-    s += 0.25f * col[ml_mirror(y - step, h) * w];
-    s += 0.375f * col[y * w];
-    s += 0.25f * col[ml_mirror(y + step, h) * w];
-    s += 0.0625f * col[ml_mirror(y + 2 * step, h) * w];
+    float s = col[y * w] * 0.375f + (col[ml_mirror(y - step, h) * w] + col[ml_mirror(y + step, h) * w]) * 0.25f
+            + (col[ml_mirror(y - 2 * step, h) * w] + col[ml_mirror(y + 2 * step, h) * w]) * 0.0625f;
     out[gid] = s;
 }
 
@@ -87,12 +113,13 @@ KERNEL void ml_gather(GLOBAL const float* in, GLOBAL float* out, int fp, int nf,
     out[gid] = in[(long)f * fp + (long)i * stride];
 }
 
-/* (d) Strict local maxima in the 8-neighbourhood above thr[f]. Ties: a pixel must be > the neighbours before it in raster
-   order and >= those after it, so a plateau yields exactly one (its first pixel in raster order).
-   Neighbours outside the frame do not count. Candidates whose r-radius ROI leaves the frame are counted in border[f];
-   the others are appended (unordered) to cand[f * cap ...] by atomics; count[f] may exceed cap (the host then retries). */
-KERNEL void ml_find_maxima(GLOBAL const float* filt, GLOBAL const float* thr, int w, int h, int nf, int r, int cap,
-                           GLOBAL int* count, GLOBAL int* cand, GLOBAL int* border)
+/* (d) Strict local maxima in the 8-neighbourhood above thr[f] (as MaLiang.Engine.Detect.Detector). Ties: a pixel must be
+   > the neighbours before it in raster order and >= those after it, so a plateau yields one maximum (its first pixel in
+   raster order). Neighbours outside the frame do not count. Every maximum, also those whose ROI leaves the frame (they
+   still count as brighter neighbours), is appended (unordered) to cand[f * cap ...] by atomics; count[f] may exceed
+   cap (the host then retries with a larger cap). */
+KERNEL void ml_find_maxima(GLOBAL const float* filt, GLOBAL const float* thr, int w, int h, int nf, int cap,
+                           GLOBAL int* count, GLOBAL int* cand)
 {
     int gid = THREAD_ID;
     int fp = w * h;
@@ -114,7 +141,6 @@ KERNEL void ml_find_maxima(GLOBAL const float* filt, GLOBAL const float* thr, in
             if (earlier ? !(v > nv) : !(v >= nv)) return;
         }
     }
-    if (x - r < 0 || y - r < 0 || x + r >= w || y + r >= h) { ATOMIC_INC(&border[f]); return; }
     int i = ATOMIC_INC(&count[f]);
     if (i < cap) cand[f * cap + i] = p;
 }
@@ -134,11 +160,13 @@ KERNEL void ml_sort_candidates(GLOBAL const int* cand, GLOBAL const int* count, 
     sorted[f * cap + rank] = me;
 }
 
-/* Overlap rejection: drop a candidate within Euclidean distance <= r of a strictly brighter one (in the filtered image;
-   every candidate counts as a neighbour, dropped or not). sorted is in raster order, so only rows y-r..y+r are scanned.
-   keep[] gets 1 or 0; with reject == 0 every candidate is kept. */
-KERNEL void ml_reject_overlap(GLOBAL const float* filt, GLOBAL const int* sorted, GLOBAL const int* count, int cap, int nf,
-                              int w, int h, int r, int reject, GLOBAL int* keep)
+/* Edge and overlap classification (as Detector.Classify). A maximum whose (2r+1)^2 ROI leaves the frame is dropped and
+   counted in edge[f]. Any other maximum within Euclidean distance <= r of a brighter maximum (larger filtered value, or
+   equal value and earlier in raster order; every maximum counts, edge ones too) is overlapping: counted in overl[f],
+   and dropped when reject != 0. keep[] gets 1 for the ROIs to cut. sorted is in raster order, so only rows y-r..y+r
+   are scanned. */
+KERNEL void ml_classify(GLOBAL const float* filt, GLOBAL const int* sorted, GLOBAL const int* count, int cap, int nf,
+                        int w, int h, int r, int reject, GLOBAL int* keep, GLOBAL int* edge, GLOBAL int* overl)
 {
     int gid = THREAD_ID;
     if (gid >= cap * nf) return;
@@ -149,24 +177,23 @@ KERNEL void ml_reject_overlap(GLOBAL const float* filt, GLOBAL const int* sorted
     GLOBAL const int* s = sorted + f * cap;
     GLOBAL const float* img = filt + (long)f * w * h;
     int p = s[i], y = p / w, x = p - y * w;
+    if (x - r < 0 || x + r >= w || y - r < 0 || y + r >= h) { keep[gid] = 0; ATOMIC_INC(&edge[f]); return; }
     float v = img[p];
-    int k = 1;
-    if (reject)
+    int o = 0;
+    for (int j = i - 1; j >= 0 && !o; j--)
     {
-        for (int j = i - 1; j >= 0 && k; j--)
-        {
-            int q = s[j], qy = q / w, qx = q - qy * w;
-            if (y - qy > r) break;
-            if ((qx - x) * (qx - x) + (qy - y) * (qy - y) <= r * r && img[q] > v) k = 0;
-        }
-        for (int j = i + 1; j < n && k; j++)
-        {
-            int q = s[j], qy = q / w, qx = q - qy * w;
-            if (qy - y > r) break;
-            if ((qx - x) * (qx - x) + (qy - y) * (qy - y) <= r * r && img[q] > v) k = 0;
-        }
+        int q = s[j], qy = q / w, qx = q - qy * w;
+        if (y - qy > r) break;
+        if ((qx - x) * (qx - x) + (qy - y) * (qy - y) <= r * r && img[q] >= v) o = 1;   /* earlier: equal wins too */
     }
-    keep[gid] = k;
+    for (int j = i + 1; j < n && !o; j++)
+    {
+        int q = s[j], qy = q / w, qx = q - qy * w;
+        if (qy - y > r) break;
+        if ((qx - x) * (qx - x) + (qy - y) * (qy - y) <= r * r && img[q] > v) o = 1;
+    }
+    if (o) ATOMIC_INC(&overl[f]);
+    keep[gid] = (o && reject) ? 0 : 1;
 }
 
 /* One thread per frame: pre[f*cap+i] = kept candidates before i in frame f; kept[f] = their number. */
