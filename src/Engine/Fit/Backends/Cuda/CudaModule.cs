@@ -133,7 +133,7 @@ internal sealed unsafe class CudaModule : IDisposable
             var a = args[i];
             switch (a.Kind)
             {
-                case 0: slots[i] = ((CudaBuffer)a.Buffer!).Pointer; break;
+                case 0: slots[i] = ((ICudaPointer)a.Buffer!).Pointer; break;
                 case 1: *(int*)&slots[i] = a.Int; break;
                 default: *(float*)&slots[i] = a.Float; break;
             }
@@ -154,7 +154,10 @@ internal sealed unsafe class CudaModule : IDisposable
     }
 }
 
-internal sealed class CudaBuffer : GpuBuffer
+/// <summary>A device allocation a kernel argument can point to.</summary>
+internal interface ICudaPointer { ulong Pointer { get; } }
+
+internal sealed class CudaBuffer : GpuBuffer, ICudaPointer
 {
     private readonly CudaModule _owner;
     public ulong Pointer { get; private set; }
