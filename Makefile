@@ -15,7 +15,7 @@ all: build
 setup:
 	@scripts/setup.sh
 
-build: setup cli
+build: setup cli native
 
 cli:
 	$(DOTNET) build MaLiang.Plugins.sln -c $(CONFIG) -nologo -clp:ErrorsOnly
@@ -23,6 +23,13 @@ cli:
 	@printf '#!/usr/bin/env bash\n# launcher for the framework-dependent maliang CLI (make build)\nexec dotnet "$$(dirname "$$(readlink -f "$$0")")/cli/maliang.dll" "$$@"\n' > $(BUILD)/maliang
 	@chmod +x $(BUILD)/maliang
 	@echo "built $(BUILD)/maliang"
+
+# NativeAOT C ABI library for Python (ctypes), Java (JNA) and C callers.
+native:
+	@if $(DOTNET) publish src/Native/MaLiang.Native.csproj -c $(CONFIG) -nologo -clp:ErrorsOnly -o $(BUILD)/native/publish; then \
+	  cp $(BUILD)/native/publish/libmaliang.so $(BUILD)/native/libmaliang.so && cp src/Native/maliang.h $(BUILD)/native/ && \
+	  echo "built $(BUILD)/native/libmaliang.so"; \
+	else echo "make native: NativeAOT publish FAILED: build/native/libmaliang.so is missing, so the Python and ImageJ bridges cannot run (needs clang or gcc and the ILCompiler pack for $$($(DOTNET) --version))" >&2; exit 1; fi
 
 test: build
 	@scripts/run-tests.sh

@@ -11,7 +11,7 @@ add() { passed=$((passed + $1)); failed=$((failed + $2)); }
 for proj in tests/*.Tests/*.csproj; do
   [ -f "$proj" ] || continue
   log=out/test/$(basename "$proj" .csproj).log
-  dotnet test "$proj" -c Release --no-build -nologo --logger "console;verbosity=normal" 2>&1 | tee "$log" | grep -E "^\s*(Failed|Skipped) |Passed!|Failed!|error" || true
+  dotnet test "$proj" -c Release --no-build -nologo 2>&1 | tee "$log" | grep -E "^\s*(Failed|Skipped) |Passed!|Failed!|error|Assert|Expected|But was" || true
   line=$(grep -E "(Passed|Failed)! +- +Failed:" "$log" | tail -1)
   if [ -z "$line" ]; then echo "run-tests: $proj produced no summary"; add 0 1; rc=1; continue; fi
   f=$(sed -E 's/.*Failed: *([0-9]+).*/\1/' <<<"$line"); p=$(sed -E 's/.*Passed: *([0-9]+).*/\1/' <<<"$line")

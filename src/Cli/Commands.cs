@@ -1,10 +1,64 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
+using MaLiang.Engine;
+
 namespace MaLiang.Cli;
 
-internal static class Commands
+/// <summary>
+/// The <c>maliang</c> verbs. Exit codes: 0 success, 2 bad input (file, frame or parameter; one line on stderr),
+/// 1 anything unexpected, 130 cancelled.
+/// </summary>
+internal static partial class Commands
 {
+    public const int ExitOk = 0, ExitError = 1, ExitBadInput = 2, ExitCancelled = 130;
+
     public static int Run(string[] args)
     {
-        Console.Error.WriteLine("maliang: no commands yet");
-        return 2;
+        var root = new RootCommand("MaLiang: single-molecule localization by Poisson maximum likelihood (Quan, Li et al. 2010).");
+        root.Subcommands.Add(LocalizeCommand.Build());
+        root.Subcommands.Add(SimulateCommand.Build());
+        root.Subcommands.Add(RenderCommand.Build());
+        root.Subcommands.Add(BenchCommand.Build());
+        root.Subcommands.Add(CompareCommand.Build());
+        AddMoreCommands(root);
+
+        ParseResult parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            foreach (var e in parse.Errors) Console.Error.WriteLine($"maliang: {e.Message}");
+            return ExitBadInput;
+        }
+        ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; s_cancel.Cancel(); };
+        Console.CancelKeyPress += onCancel;
+        try
+        {
+            return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false }) is int rc ? rc : ExitOk;
+        }
+        catch (OperationCanceledException)
+        {
+            Console.Error.WriteLine("maliang: cancelled");
+            return ExitCancelled;
+        }
+        catch (MaLiangException e)
+        {
+            Console.Error.WriteLine($"maliang: {e.Message}");
+            return ExitBadInput;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"maliang: {e.Message}");
+            return ExitBadInput;
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
     }
+
+    /// <summary>Verbs contributed by other parts of the CLI (post-processing, devices).</summary>
+    static partial void AddMoreCommands(RootCommand root);
+
+    /// <summary>Cancellation shared by the verbs (Ctrl+C).</summary>
+    public static CancellationToken Cancel => s_cancel.Token;
+    private static readonly CancellationTokenSource s_cancel = new();
 }

@@ -29,15 +29,20 @@ public sealed class CameraModel
     public float ToPhotons(float adu) => (adu - (float)OffsetAdu) * Scale;
     public float ToAdu(float photons) => photons / Scale + (float)OffsetAdu;
 
-    /// <summary>Converts a frame of raw values (ADU, as float) to photons in place.</summary>
-    public void ToPhotons(Span<float> frame)
+    /// <summary>Converts a frame of raw values (ADU, as float) to photons in place; returns the largest photon value
+    /// (&lt;= 0 means the offset is at or above every pixel: a wrong --offset).</summary>
+    public float ToPhotons(Span<float> frame)
     {
-        if (OffsetMap != null || GainMap != null) { ToPhotonsMapped(frame); return; }
+        if (OffsetMap != null || GainMap != null) return ToPhotonsMapped(frame);
         var off = new Vector<float>((float)OffsetAdu);
         var sc = new Vector<float>(Scale);
+        var max = new Vector<float>(float.MinValue);
         var v = MemoryMarshal.Cast<float, Vector<float>>(frame);
-        for (int i = 0; i < v.Length; i++) v[i] = (v[i] - off) * sc;
-        for (int i = v.Length * Vector<float>.Count; i < frame.Length; i++) frame[i] = (frame[i] - (float)OffsetAdu) * Scale;
+        for (int i = 0; i < v.Length; i++) { var p = (v[i] - off) * sc; v[i] = p; max = Vector.Max(max, p); }
+        float m = float.MinValue;
+        for (int l = 0; l < Vector<float>.Count; l++) m = Math.Max(m, max[l]);
+        for (int i = v.Length * Vector<float>.Count; i < frame.Length; i++) { frame[i] = (frame[i] - (float)OffsetAdu) * Scale; m = Math.Max(m, frame[i]); }
+        return m;
     }
 
     /// <summary>Converts uint16 ADU to photons.</summary>
@@ -48,14 +53,16 @@ public sealed class CameraModel
         ToPhotons(photons[..adu.Length]);
     }
 
-    private void ToPhotonsMapped(Span<float> frame)
+    private float ToPhotonsMapped(Span<float> frame)
     {
-        float off = (float)OffsetAdu, sc = Scale;
+        float off = (float)OffsetAdu, sc = Scale, m = float.MinValue;
         for (int i = 0; i < frame.Length; i++)
         {
             float o = OffsetMap != null ? OffsetMap[i] : off;
             float g = GainMap != null ? GainMap[i] : sc;
             frame[i] = (frame[i] - o) * g;
+            m = Math.Max(m, frame[i]);
         }
+        return m;
     }
 }

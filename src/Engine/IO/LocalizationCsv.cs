@@ -117,10 +117,9 @@ public sealed class LocalizationCsvWriter : IDisposable
     public void Commit()
     {
         ObjectDisposedException.ThrowIf(_done, this);
-        _w.Flush();
-        _file.Commit();
+        _w.Dispose(); // flushes; leaveOpen keeps the file for Commit's fsync and rename
         _done = true;
-        _w.Dispose();
+        _file.Commit();
     }
 
     public void Dispose()

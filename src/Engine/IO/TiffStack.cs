@@ -64,6 +64,7 @@ public sealed unsafe class TiffStack : IFrameSource
         if (fr.Layout < 0)
         {
             PixelConvert.ToFloat(f.Span(fr.Offset, _frameBytes), destination[..(Width * Height)], PixelType, swap);
+            f.Release(fr.Offset, _frameBytes);
             return;
         }
         ForEachRun(f, _layouts[fr.Layout], destination, swap);
@@ -80,6 +81,7 @@ public sealed unsafe class TiffStack : IFrameSource
         if (fr.Layout < 0)
         {
             PixelConvert.ToUInt16(f.Span(fr.Offset, _frameBytes), destination[..(Width * Height)], PixelType, swap);
+            f.Release(fr.Offset, _frameBytes);
             return;
         }
         ForEachRun(f, _layouts[fr.Layout], destination, swap);
@@ -87,6 +89,8 @@ public sealed unsafe class TiffStack : IFrameSource
 
     private (MappedFile, FrameLoc) Locate(int index, int destLength)
     {
+        // A read after Dispose would dereference an unmapped view and crash the process, not throw.
+        ObjectDisposedException.ThrowIf(_disposed, this);
         if ((uint)index >= (uint)_frames.Length) throw new ArgumentOutOfRangeException(nameof(index), index, $"{Name} has {_frames.Length} frames");
         if (destLength < Width * Height) throw new ArgumentException($"destination holds {destLength} pixels, a frame has {Width * Height}", "destination");
         var fr = _frames[index];
@@ -129,8 +133,11 @@ public sealed unsafe class TiffStack : IFrameSource
             PixelConvert.ToUInt16(src, System.Runtime.InteropServices.MemoryMarshal.Cast<T, ushort>(dst), PixelType, swap);
     }
 
+    private volatile bool _disposed;
+
     public void Dispose()
     {
+        _disposed = true;
         foreach (var f in _files) f.Dispose();
     }
 
@@ -156,13 +163,14 @@ public sealed unsafe class TiffStack : IFrameSource
                 var pages = new TiffParser(mf).ReadPages();
                 if (pages.Count == 0) throw new MaLiangException($"{mf.Name} contains no frames");
                 pages = ImageJContiguous(mf, pages);
-                foreach (var p in pages)
+                for (int j = 0; j < pages.Count; j++)
                 {
+                    var p = pages[j];
                     if (frames.Count == 0) { w = p.Width; h = p.Height; type = p.Type; firstName = mf.Name; }
                     else if (p.Width != w || p.Height != h)
-                        throw new MaLiangException($"{mf.Name}: frame {frames.Count + 1} is {p.Width}x{p.Height} but frame 1 ({firstName}) is {w}x{h}; all frames must have the same size");
+                        throw new MaLiangException($"{mf.Name}: frame {j + 1} is {p.Width}x{p.Height} but frame 1 of {firstName} is {w}x{h}; all frames must have the same size");
                     else if (p.Type != type)
-                        throw new MaLiangException($"{mf.Name}: frame {frames.Count + 1} has {p.Type} pixels but frame 1 ({firstName}) has {type}; all frames must have the same pixel type");
+                        throw new MaLiangException($"{mf.Name}: frame {j + 1} has {p.Type} pixels but frame 1 of {firstName} has {type}; all frames must have the same pixel type");
                     int layout = -1;
                     if (p.Layout != null) { layout = layouts.Count; layouts.Add(p.Layout); }
                     frames.Add(new FrameLoc(i, p.Offset, layout));
@@ -192,7 +200,7 @@ public sealed unsafe class TiffStack : IFrameSource
         {
             long off = first.Offset + i * frameBytes;
             if (off + frameBytes > mf.Length)
-                throw new MaLiangException($"{mf.Name} is truncated: frame {i + 1} of {n} data ends past end of file");
+                throw new MaLiangException($"{mf.Name} is truncated: frame {i + 1} data ends past end of file");
             all.Add(first with { Offset = off });
         }
         return all;
@@ -337,7 +345,8 @@ public sealed unsafe class TiffStack : IFrameSource
         {
             string name = System.IO.Path.GetFileName(path);
             FileStream fs;
-            try { fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1, FileOptions.RandomAccess); }
+            // ReadWrite: Micro-Manager may still hold the file open for writing while the user looks at it.
+            try { fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.RandomAccess); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
             {
                 throw new MaLiangException(e is FileNotFoundException or DirectoryNotFoundException ? $"{path}: file not found" : $"cannot open {path}: {e.Message}", e);
@@ -357,6 +366,22 @@ public sealed unsafe class TiffStack : IFrameSource
                 throw new MaLiangException($"cannot map {path}: {e.Message}", e);
             }
         }
+
+        /// <summary>
+        /// Drops the pages wholly inside [offset, offset+length) from this process's mapping once a frame has been read,
+        /// so streaming a stack of any size keeps the resident set bounded (the page cache keeps them; a re-read faults
+        /// them back in). Linux only; elsewhere a no-op.
+        /// </summary>
+        public void Release(long offset, long length)
+        {
+            if (!OperatingSystem.IsLinux() || _ptr == null) return;
+            const ulong page = 4096;
+            ulong start = ((ulong)(_ptr + offset) + page - 1) & ~(page - 1), end = (ulong)(_ptr + offset + length) & ~(page - 1);
+            if (end > start) madvise((void*)start, (nuint)(end - start), 4 /* MADV_DONTNEED */);
+        }
+
+        [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "madvise")]
+        private static extern int madvise(void* addr, nuint length, int advice);
 
         /// <summary>Bytes [offset, offset+length); callers have checked the range at open.</summary>
         public ReadOnlySpan<byte> Span(long offset, int length) => new(_ptr + offset, length);

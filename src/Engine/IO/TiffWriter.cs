@@ -189,13 +189,25 @@ public sealed class TiffStackWriter : IDisposable
         return sb.ToString();
     }
 
-    /// <summary>x as num/den with the largest denominator that keeps num in 32 bits (ImageJ reads pixel size as 1/XResolution).</summary>
+    /// <summary>
+    /// x as num/den, both 32-bit, by continued fractions: exact for pixel sizes like 150 nm (1/150) and otherwise the
+    /// best approximation (ImageJ reads the pixel size back as 1/XResolution).
+    /// </summary>
     internal static (uint num, uint den) Rational(double x)
     {
-        double den = Math.Min(uint.MaxValue, Math.Floor(uint.MaxValue / Math.Max(1.0, x)));
-        double num = Math.Round(x * den);
-        if (num < 1) return (1, uint.MaxValue); // absurdly large pixel; clamp rather than write 0
-        return ((uint)Math.Min(num, uint.MaxValue), (uint)den);
+        long h0 = 0, h1 = 1, k0 = 1, k1 = 0; // convergents h/k
+        double r = x;
+        for (int i = 0; i < 64; i++)
+        {
+            double a = Math.Floor(r);
+            if (a * h1 + h0 > uint.MaxValue || a * k1 + k0 > uint.MaxValue) break;
+            (h0, h1) = (h1, (long)a * h1 + h0);
+            (k0, k1) = (k1, (long)a * k1 + k0);
+            double frac = r - a;
+            if (frac == 0) break;
+            r = 1 / frac;
+        }
+        return h1 == 0 || k1 == 0 ? (1u, uint.MaxValue) : ((uint)h1, (uint)k1);
     }
 
     public void Dispose()

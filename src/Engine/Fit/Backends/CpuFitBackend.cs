@@ -385,8 +385,12 @@ public sealed class CpuFitBackend : IFitBackend
     /// (row-major n x n) and, if asked, d mu / d(x, y, N, b, s) as five n x n planes. For tests, simulators and the CRLB.
     /// </summary>
     public static void Model(int n, float x, float y, float photons, float background, float sigma, Span<float> mu, Span<float> derivatives = default)
+        => Model(new FitScratch(n), x, y, photons, background, sigma, mu, derivatives);
+
+    /// <summary><see cref="Model(int, float, float, float, float, float, Span{float}, Span{float})"/> with caller-owned scratch (no allocation).</summary>
+    internal static void Model(FitScratch w, float x, float y, float photons, float background, float sigma, Span<float> mu, Span<float> derivatives = default)
     {
-        var w = new FitScratch(n);
+        int n = w.N;
         Axis(n, new Vector<float>(x), new Vector<float>(sigma), w.Ex, w.DxEx, w.DsEx);
         Axis(n, new Vector<float>(y), new Vector<float>(sigma), w.Ey, w.DyEy, w.DsEy);
         int np = n * n;

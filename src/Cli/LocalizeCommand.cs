@@ -1,0 +1,74 @@
+using System.CommandLine;
+using MaLiang.Engine;
+using MaLiang.Engine.IO;
+using MaLiang.Engine.Pipeline;
+using Spectre.Console;
+
+namespace MaLiang.Cli;
+
+/// <summary><c>maliang localize IN.tif [IN2.tif ...] -o OUT.csv [options]</c></summary>
+internal static class LocalizeCommand
+{
+    public static Command Build()
+    {
+        var inputs = new Argument<string[]>("inputs") { Description = "TIFF stack(s), read as one stack in the order given", Arity = ArgumentArity.OneOrMore };
+        var output = new Option<string>("--output", "-o") { Description = "localizations CSV (ThunderSTORM columns, nm and photons)", Required = true };
+        var render = new Option<string?>("--render") { Description = "also render the super-resolution image (.png or .tif)" };
+        var mag = new Option<double>("--magnification") { Description = "render magnification (super-resolution pixels per camera pixel)", DefaultValueFactory = _ => 10 };
+        var quiet = new Option<bool>("--quiet", "-q") { Description = "no progress bar and no summary" };
+        var so = new SettingsOptions();
+        var cmd = new Command("localize", "Find and fit molecules in TIFF stacks; write a CSV of localizations.") { inputs, output, render, mag, quiet };
+        so.AddTo(cmd);
+        cmd.SetAction(r =>
+        {
+            var settings = so.Read(r);
+            var files = r.GetValue(inputs)!;
+            string outPath = r.GetValue(output)!;
+            string? renderPath = r.GetValue(render);
+            double magnification = r.GetValue(mag);
+            if (!(magnification > 0 && magnification <= 100)) throw new InvalidParameterException("magnification", $"must be in (0, 100], got {magnification}");
+            if (renderPath != null) RenderCommand.CheckOutputKind(renderPath);
+            foreach (var f in files) if (!File.Exists(f)) throw new MaLiangException($"{f}: no such file");
+            return Run(files, outPath, renderPath, magnification, settings, r.GetValue(quiet));
+        });
+        return cmd;
+    }
+
+    public static int Run(string[] files, string outPath, string? renderPath, double magnification, LocalizerSettings settings, bool quiet)
+    {
+        using var stack = TiffStack.Open(files);
+        using var localizer = new Localizer(settings) { KeepResults = renderPath != null };
+        using var writer = new LocalizationCsvWriter(outPath, settings.PixelSizeNm);
+        void Sink(ReadOnlySpan<Localization> locs) => writer.Append(locs);
+
+        bool interactive = !quiet && !Console.IsErrorRedirected && !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
+        if (interactive)
+        {
+            AnsiConsole.Progress().AutoClear(true).Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+                .Start(ctx =>
+                {
+                    var task = ctx.AddTask("localizing", maxValue: stack.FrameCount);
+                    var progress = new Progress(p => { task.Value = p.FramesDone; task.Description = $"{p.Localizations} localizations"; });
+                    localizer.Run(stack, Sink, progress, Commands.Cancel);
+                });
+        }
+        else localizer.Run(stack, Sink, null, Commands.Cancel);
+
+        writer.Commit();
+        var summary = localizer.Summary;
+        if (renderPath != null)
+            RenderCommand.RenderTo(renderPath, localizer.Results, stack.Width, stack.Height, magnification, settings.PixelSizeNm);
+        if (!quiet)
+        {
+            Console.WriteLine($"{string.Join(", ", files)}: {stack.Width}x{stack.Height} px, {summary.Describe()}");
+            Console.WriteLine($"wrote {outPath}" + (renderPath != null ? $" and {renderPath}" : ""));
+        }
+        return Commands.ExitOk;
+    }
+
+    /// <summary>Synchronous progress reporter (System.Progress posts to the thread pool, which would lag the bar).</summary>
+    private sealed class Progress(Action<PipelineProgress> report) : IProgress<PipelineProgress>
+    {
+        public void Report(PipelineProgress value) => report(value);
+    }
+}

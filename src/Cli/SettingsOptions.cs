@@ -1,0 +1,65 @@
+using System.CommandLine;
+using MaLiang.Engine;
+
+namespace MaLiang.Cli;
+
+/// <summary>The localization options shared by <c>localize</c> and <c>bench</c>; names are the contract (ImageJ and Python use them too).</summary>
+internal sealed class SettingsOptions
+{
+    private static readonly LocalizerSettings D = new();
+    public readonly Option<double> PixelSize = new("--pixel-size") { Description = "camera pixel size in nm", DefaultValueFactory = _ => D.PixelSizeNm };
+    public readonly Option<double> PsfSigma = new("--psf-sigma") { Description = "PSF sigma in camera pixels (start value; fixed with --fixed-sigma)", DefaultValueFactory = _ => D.PsfSigmaPx };
+    public readonly Option<double> Offset = new("--offset") { Description = "camera offset (baseline) in ADU", DefaultValueFactory = _ => D.OffsetAdu };
+    public readonly Option<double> PhotonsPerAdu = new("--photons-per-adu") { Description = "photoelectrons per A/D count", DefaultValueFactory = _ => D.PhotonsPerAdu };
+    public readonly Option<double> EmGain = new("--em-gain") { Description = "EM gain (1 for sCMOS/CCD)", DefaultValueFactory = _ => D.EmGain };
+    public readonly Option<double> Threshold = new("--threshold") { Description = "detection threshold, multiples of the filtered frame's robust noise", DefaultValueFactory = _ => D.Threshold };
+    public readonly Option<int> Roi = new("--roi") { Description = "ROI size in pixels (odd)", DefaultValueFactory = _ => D.RoiSize };
+    public readonly Option<string> Filter = new("--filter") { Description = "de-noising filter: maliang|wavelet|none", DefaultValueFactory = _ => "maliang" };
+    public readonly Option<bool> FixedSigma = new("--fixed-sigma") { Description = "fix the PSF sigma instead of fitting it" };
+    public readonly Option<int?> Iterations = new("--iterations") { Description = "maximum fit iterations (default 20)" };
+    public readonly Option<bool> NoTolerance = new("--no-tolerance") { Description = "always run --iterations steps (the paper's fixed ten with --iterations 10)" };
+    public readonly Option<bool> KeepOverlapping = new("--keep-overlapping") { Description = "keep candidates closer than the ROI radius to a brighter one" };
+    public readonly Option<string> Backend = new("--backend") { Description = "fitter: auto|cpu|opencl|cuda", DefaultValueFactory = _ => "auto" };
+    public readonly Option<int> Threads = new("--threads") { Description = "worker threads (0 = all cores)", DefaultValueFactory = _ => 0 };
+
+    public void AddTo(Command c)
+    {
+        foreach (var o in new Option[] { PixelSize, PsfSigma, Offset, PhotonsPerAdu, EmGain, Threshold, Roi, Filter, FixedSigma, Iterations, NoTolerance, KeepOverlapping, Backend, Threads })
+            c.Options.Add(o);
+    }
+
+    public LocalizerSettings Read(ParseResult r)
+    {
+        var s = new LocalizerSettings
+        {
+            PixelSizeNm = r.GetValue(PixelSize),
+            PsfSigmaPx = r.GetValue(PsfSigma),
+            OffsetAdu = r.GetValue(Offset),
+            PhotonsPerAdu = r.GetValue(PhotonsPerAdu),
+            EmGain = r.GetValue(EmGain),
+            Threshold = r.GetValue(Threshold),
+            RoiSize = r.GetValue(Roi),
+            Filter = ParseFilter(r.GetValue(Filter)),
+            FixedSigma = r.GetValue(FixedSigma),
+            Iterations = r.GetValue(Iterations) ?? D.Iterations,
+            UseTolerance = !r.GetValue(NoTolerance),
+            RejectOverlapping = !r.GetValue(KeepOverlapping),
+            Backend = ParseBackend(r.GetValue(Backend)),
+            Threads = r.GetValue(Threads),
+        };
+        s.Validate();
+        return s;
+    }
+
+    public static FilterKind ParseFilter(string? v) => v?.ToLowerInvariant() switch
+    {
+        "maliang" => FilterKind.Maliang, "wavelet" => FilterKind.Wavelet, "none" => FilterKind.None,
+        _ => throw new InvalidParameterException("filter", $"'{v}' is not one of maliang, wavelet, none"),
+    };
+
+    public static BackendKind ParseBackend(string? v) => v?.ToLowerInvariant() switch
+    {
+        "auto" => BackendKind.Auto, "cpu" => BackendKind.Cpu, "opencl" => BackendKind.OpenCL, "cuda" => BackendKind.Cuda,
+        _ => throw new InvalidParameterException("backend", $"'{v}' is not one of auto, cpu, opencl, cuda"),
+    };
+}

@@ -1,0 +1,336 @@
+using System.Runtime.InteropServices;
+using System.Text;
+using MaLiang.Engine;
+using MaLiang.Engine.IO;
+using MaLiang.Engine.Pipeline;
+using MaLiang.Engine.Render;
+
+namespace MaLiang.Native;
+
+/// <summary>ml_settings (maliang.h), field for field.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct MlSettings
+{
+    public int StructSize, RoiSize;
+    public double PixelSizeNm, PsfSigmaPx, OffsetAdu, PhotonsPerAdu, EmGain, Threshold, Tolerance;
+    public int Filter, FixedSigma, Iterations, UseTolerance, RejectOverlapping, Backend, Threads, Reserved;
+}
+
+/// <summary>ml_summary (maliang.h).</summary>
+[StructLayout(LayoutKind.Sequential)]
+public unsafe struct MlSummary
+{
+    public long Frames, Localizations, Candidates, DroppedEdge, DroppedOverlap, DroppedFitFailed, DroppedLeftRoi;
+    public double WallSeconds, ReadSeconds, DenoiseSeconds, DetectSeconds, FitSeconds;
+    public int Threads, Reserved;
+    public fixed byte Backend[64];
+}
+
+internal enum Status { Ok = 0, Argument = 1, Input = 2, Cancelled = 3, Backend = 4, Internal = 5 }
+
+/// <summary>A localizer behind an opaque handle, with its cancellation and progress callback.</summary>
+internal sealed unsafe class Handle : IProgress<PipelineProgress>
+{
+    public readonly Localizer Localizer;
+    public CancellationTokenSource Cancel = new();
+    public delegate* unmanaged<int, int, long, nint, int> Progress;
+    public nint User;
+    public nint LastAddress;
+    public Handle(Localizer l) => Localizer = l;
+
+    public void Report(PipelineProgress p)
+    {
+        if (Progress != null && Progress(p.FramesDone, p.FramesTotal, p.Localizations, User) != 0) Cancel.Cancel();
+    }
+}
+
+/// <summary>The C ABI: every export checks its arguments, catches everything and reports through ml_last_error().</summary>
+public static unsafe class Exports
+{
+    public const string Version = "0.1.0";
+    // Strings handed to C live in native memory: the GC never moves them. The error is per thread.
+    private static readonly byte* s_version = NativeUtf8(Version);
+    private static readonly byte* s_empty = NativeUtf8("");
+    [ThreadStatic] private static byte* t_error;
+
+    private static byte* NativeUtf8(string s)
+    {
+        var bytes = Encoding.UTF8.GetBytes(s);
+        var p = (byte*)NativeMemory.Alloc((nuint)bytes.Length + 1);
+        bytes.AsSpan().CopyTo(new Span<byte>(p, bytes.Length));
+        p[bytes.Length] = 0;
+        return p;
+    }
+
+    private static void SetError(string? message)
+    {
+        if (t_error != null) NativeMemory.Free(t_error);
+        t_error = message == null ? null : NativeUtf8(message.Replace('\n', ' '));
+    }
+
+    private static int Fail(Status s, string message) { SetError(message); return (int)s; }
+
+    private static int Ok() { SetError(null); return 0; }
+
+    private static int Guard(Func<int> body)
+    {
+        try { return body(); }
+        catch (OperationCanceledException) { return Fail(Status.Cancelled, "cancelled"); }
+        catch (InvalidParameterException e) { return Fail(Status.Argument, e.Message); }
+        catch (MaLiangException e) when (e.Message.Contains("backend", StringComparison.OrdinalIgnoreCase)) { return Fail(Status.Backend, e.Message); }
+        catch (MaLiangException e) { return Fail(Status.Input, e.Message); }
+        catch (IOException e) { return Fail(Status.Input, e.Message); }
+        catch (UnauthorizedAccessException e) { return Fail(Status.Input, e.Message); }
+        catch (Exception e) { return Fail(Status.Internal, $"{e.GetType().Name}: {e.Message}"); }
+    }
+
+    private static Handle? Get(nint h) => h == 0 ? null : GCHandle.FromIntPtr(h).Target as Handle;
+
+    [UnmanagedCallersOnly(EntryPoint = "ml_version")]
+    public static byte* MlVersion() => s_version;
+
+    [UnmanagedCallersOnly(EntryPoint = "ml_abi_version")]
+    public static int MlAbiVersion() => 1;
+
+    [UnmanagedCallersOnly(EntryPoint = "ml_last_error")]
+    public static byte* MlLastError() => t_error != null ? t_error : s_empty;
+
+    [UnmanagedCallersOnly(EntryPoint = "ml_default_settings")]
+    public static int MlDefaultSettings(MlSettings* s)
+    {
+        if (s == null) return Fail(Status.Argument, "ml_default_settings: settings is null");
+        *s = ToNative(new LocalizerSettings());
+        return Ok();
+    }
+
+    internal static MlSettings ToNative(LocalizerSettings d) => new()
+    {
+        StructSize = sizeof(MlSettings), RoiSize = d.RoiSize, PixelSizeNm = d.PixelSizeNm, PsfSigmaPx = d.PsfSigmaPx,
+        OffsetAdu = d.OffsetAdu, PhotonsPerAdu = d.PhotonsPerAdu, EmGain = d.EmGain, Threshold = d.Threshold, Tolerance = d.Tolerance,
+        Filter = (int)d.Filter, FixedSigma = d.FixedSigma ? 1 : 0, Iterations = d.Iterations, UseTolerance = d.UseTolerance ? 1 : 0,
+        RejectOverlapping = d.RejectOverlapping ? 1 : 0, Backend = (int)d.Backend, Threads = d.Threads,
+    };
+
+    internal static LocalizerSettings FromNative(in MlSettings n)
+    {
+        if (n.StructSize != sizeof(MlSettings))
+            throw new InvalidParameterException("struct_size", $"is {n.StructSize}, this library's ml_settings is {sizeof(MlSettings)} bytes (header and library differ?)");
+        if (n.Filter is < 0 or > 2) throw new InvalidParameterException("filter", $"{n.Filter} is not an ml_filter (0 maliang, 1 wavelet, 2 none)");
+        if (n.Backend is < 0 or > 3) throw new InvalidParameterException("backend", $"{n.Backend} is not an ml_backend (0 auto, 1 cpu, 2 opencl, 3 cuda)");
+        var s = new LocalizerSettings
+        {
+            RoiSize = n.RoiSize, PixelSizeNm = n.PixelSizeNm, PsfSigmaPx = n.PsfSigmaPx, OffsetAdu = n.OffsetAdu,
+            PhotonsPerAdu = n.PhotonsPerAdu, EmGain = n.EmGain, Threshold = n.Threshold, Tolerance = n.Tolerance,
+            Filter = (FilterKind)n.Filter, FixedSigma = n.FixedSigma != 0, Iterations = n.Iterations, UseTolerance = n.UseTolerance != 0,
+            RejectOverlapping = n.RejectOverlapping != 0, Backend = (BackendKind)n.Backend, Threads = n.Threads,
+        };
+        s.Validate();
+        return s;
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "ml_create")]
+    public static int MlCreate(MlSettings* settings, nint* outHandle)
+    {
+        if (outHandle == null) return Fail(Status.Argument, "ml_create: out is null");
+        *outHandle = 0;
+        if (settings == null) return Fail(Status.Argument, "ml_create: settings is null");
+        var s = *settings;
+        return Guard(() =>
+        {
+            var localizer = new Localizer(FromNative(s));
+            *outHandle = GCHandle.ToIntPtr(GCHandle.Alloc(new Handle(localizer)));
+            return Ok();
+        });
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "ml_destroy")]
+    public static int MlDestroy(nint h)
+    {
+        if (h == 0) return Ok();
+        return Guard(() =>
+        {
+            var gc = GCHandle.FromIntPtr(h);
+            (gc.Target as Handle)?.Localizer.Dispose();
+            gc.Free();
+            return Ok();
+        });
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "ml_push_frames")]
+    public static int MlPushFrames(nint h, void* pixels, int width, int height, int count, long rowStrideBytes, int pixelType)
+    {
+        var handle = Get(h);
+        if (handle == null) return Fail(Status.Argument, "ml_push_frames: localizer is null");
+        if (pixels == null) return Fail(Status.Argument, "ml_push_frames: pixels is null");
+        if (width <= 0 || height <= 0) return Fail(Status.Argument, $"ml_push_frames: frame size {width}x{height} is not positive");
+        if (count <= 0) return Fail(Status.Argument, $"ml_push_frames: count {count} must be >= 1");
+        if (pixelType is < 0 or > 5) return Fail(Status.Argument, $"ml_push_frames: pixel_type {pixelType} is not an ml_pixel_type");
+        long bpp = PointerFrameSource.BytesPerPixel((PixelType)pixelType);
+        if (rowStrideBytes < 0 || (rowStrideBytes != 0 && rowStrideBytes < width * bpp))
+            return Fail(Status.Argument, $"ml_push_frames: row_stride_bytes {rowStrideBytes} is less than a row of {width * bpp} bytes");
+        int roi = handle.Localizer.Settings.RoiSize;
+        if (width < roi || height < roi) return Fail(Status.Input, $"ml_push_frames: frames of {width}x{height} px are smaller than the {roi}x{roi} ROI");
+        return Guard(() =>
+        {
+            using var src = new PointerFrameSource(pixels, width, height, count, (PixelType)pixelType, rowStrideBytes);
+            handle.LastAddress = src.Address;
+            if (handle.Cancel.IsCancellationRequested) { handle.Cancel.Dispose(); handle.Cancel = new CancellationTokenSource(); }
+            try
+            {
+                handle.Localizer.Push(src, 0, count, null, handle.Progress != null ? handle : null, handle.Cancel.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                handle.Cancel.Dispose(); handle.Cancel = new CancellationTokenSource();
+                throw;
+            }
+            return Ok();
+        });
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "ml_set_progress")]
+    public static int MlSetProgress(nint h, delegate* unmanaged<int, int, long, nint, int> callback, nint user)
+    {
+        var handle = Get(h);
+        if (handle == null) return Fail(Status.Argument, "ml_set_progress: localizer is null");
+        handle.Progress = callback; handle.User = user;
+        return Ok();
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "ml_cancel")]
+    public static int MlCancel(nint h)
+    {
+        var handle = Get(h);
+        if (handle == null) return Fail(Status.Argument, "ml_cancel: localizer is null");
+        return Guard(() => { handle.Cancel.Cancel(); return Ok(); });
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "ml_result_count")]
+    public static int MlResultCount(nint h, long* count)
+    {
+        var handle = Get(h);
+        if (handle == null) return Fail(Status.Argument, "ml_result_count: localizer is null");
+        if (count == null) return Fail(Status.Argument, "ml_result_count: count is null");
+        *count = handle.Localizer.Results.Count;
+        return Ok();
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "ml_read_results")]
+    public static int MlReadResults(nint h, long first, Localization* output, long capacity, long* written)
+    {
+        var handle = Get(h);
+        if (handle == null) return Fail(Status.Argument, "ml_read_results: localizer is null");
+        if (written == null) return Fail(Status.Argument, "ml_read_results: written is null");
+        *written = 0;
+        if (capacity < 0) return Fail(Status.Argument, $"ml_read_results: capacity {capacity} is negative");
+        if (capacity > 0 && output == null) return Fail(Status.Argument, "ml_read_results: out is null");
+        var results = handle.Localizer.Results;
+        if (first < 0 || first > results.Count) return Fail(Status.Argument, $"ml_read_results: first {first} is outside 0..{results.Count}");
+        long n = Math.Min(capacity, results.Count - first);
+        var list = (List<Localization>)results;
+        CollectionsMarshal.AsSpan(list).Slice((int)first, (int)n).CopyTo(new Span<Localization>(output, (int)n));
+        *written = n;
+        return Ok();
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "ml_clear_results")]
+    public static int MlClearResults(nint h)
+    {
+        var handle = Get(h);
+        if (handle == null) return Fail(Status.Argument, "ml_clear_results: localizer is null");
+        handle.Localizer.ClearResults();
+        return Ok();
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "ml_get_summary")]
+    public static int MlGetSummary(nint h, MlSummary* output)
+    {
+        var handle = Get(h);
+        if (handle == null) return Fail(Status.Argument, "ml_get_summary: localizer is null");
+        if (output == null) return Fail(Status.Argument, "ml_get_summary: out is null");
+        var s = handle.Localizer.Summary;
+        var o = new MlSummary
+        {
+            Frames = s.Frames, Localizations = s.Localizations, Candidates = s.Candidates, DroppedEdge = s.DroppedAtEdge,
+            DroppedOverlap = s.DroppedOverlap, DroppedFitFailed = s.DroppedFitFailed, DroppedLeftRoi = s.DroppedLeftRoi,
+            WallSeconds = s.WallSeconds, ReadSeconds = s.ReadSeconds, DenoiseSeconds = s.DenoiseSeconds, DetectSeconds = s.DetectSeconds,
+            FitSeconds = s.FitSeconds, Threads = s.Threads,
+        };
+        var name = Encoding.UTF8.GetBytes(s.Backend);
+        int len = Math.Min(name.Length, 63);
+        for (int i = 0; i < len; i++) o.Backend[i] = name[i];
+        o.Backend[len] = 0;
+        *output = o;
+        return Ok();
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "ml_last_push_address")]
+    public static int MlLastPushAddress(nint h, nint* address)
+    {
+        var handle = Get(h);
+        if (handle == null) return Fail(Status.Argument, "ml_last_push_address: localizer is null");
+        if (address == null) return Fail(Status.Argument, "ml_last_push_address: address is null");
+        *address = handle.LastAddress;
+        return Ok();
+    }
+
+    private static string? Utf8(byte* p) => p == null ? null : Marshal.PtrToStringUTF8((nint)p);
+
+    [UnmanagedCallersOnly(EntryPoint = "ml_write_csv")]
+    public static int MlWriteCsv(byte* path, Localization* locs, long count, double pixelSizeNm)
+    {
+        string? p = Utf8(path);
+        if (string.IsNullOrEmpty(p)) return Fail(Status.Argument, "ml_write_csv: path is null or empty");
+        if (count < 0 || count > int.MaxValue) return Fail(Status.Argument, $"ml_write_csv: count {count} is out of range");
+        if (count > 0 && locs == null) return Fail(Status.Argument, "ml_write_csv: locs is null");
+        if (!(pixelSizeNm > 0) || !double.IsFinite(pixelSizeNm)) return Fail(Status.Argument, $"ml_write_csv: pixel_size_nm {pixelSizeNm} must be > 0");
+        return Guard(() => { LocalizationCsv.Write(p, new ReadOnlySpan<Localization>(locs, (int)count), pixelSizeNm); return Ok(); });
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "ml_read_csv")]
+    public static int MlReadCsv(byte* path, double pixelSizeNm, Localization* output, long capacity, long* count)
+    {
+        string? p = Utf8(path);
+        if (string.IsNullOrEmpty(p)) return Fail(Status.Argument, "ml_read_csv: path is null or empty");
+        if (count == null) return Fail(Status.Argument, "ml_read_csv: count is null");
+        if (!(pixelSizeNm > 0) || !double.IsFinite(pixelSizeNm)) return Fail(Status.Argument, $"ml_read_csv: pixel_size_nm {pixelSizeNm} must be > 0");
+        if (capacity < 0 || (capacity > 0 && output == null)) return Fail(Status.Argument, "ml_read_csv: out/capacity invalid");
+        return Guard(() =>
+        {
+            var locs = LocalizationCsv.Read(p, pixelSizeNm).Localizations;
+            *count = locs.Length;
+            if (output != null)
+            {
+                if (capacity < locs.Length) return Fail(Status.Argument, $"ml_read_csv: capacity {capacity} < {locs.Length} localizations in {p}");
+                locs.AsSpan().CopyTo(new Span<Localization>(output, locs.Length));
+            }
+            return Ok();
+        });
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "ml_render")]
+    public static int MlRender(Localization* locs, long count, int width, int height, double magnification, int method, double sigmaPx,
+        float* output, long outCapacity, int* outWidth, int* outHeight)
+    {
+        if (count < 0 || count > int.MaxValue) return Fail(Status.Argument, $"ml_render: count {count} is out of range");
+        if (count > 0 && locs == null) return Fail(Status.Argument, "ml_render: locs is null");
+        if (width <= 0 || height <= 0) return Fail(Status.Argument, $"ml_render: image size {width}x{height} is not positive");
+        if (!(magnification > 0 && magnification <= 100)) return Fail(Status.Argument, $"ml_render: magnification {magnification} must be in (0, 100]");
+        if (method is < 0 or > 1) return Fail(Status.Argument, $"ml_render: method {method} (0 gaussian, 1 histogram)");
+        if (double.IsNaN(sigmaPx) || sigmaPx < 0) return Fail(Status.Argument, $"ml_render: sigma_px {sigmaPx} must be >= 0");
+        if (outWidth == null || outHeight == null) return Fail(Status.Argument, "ml_render: out_width/out_height is null");
+        return Guard(() =>
+        {
+            var rs = new RenderSettings { Width = width, Height = height, Magnification = magnification,
+                Method = method == 0 ? RenderMethod.Gaussian : RenderMethod.Histogram, SigmaPx = sigmaPx };
+            rs.Validate();
+            *outWidth = rs.OutputWidth; *outHeight = rs.OutputHeight;
+            long need = (long)rs.OutputWidth * rs.OutputHeight;
+            if (output == null) return Ok(); // size query
+            if (outCapacity < need) return Fail(Status.Argument, $"ml_render: out_capacity {outCapacity} < {need} pixels");
+            var img = Renderer.Render(new ReadOnlySpan<Localization>(locs, (int)count), rs);
+            img.Pixels.AsSpan(0, (int)need).CopyTo(new Span<float>(output, (int)need));
+            return Ok();
+        });
+    }
+}

@@ -1,0 +1,118 @@
+/*
+ * maliang.h - the C ABI of libmaliang.so (MaLiang single-molecule localization, NativeAOT build of src/Engine).
+ *
+ * Conventions (../../DESIGN.md): x is the column, y the row, in camera pixels, origin at the top-left corner of the
+ * top-left pixel (pixel column c spans [c, c+1)); photons; frames 0-based. Frames are frame-major, row-major.
+ *
+ * Errors: every function returns an ml_status (ML_OK = 0); on failure ml_last_error() gives a one-line message for
+ * the calling thread, naming the parameter, frame or file. No function ever throws across this boundary. Every pointer,
+ * size and setting is checked before any pointer is touched. Handles are not thread-safe except ml_cancel().
+ */
+#ifndef MALIANG_H
+#define MALIANG_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ML_ABI_VERSION 1
+
+typedef enum ml_status {
+    ML_OK = 0,
+    ML_ERR_ARGUMENT = 1,   /* a null pointer, a size, a pixel type or a setting is invalid */
+    ML_ERR_INPUT = 2,      /* bad input data or file (named in the message) */
+    ML_ERR_CANCELLED = 3,  /* ml_cancel() or the progress callback stopped the call */
+    ML_ERR_BACKEND = 4,    /* the requested backend (GPU) is not available */
+    ML_ERR_INTERNAL = 5    /* anything unexpected; the message says what */
+} ml_status;
+
+typedef enum ml_pixel_type { ML_PIXEL_UINT8 = 0, ML_PIXEL_UINT16 = 1, ML_PIXEL_UINT32 = 2, ML_PIXEL_FLOAT32 = 3, ML_PIXEL_INT16 = 4, ML_PIXEL_INT32 = 5 } ml_pixel_type;
+typedef enum ml_filter { ML_FILTER_MALIANG = 0, ML_FILTER_WAVELET = 1, ML_FILTER_NONE = 2 } ml_filter;
+typedef enum ml_backend { ML_BACKEND_AUTO = 0, ML_BACKEND_CPU = 1, ML_BACKEND_OPENCL = 2, ML_BACKEND_CUDA = 3 } ml_backend;
+
+/* Every option of `maliang localize`. Fill with ml_default_settings() first; struct_size = sizeof(ml_settings). */
+typedef struct ml_settings {
+    int32_t struct_size;
+    int32_t roi_size;            /* odd, default 7 */
+    double pixel_size_nm;        /* default 100 */
+    double psf_sigma_px;         /* default 1.3 */
+    double offset_adu;           /* default 0 */
+    double photons_per_adu;      /* default 1 */
+    double em_gain;              /* default 1 */
+    double threshold;            /* x robust noise, default 5 */
+    double tolerance;            /* relative step tolerance, default 1e-4 */
+    int32_t filter;              /* ml_filter */
+    int32_t fixed_sigma;         /* 0/1 */
+    int32_t iterations;          /* max iterations, default 20 */
+    int32_t use_tolerance;       /* 0 = always run `iterations` steps */
+    int32_t reject_overlapping;  /* 1 = drop candidates near a brighter one (default) */
+    int32_t backend;             /* ml_backend */
+    int32_t threads;             /* 0 = all cores */
+    int32_t reserved;
+} ml_settings;
+
+/* One localization: 64 bytes, the engine's Localization struct. */
+typedef struct ml_localization {
+    int32_t frame;               /* 0-based, counted over all frames pushed to the localizer */
+    float x, y;                  /* px */
+    float photons, background;   /* photons, photons/px */
+    float sigma;                 /* px */
+    float uncertainty_x, uncertainty_y, uncertainty_photons, uncertainty_background, uncertainty_sigma; /* sqrt(CRLB) */
+    float loglik;                /* Poisson log-likelihood at the estimate */
+    float llr;                   /* log-likelihood ratio (goodness of fit) */
+    int32_t iterations;
+    int32_t detections;          /* 1, or the number of merged detections */
+    int32_t flags;               /* bit 0: converged */
+} ml_localization;
+
+typedef struct ml_summary {
+    int64_t frames, localizations, candidates, dropped_edge, dropped_overlap, dropped_fit_failed, dropped_left_roi;
+    double wall_seconds, read_seconds, denoise_seconds, detect_seconds, fit_seconds;
+    int32_t threads, reserved;
+    char backend[64];
+} ml_summary;
+
+typedef struct ml_localizer ml_localizer;
+
+/* Progress: called after each chunk of frames; return non-zero to cancel. frames_total is 0 when open-ended. */
+typedef int32_t (*ml_progress_fn)(int32_t frames_done, int32_t frames_total, int64_t localizations, void* user);
+
+const char* ml_version(void);                 /* "0.1.0" */
+int32_t ml_abi_version(void);                 /* ML_ABI_VERSION */
+const char* ml_last_error(void);              /* thread-local; "" when none */
+int32_t ml_default_settings(ml_settings* settings);
+
+int32_t ml_create(const ml_settings* settings, ml_localizer** out);
+int32_t ml_destroy(ml_localizer* localizer);  /* null is fine */
+
+/* Localizes `count` frames of width x height at `pixels` (read in place, not copied); row_stride_bytes = 0 means packed
+ * rows. Frames are numbered after those pushed before. Results accumulate until ml_clear_results(). */
+int32_t ml_push_frames(ml_localizer* localizer, const void* pixels, int32_t width, int32_t height, int32_t count,
+                       int64_t row_stride_bytes, int32_t pixel_type);
+int32_t ml_set_progress(ml_localizer* localizer, ml_progress_fn callback, void* user);
+int32_t ml_cancel(ml_localizer* localizer);   /* thread-safe: stops the push in progress (or the next one) */
+
+int32_t ml_result_count(ml_localizer* localizer, int64_t* count);
+/* Copies results [first, first + capacity) into out; *written = how many were copied. */
+int32_t ml_read_results(ml_localizer* localizer, int64_t first, ml_localization* out, int64_t capacity, int64_t* written);
+int32_t ml_clear_results(ml_localizer* localizer);
+int32_t ml_get_summary(ml_localizer* localizer, ml_summary* out);
+/* The address of the pixels the last ml_push_frames read (to prove callers pass frames without a copy). */
+int32_t ml_last_push_address(ml_localizer* localizer, const void** address);
+
+/* Files: CSV in DESIGN.md columns (nm, photons, 1-based frames), written atomically. ml_read_csv: call with out = NULL
+ * to get the count, then with a buffer of that capacity. */
+int32_t ml_write_csv(const char* path, const ml_localization* locs, int64_t count, double pixel_size_nm);
+int32_t ml_read_csv(const char* path, double pixel_size_nm, ml_localization* out, int64_t capacity, int64_t* count);
+
+/* Rendering: method 0 = normalized Gaussian (sigma = each localization's uncertainty, or sigma_px if > 0), 1 = histogram.
+ * The image is (width x magnification) x (height x magnification) float32, rounded up; out_capacity in floats. */
+int32_t ml_render(const ml_localization* locs, int64_t count, int32_t width, int32_t height, double magnification,
+                  int32_t method, double sigma_px, float* out, int64_t out_capacity, int32_t* out_width, int32_t* out_height);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

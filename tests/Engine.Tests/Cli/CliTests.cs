@@ -1,0 +1,147 @@
+using MaLiang.Cli;
+using MaLiang.Engine.IO;
+using MaLiang.Engine.Tests.IO;
+using NUnit.Framework;
+
+namespace MaLiang.Engine.Tests.Cli;
+
+/// <summary>The `maliang` command in-process: bad input gives exit code 2, one line naming the culprit, and no output file.</summary>
+[NonParallelizable]
+public class CliTests
+{
+    private string _dir = "";
+
+    [SetUp] public void SetUp() { _dir = Path.Combine(Path.GetTempPath(), "maliang-cli-" + Guid.NewGuid().ToString("N")); Directory.CreateDirectory(_dir); }
+    [TearDown] public void TearDown() { try { Directory.Delete(_dir, true); } catch (IOException) { } }
+
+    private string P(string name) => Path.Combine(_dir, name);
+
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var o = Console.Out; var e = Console.Error;
+        var so = new StringWriter(); var se = new StringWriter();
+        Console.SetOut(so); Console.SetError(se);
+        try { return (Commands.Run(args), so.ToString(), se.ToString()); }
+        finally { Console.SetOut(o); Console.SetError(e); }
+    }
+
+    private string Simulated(int frames = 5, int size = 48)
+    {
+        var path = P("sim.tif");
+        var r = Run("simulate", path, "--truth", P("truth.csv"), "--width", $"{size}", "--height", $"{size}", "--frames", $"{frames}",
+            "--emitters", "6", "--emitters-per-frame", "4", "--photons", "2000", "--offset", "100", "--seed", "3");
+        Assert.That(r.Code, Is.EqualTo(0), r.Err);
+        return path;
+    }
+
+    private void AssertBadInput((int Code, string Out, string Err) r, params string[] mentions)
+    {
+        Assert.That(r.Code, Is.EqualTo(2), $"stdout: {r.Out} stderr: {r.Err}");
+        var lines = r.Err.Trim().Split('\n');
+        Assert.That(lines, Has.Length.EqualTo(1), r.Err);
+        foreach (var m in mentions) Assert.That(lines[0], Does.Contain(m));
+        Assert.That(File.Exists(P("out.csv")), Is.False, "no output file left behind");
+        Assert.That(Directory.GetFiles(_dir).Where(f => f.Contains(".tmp") || Path.GetFileName(f).StartsWith('.')), Is.Empty, "no temp files left");
+    }
+
+    [Test]
+    public void LocalizeWritesCsvAndRender()
+    {
+        var stack = Simulated();
+        var r = Run("localize", stack, "-o", P("out.csv"), "--offset", "100", "--render", P("r.png"), "--quiet");
+        Assert.That(r.Code, Is.EqualTo(0), r.Err);
+        var table = LocalizationCsv.Read(P("out.csv"), 100);
+        var truth = LocalizationCsv.Read(P("truth.csv"), 100);
+        var m = Evaluate.GroundTruth.Match(table.Localizations, truth.Localizations.Select(t => new Evaluate.TruePosition(t.Frame, t.X, t.Y)).ToList(), 1.0);
+        Assert.That(m.Recall, Is.GreaterThanOrEqualTo(0.95));
+        Assert.That(File.ReadAllBytes(P("r.png"))[1..4], Is.EqualTo("PNG"u8.ToArray()));
+    }
+
+    [Test]
+    public void SummaryNamesFramesLocalizationsAndDrops()
+    {
+        var r = Run("localize", Simulated(), "-o", P("out.csv"), "--offset", "100");
+        Assert.That(r.Code, Is.EqualTo(0), r.Err);
+        Assert.That(r.Out, Does.Contain("5 frames").And.Contain("localizations").And.Contain("dropped").And.Contain("ms/frame"));
+    }
+
+    [Test]
+    public void NotATiff()
+    {
+        File.WriteAllText(P("notes.tif"), "this is text, not an image");
+        AssertBadInput(Run("localize", P("notes.tif"), "-o", P("out.csv")), "notes.tif", "not a TIFF");
+    }
+
+    [Test]
+    public void TruncatedTiff()
+    {
+        var bytes = File.ReadAllBytes(Simulated(frames: 5));
+        File.WriteAllBytes(P("cut.tif"), bytes[..(bytes.Length / 2)]);
+        AssertBadInput(Run("localize", P("cut.tif"), "-o", P("out.csv")), "cut.tif", "truncated");
+    }
+
+    [Test]
+    public void CompressedTiff()
+    {
+        File.WriteAllBytes(P("lzw.tif"), new TiffBuilder { Compression = 5, Width = 16, Height = 16 }.Build(TiffBuilder.Frames(1, 16, 16, 0, 9)));
+        AssertBadInput(Run("localize", P("lzw.tif"), "-o", P("out.csv")), "lzw.tif", "compression LZW is not supported; save the stack uncompressed");
+    }
+
+    [Test]
+    public void RgbTiff()
+    {
+        File.WriteAllBytes(P("rgb.tif"), new TiffBuilder { SamplesPerPixel = 3, Photometric = 2, Bits = 8, Width = 16, Height = 16 }.Build(TiffBuilder.Frames(1, 16, 16 * 3, 0, 9)));
+        AssertBadInput(Run("localize", P("rgb.tif"), "-o", P("out.csv")), "rgb.tif", "RGB");
+    }
+
+    [Test]
+    public void ZeroFrames()
+    {
+        File.WriteAllBytes(P("empty.tif"), new TiffBuilder { Width = 16, Height = 16 }.Build(new List<double[]>()));
+        AssertBadInput(Run("localize", P("empty.tif"), "-o", P("out.csv")), "empty.tif", "no frames");
+    }
+
+    [Test]
+    public void FramesSmallerThanTheRoi()
+    {
+        TiffWriter.Write(P("small.tif"), new ushort[5 * 5 * 2], 5, 5, 2);
+        AssertBadInput(Run("localize", P("small.tif"), "-o", P("out.csv")), "small.tif", "smaller than the 7x7 ROI");
+    }
+
+    [TestCase("--psf-sigma", "NaN", "psf-sigma")]
+    [TestCase("--pixel-size", "-1", "pixel-size")]
+    [TestCase("--photons-per-adu", "0", "photons-per-adu")]
+    [TestCase("--roi", "6", "roi")]
+    [TestCase("--threshold", "-5", "threshold")]
+    [TestCase("--filter", "median", "filter")]
+    [TestCase("--backend", "quantum", "backend")]
+    public void BadParameter(string option, string value, string named)
+        => AssertBadInput(Run("localize", Simulated(), "-o", P("out.csv"), option, value), named);
+
+    [Test]
+    public void OffsetAboveEveryPixel()
+        => AssertBadInput(Run("localize", Simulated(), "-o", P("out.csv"), "--offset", "60000"), "sim.tif", "frame 1", "offset");
+
+    [Test]
+    public void MissingFile() => AssertBadInput(Run("localize", P("nope.tif"), "-o", P("out.csv")), "nope.tif");
+
+    [Test]
+    public void BadCsvForRender()
+    {
+        File.WriteAllText(P("bad.csv"), "\"id\",\"intensity [photon]\"\n1,100\n");
+        var r = Run("render", P("bad.csv"), "-o", P("r.png"));
+        Assert.That(r.Code, Is.EqualTo(2));
+        Assert.That(r.Err, Does.Contain("bad.csv"));
+        Assert.That(File.Exists(P("r.png")), Is.False);
+    }
+
+    [Test]
+    public void ExistingOutputSurvivesAFailedRun()
+    {
+        File.WriteAllText(P("out.csv"), "previous results");
+        File.WriteAllText(P("notes.tif"), "text");
+        var r = Run("localize", P("notes.tif"), "-o", P("out.csv"));
+        Assert.That(r.Code, Is.EqualTo(2));
+        Assert.That(File.ReadAllText(P("out.csv")), Is.EqualTo("previous results"));
+    }
+}
