@@ -44,9 +44,17 @@ public static class GpuDevices
     public static string Describe() => string.Join("; ", List().Select(d => d.ToString()));
 }
 
-/// <summary>Creates the fit backend <see cref="LocalizerSettings.Backend"/> names.</summary>
-public static class FitBackends
+/// <summary>
+/// Creates the fit backend <see cref="LocalizerSettings.Backend"/> names, GPU backends included. Main's placeholder
+/// <c>FitBackends.Create(kind, threads, out description)</c> (src/Engine/Fit/Backends/FitBackends.cs, CPU only) should
+/// forward to <see cref="Create(BackendKind, int, out string)"/> here.
+/// </summary>
+public static class FitBackendFactory
 {
+    /// <summary>The signature of main's <c>FitBackends.Create</c>.</summary>
+    public static IFitBackend Create(BackendKind kind, int threads, out string description)
+        => Create(kind, out description, threads);
+
     /// <summary>
     /// Auto: CUDA when a device and NVRTC are there, else an OpenCL GPU device, else the CPU (SIMD, all cores).
     /// Cpu / OpenCL / Cuda: that backend (OpenCL takes the first GPU, else the first device of any type, e.g. PoCL;
