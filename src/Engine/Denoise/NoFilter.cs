@@ -24,7 +24,7 @@ public sealed class NoFilter : IFrameFilter
     public void Apply(ReadOnlySpan<float> photons, Span<float> filtered, int width, int height)
     {
         FrameFilters.CheckArgs(photons, filtered, width, height);
-        FrameFilters.Grow(ref _scratch, NoiseEstimator.SampleCount(width, height));
+        FrameFilters.Grow(ref _scratch, NoiseEstimator.ScratchLength(width, height));
         float med = NoiseEstimator.Median(photons, width, height, _scratch);
         if (float.IsNaN(med)) med = 0f;
         LastMedian = med;

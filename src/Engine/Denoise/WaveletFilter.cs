@@ -8,14 +8,14 @@ namespace MaLiang.Engine.Denoise;
 /// B-spline transform. V1 = I * g1 with the separable kernel g1 = [1/16, 1/4, 3/8, 1/4, 1/16];
 /// V2 = V1 * g2, g2 the same kernel with holes (taps at -4, -2, 0, 2, 4); output F = V1 - V2.
 /// <para>Borders: mirrored without repeating the edge pixel (index -k reads k, index n-1+k reads n-1-k,
-/// "reflect-101"); a flat image gives 0 everywhere. Vectorised direct 5-tap sums, two frame-sized scratch
+/// "reflect-101"); a flat image gives 0 everywhere. Vectorised direct 5-tap sums in three passes, three frame-sized scratch
 /// buffers, allocation-free once they fit; one instance per thread.</para>
 /// </summary>
 public sealed class WaveletFilter : IFrameFilter
 {
     private const float W0 = 3f / 8f, W1 = 1f / 4f, W2 = 1f / 16f;
     private const int Pad = 4;
-    private float[] _a = Array.Empty<float>(), _v1 = Array.Empty<float>(), _pad = Array.Empty<float>();
+    private float[] _a = Array.Empty<float>(), _b = Array.Empty<float>(), _v1 = Array.Empty<float>(), _pad = Array.Empty<float>();
 
     public void Apply(ReadOnlySpan<float> photons, Span<float> filtered, int width, int height)
     {
@@ -23,14 +23,21 @@ public sealed class WaveletFilter : IFrameFilter
         int n = width * height;
         FrameFilters.Grow(ref _a, n);
         FrameFilters.Grow(ref _v1, n);
+        FrameFilters.Grow(ref _b, n);
         FrameFilters.Grow(ref _pad, width + 2 * Pad);
         var a = _a.AsSpan(0, n);
         var v1 = _v1.AsSpan(0, n);
+        var b = _b.AsSpan(0, n);
 
+        // pass 1: A = rows * g1; pass 2: V1 = A * g1 (columns), and at once B = V1 row * g2;
+        // pass 3: F = V1 - B * g2 (columns)
         for (int y = 0; y < height; y++) Horizontal(photons.Slice(y * width, width), a.Slice(y * width, width), 1);
-        for (int y = 0; y < height; y++) Vertical(a, width, height, y, 1, v1.Slice(y * width, width), default);
-        for (int y = 0; y < height; y++) Horizontal(v1.Slice(y * width, width), a.Slice(y * width, width), 2);
-        for (int y = 0; y < height; y++) Vertical(a, width, height, y, 2, filtered.Slice(y * width, width), v1.Slice(y * width, width));
+        for (int y = 0; y < height; y++)
+        {
+            Vertical(a, width, height, y, 1, v1.Slice(y * width, width), default);
+            Horizontal(v1.Slice(y * width, width), b.Slice(y * width, width), 2);
+        }
+        for (int y = 0; y < height; y++) Vertical(b, width, height, y, 2, filtered.Slice(y * width, width), v1.Slice(y * width, width));
     }
 
     /// <summary>Reflect-101 index into [0, n).</summary>

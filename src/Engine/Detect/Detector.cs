@@ -81,21 +81,17 @@ public sealed class Detector
             _rowStart[y] = _count;
             bool interiorRow = y > 0 && y < h - 1;
             int rowOff = y * w, x = 0;
-            for (; x <= w - vc; x += vc)
+            ref float row = ref Unsafe.Add(ref f0, rowOff);
+            // 4 vectors per test: pixels above the threshold are rare
+            for (; x <= w - 4 * vc; x += 4 * vc)
             {
-                var v = Vector.LoadUnsafe(ref f0, (nuint)(rowOff + x));
-                var gt = Vector.GreaterThan(v, vt);
-                if (gt == Vector<int>.Zero) continue;
-                for (int l = 0; l < vc; l++)
-                {
-                    if (gt[l] == 0) continue;
-                    int xx = x + l;
-                    bool isMax = interiorRow && xx > 0 && xx < w - 1
-                        ? IsMaxInterior(ref f0, rowOff + xx, w, v[l])
-                        : IsMaxBorder(f, w, h, xx, y, v[l]);
-                    if (isMax) Push(xx, y, v[l]);
-                }
+                nuint u = (nuint)x;
+                var any = Vector.GreaterThan(Vector.LoadUnsafe(ref row, u), vt) | Vector.GreaterThan(Vector.LoadUnsafe(ref row, u + (nuint)vc), vt)
+                        | Vector.GreaterThan(Vector.LoadUnsafe(ref row, u + (nuint)(2 * vc)), vt) | Vector.GreaterThan(Vector.LoadUnsafe(ref row, u + (nuint)(3 * vc)), vt);
+                if (any == Vector<int>.Zero) continue;
+                for (int q = 0; q < 4; q++) ScanVector(f, ref f0, w, h, y, rowOff, x + q * vc, vt, interiorRow);
             }
+            for (; x <= w - vc; x += vc) ScanVector(f, ref f0, w, h, y, rowOff, x, vt, interiorRow);
             for (; x < w; x++)
             {
                 float v = f[rowOff + x];
@@ -104,6 +100,22 @@ public sealed class Detector
             }
         }
         _rowStart[h] = _count;
+    }
+
+    private void ScanVector(ReadOnlySpan<float> f, ref float f0, int w, int h, int y, int rowOff, int x, Vector<float> vt, bool interiorRow)
+    {
+        var v = Vector.LoadUnsafe(ref f0, (nuint)(rowOff + x));
+        var gt = Vector.GreaterThan(v, vt);
+        if (gt == Vector<int>.Zero) return;
+        for (int l = 0; l < Vector<float>.Count; l++)
+        {
+            if (gt[l] == 0) continue;
+            int xx = x + l;
+            bool isMax = interiorRow && xx > 0 && xx < w - 1
+                ? IsMaxInterior(ref f0, rowOff + xx, w, v[l])
+                : IsMaxBorder(f, w, h, xx, y, v[l]);
+            if (isMax) Push(xx, y, v[l]);
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Numerics;
+using System.Runtime.InteropServices;
 using MaLiang.Engine.Camera;
 using MaLiang.Engine.Denoise;
 
@@ -64,7 +66,8 @@ public sealed class FrameDetector
         if (adu.Length < n) throw new ArgumentException($"frame holds {adu.Length} pixels, needs {n}", nameof(adu));
         Grow(n, width, height);
         long t0 = Stopwatch.GetTimestamp();
-        Camera.ToPhotons(adu[..n], _photons.AsSpan(0, n));
+        Widen(adu[..n], _photons.AsSpan(0, n));
+        Camera.ToPhotons(_photons.AsSpan(0, n));
         Times.ConvertTicks += Stopwatch.GetTimestamp() - t0;
         return DetectCore(_photons.AsSpan(0, n), width, height, output);
     }
@@ -93,6 +96,20 @@ public sealed class FrameDetector
         return new FrameDetection(thr, std, stats);
     }
 
+    /// <summary>uint16 -> float, vectorised (the ADU -> photon conversion itself stays in <see cref="CameraModel"/>).</summary>
+    private static void Widen(ReadOnlySpan<ushort> src, Span<float> dst)
+    {
+        var vs = MemoryMarshal.Cast<ushort, Vector<ushort>>(src);
+        var vd = MemoryMarshal.Cast<float, Vector<float>>(dst);
+        for (int i = 0; i < vs.Length; i++)
+        {
+            Vector.Widen(vs[i], out Vector<uint> lo, out Vector<uint> hi);
+            vd[2 * i] = Vector.ConvertToSingle(Vector.AsVectorInt32(lo));
+            vd[2 * i + 1] = Vector.ConvertToSingle(Vector.AsVectorInt32(hi));
+        }
+        for (int i = vs.Length * Vector<ushort>.Count; i < src.Length; i++) dst[i] = src[i];
+    }
+
     private static int Size(int width, int height)
     {
         if (width <= 0 || height <= 0 || (long)width * height > int.MaxValue)
@@ -105,7 +122,7 @@ public sealed class FrameDetector
         if (_photons.Length < n) _photons = new float[n];
         if (_filtered.Length < n) _filtered = new float[n];
         _n = n;
-        int s = NoiseEstimator.SampleCount(width, height);
+        int s = NoiseEstimator.ScratchLength(width, height);
         if (_scratch.Length < s) _scratch = new float[s];
     }
 }

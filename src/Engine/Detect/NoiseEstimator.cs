@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.InteropServices;
 
 namespace MaLiang.Engine.Detect;
 
@@ -7,7 +8,7 @@ namespace MaLiang.Engine.Detect;
 /// which equals the standard deviation for Gaussian noise and ignores the few bright spots.
 /// <para>Computed on a deterministic subsample: every <see cref="Stride"/>-th pixel in raster order
 /// (stride ~ pixels / <see cref="TargetSamples"/>, bumped to be coprime with the width so the samples do
-/// not fall on the same few columns). Medians by in-place selection (Floyd–Rivest), not a sort;
+/// not fall on the same few columns). Medians by exact radix selection (three histogram passes), not a sort;
 /// the median of an even count is the lower middle element. Non-finite pixels are skipped.</para>
 /// </summary>
 public static class NoiseEstimator
@@ -26,7 +27,7 @@ public static class NoiseEstimator
         return k;
     }
 
-    /// <summary>Scratch length <see cref="RobustStd"/> and <see cref="Median"/> need for a frame of this size.</summary>
+    /// <summary>Pixels sampled from a frame of this size (all finite ones when fewer than <see cref="TargetSamples"/>).</summary>
     public static int SampleCount(int width, int height)
     {
         long n = (long)width * height;
@@ -34,22 +35,32 @@ public static class NoiseEstimator
         return (int)((n + k - 1) / k);
     }
 
+    /// <summary>Scratch length (floats) <see cref="RobustStd"/> and <see cref="Median"/> need: twice <see cref="SampleCount"/>.</summary>
+    public static int ScratchLength(int width, int height) => 2 * SampleCount(width, height);
+
     /// <summary>1.4826 x median(|f - median(f)|) over the subsample. <paramref name="scratch"/> needs
-    /// <see cref="SampleCount"/> floats. Returns 0 when no finite pixel was sampled.</summary>
+    /// <see cref="ScratchLength"/> floats. Returns 0 when no finite pixel was sampled.</summary>
     public static float RobustStd(ReadOnlySpan<float> filtered, int width, int height, Span<float> scratch)
     {
         var s = Gather(filtered, width, height, scratch);
-        if (s.Length == 0) return 0f;
-        float med = Selection.Median(s);
+        int m = s.Length;
+        if (m == 0) return 0f;
+        var work = MemoryMarshal.Cast<float, uint>(scratch.Slice(m, m));
+        float med = Selection.RadixSelect(s, (m - 1) / 2, work);
         AbsDeviation(s, med);
-        return MadToStd * Selection.Median(s);
+        var keys = MemoryMarshal.Cast<float, uint>(s);
+        Selection.ToKeys(s, keys);
+        return MadToStd * Selection.FromKey(Selection.SelectKeys(keys, (m - 1) / 2));
     }
 
-    /// <summary>Lower median of the subsample (see the class remarks); NaN when no finite pixel was sampled.</summary>
+    /// <summary>Lower median of the subsample (see the class remarks); NaN when no finite pixel was sampled.
+    /// <paramref name="scratch"/> needs <see cref="ScratchLength"/> floats.</summary>
     public static float Median(ReadOnlySpan<float> frame, int width, int height, Span<float> scratch)
     {
         var s = Gather(frame, width, height, scratch);
-        return s.Length == 0 ? float.NaN : Selection.Median(s);
+        int m = s.Length;
+        if (m == 0) return float.NaN;
+        return Selection.RadixSelect(s, (m - 1) / 2, MemoryMarshal.Cast<float, uint>(scratch.Slice(m, m)));
     }
 
     private static Span<float> Gather(ReadOnlySpan<float> frame, int width, int height, Span<float> scratch)
@@ -57,7 +68,7 @@ public static class NoiseEstimator
         if (width <= 0 || height <= 0) throw new ArgumentOutOfRangeException(nameof(width), $"frame must be at least 1x1, got {width}x{height}");
         int n = width * height;
         if (frame.Length < n) throw new ArgumentException($"frame holds {frame.Length} pixels, needs {n}", nameof(frame));
-        int need = SampleCount(width, height);
+        int need = ScratchLength(width, height);
         if (scratch.Length < need) throw new ArgumentException($"scratch holds {scratch.Length} floats, needs {need}", nameof(scratch));
         int k = Stride(width, height), m = 0;
         for (int i = 0; i < n; i += k)
@@ -71,7 +82,7 @@ public static class NoiseEstimator
     private static void AbsDeviation(Span<float> s, float med)
     {
         var vm = new Vector<float>(med);
-        var v = System.Runtime.InteropServices.MemoryMarshal.Cast<float, Vector<float>>(s);
+        var v = MemoryMarshal.Cast<float, Vector<float>>(s);
         for (int i = 0; i < v.Length; i++) v[i] = Vector.Abs(v[i] - vm);
         for (int i = v.Length * Vector<float>.Count; i < s.Length; i++) s[i] = MathF.Abs(s[i] - med);
     }

@@ -96,7 +96,7 @@ public static class PngWriter
     /// </summary>
     public static byte[] ToGray8(ReadOnlySpan<float> image, float? max = null)
     {
-        float m = max ?? Percentile999(image);
+        float m = max ?? Detect.Selection.PositivePercentile(image, 99.9);
         var result = new byte[image.Length];
         if (!(m > 0) || !float.IsFinite(m)) return result;
         float scale = 255f / m;
@@ -108,38 +108,6 @@ public static class PngWriter
         return result;
     }
 
-    private static float Percentile999(ReadOnlySpan<float> image)
-    {
-        int n = 0;
-        foreach (float v in image) if (v > 0 && float.IsFinite(v)) n++;
-        if (n == 0) return 0;
-        var pos = new float[n];
-        n = 0;
-        foreach (float v in image) if (v > 0 && float.IsFinite(v)) pos[n++] = v;
-        int k = (int)Math.Ceiling(0.999 * n) - 1;
-        return Select(pos, Math.Clamp(k, 0, n - 1));
-    }
-
-    /// <summary>k-th smallest (0-based) by quickselect: O(n), where a sort of a large render would take seconds.</summary>
-    private static float Select(float[] a, int k)
-    {
-        int lo = 0, hi = a.Length - 1;
-        while (lo < hi)
-        {
-            float pivot = a[lo + (hi - lo) / 2];
-            int i = lo, j = hi;
-            while (i <= j)
-            {
-                while (a[i] < pivot) i++;
-                while (a[j] > pivot) j--;
-                if (i <= j) { (a[i], a[j]) = (a[j], a[i]); i++; j--; }
-            }
-            if (k <= j) hi = j;
-            else if (k >= i) lo = i;
-            else return a[k];
-        }
-        return a[k];
-    }
 }
 
 /// <summary>CRC-32 (ISO-HDLC, as PNG and zlib's crc32 use), table-driven. Start from <see cref="Initial"/>, xor with it at the end.</summary>

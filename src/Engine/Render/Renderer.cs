@@ -129,15 +129,9 @@ public static class Renderer
         return rgb;
     }
 
-    /// <summary>8-bit gray image, linear from 0 to the <paramref name="saturatePercentile"/> percentile of non-zero pixels.</summary>
+    /// <summary>8-bit gray image, linear from 0 to the <paramref name="saturatePercentile"/> percentile of the positive pixels.</summary>
     public static byte[] ToGray8(ReadOnlySpan<float> image, double saturatePercentile = 99.5)
-    {
-        double sat = Percentile(image, saturatePercentile);
-        var g = new byte[image.Length];
-        for (int i = 0; i < g.Length; i++)
-            g[i] = (byte)Math.Round(Math.Clamp(image[i] / sat, 0.0, 1.0) * 255.0);
-        return g;
-    }
+        => IO.PngWriter.ToGray8(image, (float)Percentile(image, saturatePercentile));
 
     /// <summary>Gray (1 byte/px) to RGB (3 bytes/px).</summary>
     public static byte[] GrayToRgb(ReadOnlySpan<byte> gray)
@@ -150,15 +144,8 @@ public static class Renderer
     /// <summary>The p-th percentile (0..100) of the positive pixels; 1 when there are none.</summary>
     public static double Percentile(ReadOnlySpan<float> image, double p)
     {
-        int n = 0;
-        foreach (var v in image) if (v > 0) n++;
-        if (n == 0) return 1.0;
-        var a = new float[n];
-        n = 0;
-        foreach (var v in image) if (v > 0) a[n++] = v;
-        Array.Sort(a);
-        int k = (int)Math.Clamp(Math.Ceiling(p / 100.0 * n) - 1, 0, n - 1);
-        return a[k] > 0 ? a[k] : 1.0;
+        float v = Detect.Selection.PositivePercentile(image, p);
+        return v > 0 ? v : 1.0;
     }
 
     private static float[] Accumulate(ReadOnlySpan<Localization> locs, float[]? weights, RenderSettings s)

@@ -114,7 +114,8 @@ public sealed class SimulationResult
 
 /// <summary>
 /// Simulates PALM/STORM stacks: expected photons per pixel = background + N x integrated Gaussian
-/// (<see cref="IntegratedGaussian"/>, DESIGN.md PSF), Poisson shot noise, then the camera: EM gain
+/// (<see cref="IntegratedGaussian"/>, DESIGN.md PSF), Poisson shot noise (quantum efficiency 1: photons =
+/// photoelectrons), then the camera: EM gain
 /// (Gamma(n, gain)), Gaussian read noise (e-), conversion to ADU by <see cref="CameraModel.ToAdu"/>, rounded and
 /// clamped to uint16. Emitters blink as a 2-state Markov chain with optional bleaching. Deterministic for a seed.
 /// </summary>
@@ -139,8 +140,8 @@ public static class Simulator
         for (int e = 0; e < on.Length; e++) on[e] = rng.Uniform() < pOn0;
         var camera = s.Camera();
         int ext = (int)Math.Ceiling(PsfExtentSigma * s.PsfSigmaPx) + 1;
-        Span<double> ex = stackalloc double[2 * ext + 2];
-        Span<double> ey = stackalloc double[2 * ext + 2];
+        var ex = new double[2 * ext + 2];
+        var ey = new double[2 * ext + 2];
 
         for (int f = 0; f < s.Frames; f++)
         {
