@@ -99,6 +99,7 @@ public class OpenClTests
     [TestCase(FilterKind.Maliang, 5, 61, 47)]
     [TestCase(FilterKind.Maliang, 1, 13, 9)]
     [TestCase(FilterKind.Maliang, 3, 300, 100)]   // > 32 rows: running sums restart
+    [TestCase(FilterKind.Maliang, 5, 301, 70)]    // SIMD body and scalar tail, a != 3
     [TestCase(FilterKind.Wavelet, 3, 61, 47)]
     [TestCase(FilterKind.Wavelet, 3, 7, 5)]       // narrower than the taps with holes: repeated mirroring
     [TestCase(FilterKind.None, 3, 61, 47)]
@@ -125,7 +126,7 @@ public class OpenClTests
         var frames = GpuTestData.Frames(w, h, nf, 30, seed: 2);
         using var det = new GpuDetector(new OpenClGpuContext(d), true);
         var noise = det.Noise(frames, w, h, nf);
-        var scratch = new float[NoiseEstimator.SampleCount(w, h)];
+        var scratch = new float[NoiseEstimator.ScratchLength(w, h)];
         for (int f = 0; f < nf; f++)
         {
             Assert.That(noise[f], Is.EqualTo(NoiseEstimator.RobustStd(frames.AsSpan(f * w * h, w * h), w, h, scratch)));

@@ -171,8 +171,8 @@ public sealed class GpuDetector : IDisposable
                 _ctx.Ensure(ref _tmp2, n * 4);
                 int a2 = box * box, ann = (box + 4) * (box + 4) - a2;
                 float ca = (float)(1.0 / a2 + 1.0 / ann), cb = (float)(1.0 / ann);   // as MaliangFilter
-                _ctx.Launch("ml_box_rows", n, _frames!, _tmp!, _tmp2!, w, h, nf, box);
-                _ctx.Launch("ml_box_cols", (long)w * nf, _tmp!, _tmp2!, _filt!, w, h, nf, box, ca, cb);
+                _ctx.Launch("ml_box_cols", (long)w * nf, _frames!, _tmp!, _tmp2!, w, h, nf, box, ca, cb);
+                _ctx.Launch("ml_box_rows", n, _tmp!, _tmp2!, _filt!, w, h, nf, box, cb, System.Numerics.Vector<float>.Count);
                 break;
             }
             case FilterKind.Wavelet:

@@ -14,27 +14,14 @@ DEVFN int ml_mirror(int i, int n)
     return i < n ? i : period - i;
 }
 
-/* (a) The paper's filter, F = S_a / a^2 - (S_{a+4} - S_a) / ((a+4)^2 - a^2) = S_a * ca - S_b * cb, borders replicated
-   (coordinates clamped). Computed exactly as MaLiang.Engine.Denoise.MaliangFilter does, so the results are bit-identical:
-   horizontal box sums of widths a and a+4 per pixel (ml_box_rows), then per column vertical running sums restarted
-   every 32 rows (ml_box_cols, one thread per frame column: to be measured on a GPU against a tiled version). */
-KERNEL void ml_box_rows(GLOBAL const float* in, GLOBAL float* ha, GLOBAL float* hb, int w, int h, int nf, int a)
-{
-    int gid = THREAD_ID;
-    int fp = w * h;
-    if (gid >= fp * nf) return;
-    int p = gid % fp, y = p / w, x = p - y * w;
-    GLOBAL const float* row = in + (long)(gid - p) + (long)y * w;
-    int ra = a / 2;
-    /* pad[k] = row[clamp(k - rb)], rb = ra + 2; h_a[x] = pad[x+2 .. x+2+a), h_b[x] = h_a[x] + pad[x] + pad[x+1] + pad[x+a+2] + pad[x+a+3] */
-    float sa = row[ml_clampi(x - ra, 0, w - 1)];
-    for (int k = 1; k < a; k++) sa += row[ml_clampi(x - ra + k, 0, w - 1)];
-    ha[gid] = sa;
-    hb[gid] = sa + row[ml_clampi(x - ra - 2, 0, w - 1)] + row[ml_clampi(x - ra - 1, 0, w - 1)]
-                 + row[ml_clampi(x + ra + 1, 0, w - 1)] + row[ml_clampi(x + ra + 2, 0, w - 1)];
-}
-
-KERNEL void ml_box_cols(GLOBAL const float* ha, GLOBAL const float* hb, GLOBAL float* out, int w, int h, int nf, int a,
+/* (a) The paper's filter, F = S_a / a^2 - (S_{a+4} - S_a) / ((a+4)^2 - a^2), borders replicated (coordinates clamped),
+   computed exactly as MaLiang.Engine.Denoise.MaliangFilter does, so the results are bit-identical:
+   ml_box_cols (one thread per frame column; to be measured on a GPU against a tiled version): vertical running sums
+   Va (a rows) and Vb (a+4 rows), restarted every 32 rows, D = Va*ca - Vb*cb, stored with Vb;
+   ml_box_rows (one thread per pixel): F = sum of a taps of D - cb * (the 4 outer taps of Vb). The CPU groups these sums
+   differently in its SIMD body (x < vc * floor(w / vc), vc = Vector<float>.Count, unrolled when a = 3) and its scalar
+   tail, so the host passes vc and the kernel follows the same grouping per pixel. */
+KERNEL void ml_box_cols(GLOBAL const float* in, GLOBAL float* dOut, GLOBAL float* vbOut, int w, int h, int nf, int a,
                         float ca, float cb)
 {
     int gid = THREAD_ID;
@@ -42,23 +29,60 @@ KERNEL void ml_box_cols(GLOBAL const float* ha, GLOBAL const float* hb, GLOBAL f
     int f = gid / w, x = gid - f * w;
     long base = (long)f * w * h + x;
     int ra = a / 2, rb = ra + 2;
-    float sa = 0.0f, sb = 0.0f;
+    float va = 0.0f, vb = 0.0f;
     for (int y = 0; y < h; y++)
     {
         if (y % 32 == 0)
         {
-            sa = 0.0f; sb = 0.0f;
-            for (int k = -ra; k <= ra; k++) sa += ha[base + (long)ml_clampi(y + k, 0, h - 1) * w];
-            for (int k = -rb; k <= rb; k++) sb += hb[base + (long)ml_clampi(y + k, 0, h - 1) * w];
+            va = 0.0f; vb = 0.0f;
+            for (int k = -ra; k <= ra; k++) va += in[base + (long)ml_clampi(y + k, 0, h - 1) * w];
+            for (int k = -rb; k <= rb; k++) vb += in[base + (long)ml_clampi(y + k, 0, h - 1) * w];
         }
         else
         {
             int yAdd = y + ra < h - 1 ? y + ra : h - 1, ySub = y - ra - 1 > 0 ? y - ra - 1 : 0;
-            sa += ha[base + (long)yAdd * w] - ha[base + (long)ySub * w];
+            va += in[base + (long)yAdd * w] - in[base + (long)ySub * w];
             yAdd = y + rb < h - 1 ? y + rb : h - 1; ySub = y - rb - 1 > 0 ? y - rb - 1 : 0;
-            sb += hb[base + (long)yAdd * w] - hb[base + (long)ySub * w];
+            vb += in[base + (long)yAdd * w] - in[base + (long)ySub * w];
         }
-        out[base + (long)y * w] = sa * ca - sb * cb;
+        dOut[base + (long)y * w] = va * ca - vb * cb;
+        vbOut[base + (long)y * w] = vb;
+    }
+}
+
+KERNEL void ml_box_rows(GLOBAL const float* dIn, GLOBAL const float* vbIn, GLOBAL float* out, int w, int h, int nf, int a,
+                        float cb, int vc)
+{
+    int gid = THREAD_ID;
+    int fp = w * h;
+    if (gid >= fp * nf) return;
+    int p = gid % fp, y = p / w, x = p - y * w;
+    GLOBAL const float* d = dIn + (long)(gid - p) + (long)y * w;
+    GLOBAL const float* v = vbIn + (long)(gid - p) + (long)y * w;
+    int ra = a / 2, rb = ra + 2, wm = w - 1;
+    float t = v[ml_clampi(x - rb, 0, wm)] + v[ml_clampi(x - rb + 1, 0, wm)];
+    float s;
+    if (x < (w / vc) * vc)
+    {
+        if (a == 3)
+        {
+            s = d[ml_clampi(x - 1, 0, wm)] + d[ml_clampi(x, 0, wm)] + d[ml_clampi(x + 1, 0, wm)];
+            t = t + (v[ml_clampi(x + 2, 0, wm)] + v[ml_clampi(x + 3, 0, wm)]);
+        }
+        else
+        {
+            s = d[ml_clampi(x - ra, 0, wm)];
+            for (int k = 1; k < a; k++) s += d[ml_clampi(x - ra + k, 0, wm)];
+            t = t + v[ml_clampi(x + ra + 1, 0, wm)] + v[ml_clampi(x + ra + 2, 0, wm)];
+        }
+        out[gid] = s - t * cb;
+    }
+    else
+    {
+        s = 0.0f;
+        for (int k = 0; k < a; k++) s += d[ml_clampi(x - ra + k, 0, wm)];
+        t = t + v[ml_clampi(x + ra + 1, 0, wm)] + v[ml_clampi(x + ra + 2, 0, wm)];
+        out[gid] = s - cb * t;
     }
 }
 
