@@ -1,0 +1,172 @@
+using MaLiang.Engine.Fit.Backends.Gpu;
+using static MaLiang.Engine.Fit.Backends.Cuda.CuNative;
+
+namespace MaLiang.Engine.Fit.Backends.Cuda;
+
+/// <summary>
+/// The MLE fit on a CUDA device (fit.cl compiled by NVRTC for the device's own architecture, disk-cached; one thread per
+/// molecule). The batch is cut into chunks sized from cuMemGetInfo's free memory, and the chunks are pipelined over
+/// <see cref="StreamCount"/> streams with page-locked (cuMemHostAlloc) staging buffers, so the copies of one chunk overlap
+/// the kernels of another. CUDA_ERROR_OUT_OF_MEMORY while allocating halves the chunk size and goes on (down to
+/// <see cref="MinChunk"/> molecules) instead of failing. Thread-safe: concurrent Fit calls are serialized.
+/// UNTESTED on hardware from this repository's CI (no NVIDIA GPU there): the tests skip with the reason.
+/// </summary>
+public sealed unsafe class CudaFitBackend : IFitBackend
+{
+    public const int StreamCount = 2;
+    public const int MinChunk = 256;
+    /// <summary>Largest chunk, in molecules (also bounded by free memory).</summary>
+    public const int MaxChunk = 1 << 20;
+
+    private readonly CudaModule _cu;
+    private readonly object _lock = new();
+    private readonly Slot[] _slots = new Slot[StreamCount];
+    private int _chunk;
+
+    /// <summary>Per-stream device and pinned host buffers for one chunk.</summary>
+    private sealed class Slot
+    {
+        public nint Stream;
+        public ulong Pix, PixT, Res;
+        public float* HostPix, HostRes;
+        public int Capacity;      // molecules
+        public int PixelsPerRoi;
+        public int First, Count;  // the chunk in flight
+    }
+
+    public string Name => "cuda:" + _cu.Device.Name;
+    public CudaDevice Device => _cu.Device;
+    /// <summary>Molecules per chunk now (after any out-of-memory halving).</summary>
+    public int ChunkSize => _chunk;
+
+    /// <summary>On CUDA device <paramref name="device"/>. Compiles (or loads from the cache) the kernels now, so a missing
+    /// driver, device or NVRTC, or a compile error with its log, shows here as a <see cref="MaLiangException"/>.</summary>
+    public CudaFitBackend(int device = 0)
+    {
+        _cu = new CudaModule(device);
+        try
+        {
+            for (int i = 0; i < StreamCount; i++) _slots[i] = new Slot { Stream = _cu.CreateStream() };
+        }
+        catch { Dispose(); throw; }
+    }
+
+    /// <summary>Chunk size from free device memory: a quarter of it over the streams, per-molecule bytes =
+    /// 2 pixel copies (molecule-major upload and pixel-major) + the results.</summary>
+    public static int ChunkFromFreeMemory(long freeBytes, int pixelsPerRoi)
+    {
+        long perMolecule = (2L * pixelsPerRoi + GpuFit.OutFloats) * 4;
+        long budget = freeBytes / 4 / StreamCount;
+        return (int)Math.Clamp(budget / perMolecule, MinChunk, MaxChunk);
+    }
+
+    public void Fit(RoiBatch batch, in FitOptions options, Span<FitResult> results)
+    {
+        GpuFit.CheckArgs(batch, options, results);
+        int count = batch.Count;
+        if (count == 0) return;
+        var o = options;
+        lock (_lock)
+        {
+            if (_chunk == 0) _chunk = ChunkFromFreeMemory(_cu.MemoryInfo().Free, batch.PixelsPerRoi);
+            int first = 0;
+            while (first < count)
+            {
+                // Launch up to StreamCount chunks, then collect them in order: chunk k+1's upload overlaps chunk k's kernel.
+                int launched = 0;
+                try
+                {
+                    for (int s = 0; s < StreamCount && first < count; s++)
+                    {
+                        int n = Math.Min(_chunk, count - first);
+                        var slot = _slots[s];
+                        EnsureSlot(slot, n, batch.PixelsPerRoi);
+                        Launch(slot, batch, first, n, o);
+                        first += n;
+                        launched++;
+                    }
+                }
+                catch (CudaException e) when (e.OutOfMemory && _chunk > MinChunk)
+                {
+                    // Collect what is in flight, free this round's buffers, halve the chunk and go on.
+                    for (int s = 0; s < launched; s++) Collect(_slots[s], results);   // 'first' is already past them
+                    foreach (var sl in _slots) FreeSlot(sl);
+                    _chunk = Math.Max(MinChunk, _chunk / 2);
+                    continue;
+                }
+                for (int s = 0; s < launched; s++) Collect(_slots[s], results);
+            }
+        }
+    }
+
+    private void EnsureSlot(Slot s, int molecules, int np)
+    {
+        if (s.Capacity >= molecules && s.PixelsPerRoi == np) return;
+        FreeSlot(s);
+        int cap = Math.Max(molecules, Math.Min(_chunk, MaxChunk));
+        long pixBytes = (long)cap * np * 4, resBytes = (long)cap * GpuFit.OutFloats * 4;
+        s.Pix = _cu.Alloc(pixBytes);
+        s.PixT = _cu.Alloc(pixBytes);
+        s.Res = _cu.Alloc(resBytes);
+        s.HostPix = (float*)_cu.AllocHost(pixBytes);
+        s.HostRes = (float*)_cu.AllocHost(resBytes);
+        s.Capacity = cap;
+        s.PixelsPerRoi = np;
+    }
+
+    private void FreeSlot(Slot s)
+    {
+        _cu.Free(s.Pix); _cu.Free(s.PixT); _cu.Free(s.Res);
+        _cu.FreeHost(s.HostPix); _cu.FreeHost(s.HostRes);
+        s.Pix = s.PixT = s.Res = 0;
+        s.HostPix = s.HostRes = null;
+        s.Capacity = 0;
+    }
+
+    private void Launch(Slot s, RoiBatch batch, int first, int n, in FitOptions o)
+    {
+        int np = batch.PixelsPerRoi;
+        s.First = first; s.Count = n;
+        // Stage into pinned memory (so the copy is a true async DMA), then queue copy -> transpose -> fit -> copy back.
+        batch.Pixels.AsSpan(first * np, n * np).CopyTo(new Span<float>(s.HostPix, n * np));
+        _cu.MakeCurrent();
+        Check(cuMemcpyHtoDAsync(s.Pix, s.HostPix, (nuint)((long)n * np * 4), s.Stream), "cuMemcpyHtoDAsync");
+        var pix = new DevicePtr(s.Pix);
+        var pixT = new DevicePtr(s.PixT);
+        var res = new DevicePtr(s.Res);
+        _cu.Launch("ml_transpose", (long)np * n, s.Stream, [pix.Arg, pixT.Arg, np, n]);
+        _cu.Launch("ml_fit", n, s.Stream, [pixT.Arg, batch.RoiSize, n, o.PsfSigmaPx, o.FixedSigma ? 1 : 0, o.MaxIterations,
+                                            o.UseTolerance ? 1 : 0, o.Tolerance, res.Arg]);
+        Check(cuMemcpyDtoHAsync(s.HostRes, s.Res, (nuint)((long)n * GpuFit.OutFloats * 4), s.Stream), "cuMemcpyDtoHAsync");
+    }
+
+    private void Collect(Slot s, Span<FitResult> results)
+    {
+        _cu.Synchronize(s.Stream);
+        GpuFit.Unpack(new ReadOnlySpan<float>(s.HostRes, s.Count * GpuFit.OutFloats), results.Slice(s.First, s.Count));
+    }
+
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            foreach (var s in _slots)
+            {
+                if (s is null) continue;
+                FreeSlot(s);
+                _cu.DestroyStream(s.Stream);
+                s.Stream = 0;
+            }
+            _cu.Dispose();
+        }
+    }
+
+    /// <summary>A raw device pointer as a kernel argument (without a <see cref="GpuBuffer"/> owning it).</summary>
+    private sealed class DevicePtr : GpuBuffer, ICudaPointer
+    {
+        public DevicePtr(ulong p) { Pointer = p; }
+        public ulong Pointer { get; }
+        public KArg Arg => this;
+        public override void Dispose() { }
+    }
+}

@@ -1,0 +1,250 @@
+using MaLiang.Engine.Denoise;
+using MaLiang.Engine.Detect;
+using MaLiang.Engine.Fit.Backends.Cuda;
+using MaLiang.Engine.Fit.Backends.OpenCL;
+
+namespace MaLiang.Engine.Fit.Backends.Gpu;
+
+/// <summary>Detection settings as the GPU detector needs them.</summary>
+public readonly record struct GpuDetectOptions(FilterKind Filter, int FilterBoxPx, float ThresholdFactor, int RoiSize, bool RejectOverlapping)
+{
+    public static GpuDetectOptions From(LocalizerSettings s)
+        => new(s.Filter, s.FilterBoxPx, (float)s.Threshold, s.RoiSize, s.RejectOverlapping);
+}
+
+/// <summary>
+/// De-noise, threshold, find local maxima and cut ROIs on the GPU (OpenCL or CUDA, one kernel source: detect.cl), a stack
+/// of frames per call so that large frames do not wait on the CPU. Same results as the CPU path
+/// (<see cref="MaliangFilter"/> / <see cref="WaveletFilter"/> / <see cref="NoFilter"/>, <see cref="NoiseEstimator"/>,
+/// <see cref="Detector"/>), bit for bit: the filters do the same float operations in the same order. Only the noise
+/// subsample (about <see cref="NoiseEstimator.TargetSamples"/> values per frame), per-frame counts and the ROIs come back
+/// to the host.
+/// Not thread-safe: one detector per thread.
+/// </summary>
+public sealed class GpuDetector : IDisposable
+{
+    private readonly GpuContext _ctx;
+    private readonly bool _ownsContext;
+    private GpuBuffer? _frames, _filt, _tmp, _tmp2, _samples, _thr, _med, _count, _border, _overl, _cand, _sorted, _keep, _pre, _kept, _offset, _roiFrame, _left, _top, _rois;
+    private int _cap = 256;
+
+    internal GpuDetector(GpuContext ctx, bool ownsContext) { _ctx = ctx; _ownsContext = ownsContext; }
+
+    public string Name => _ctx.Name;
+
+    /// <summary>On an OpenCL device (default: the first GPU, else the first device).</summary>
+    public static GpuDetector OnOpenCL(OpenClDevice? device = null)
+        => new(new OpenClGpuContext(device ?? OpenClRuntime.DefaultDevice()), true);
+
+    /// <summary>On CUDA device <paramref name="device"/>; throws a <see cref="MaLiangException"/> when CUDA is unavailable.</summary>
+    public static GpuDetector OnCuda(int device = 0) => new(new CudaGpuContext(device), true);
+
+    /// <summary>Filters a stack of frames (photons) into <paramref name="filtered"/> (same layout). For tests and previews.</summary>
+    public void Filter(ReadOnlySpan<float> frames, int width, int height, int frameCount, FilterKind filter, int boxPx, Span<float> filtered)
+    {
+        long n = Check(frames.Length, width, height, frameCount);
+        if (filtered.Length < n) throw new ArgumentException("filtered is smaller than the frames");
+        Upload(frames, n);
+        RunFilter(width, height, frameCount, filter, boxPx);
+        _ctx.Read(_filt!, filtered[..(int)n]);
+    }
+
+    /// <summary>Robust noise (1.4826 x MAD of the subsample) of each frame of an already filtered stack. For tests.</summary>
+    public float[] Noise(ReadOnlySpan<float> filtered, int width, int height, int frameCount)
+    {
+        long n = Check(filtered.Length, width, height, frameCount);
+        _ctx.Ensure(ref _filt, n * 4);
+        _ctx.Write(_filt!, filtered[..(int)n]);
+        return RunNoise(width, height, frameCount);
+    }
+
+    /// <summary>
+    /// Detects molecules in a stack of <paramref name="frameCount"/> frames (photons, frame-major) and appends their ROIs to
+    /// <paramref name="into"/> in (frame, raster) order, frame numbers from <paramref name="firstFrame"/>.
+    /// Returns per-frame statistics.
+    /// </summary>
+    public FrameDetection[] Detect(ReadOnlySpan<float> frames, int width, int height, int frameCount, int firstFrame,
+                                   in GpuDetectOptions options, RoiBatch into)
+    {
+        long n = Check(frames.Length, width, height, frameCount);
+        if (into.RoiSize != options.RoiSize) throw new ArgumentException($"RoiBatch has ROI size {into.RoiSize}, options say {options.RoiSize}");
+        int r = options.RoiSize / 2, nf = frameCount;
+        Upload(frames, n);
+        RunFilter(width, height, nf, options.Filter, options.FilterBoxPx);
+        float[] noise = RunNoise(width, height, nf);
+        var thr = new float[nf];
+        for (int f = 0; f < nf; f++) thr[f] = options.ThresholdFactor * noise[f];
+        _ctx.Ensure(ref _thr, nf * 4L);
+        _ctx.Write(_thr!, thr.AsSpan());
+        _ctx.Ensure(ref _count, nf * 4L);
+        _ctx.Ensure(ref _border, nf * 4L);
+        _ctx.Ensure(ref _overl, nf * 4L);
+        var count = new int[nf];
+        while (true)
+        {
+            _ctx.Ensure(ref _cand, (long)_cap * nf * 4);
+            _ctx.Fill(_count!, 0, nf * 4L);
+            _ctx.Launch("ml_find_maxima", n, _filt!, _thr!, width, height, nf, _cap, _count!, _cand!);
+            _ctx.Read(_count!, count.AsSpan());
+            int max = count.Max();
+            if (max <= _cap) break;
+            _cap = Math.Max(_cap * 2, max);   // atomics overflowed: retry with room for every maximum
+        }
+        long slots = (long)_cap * nf;
+        _ctx.Ensure(ref _sorted, slots * 4);
+        _ctx.Ensure(ref _keep, slots * 4);
+        _ctx.Ensure(ref _pre, slots * 4);
+        _ctx.Ensure(ref _kept, nf * 4L);
+        _ctx.Ensure(ref _offset, (nf + 1) * 4L);
+        _ctx.Fill(_border!, 0, nf * 4L);
+        _ctx.Fill(_overl!, 0, nf * 4L);
+        _ctx.Launch("ml_sort_candidates", slots, _cand!, _count!, _cap, nf, _sorted!);
+        _ctx.Launch("ml_classify", slots, _filt!, _sorted!, _count!, _cap, nf, width, height, r, options.RejectOverlapping ? 1 : 0,
+                    _keep!, _border!, _overl!);
+        _ctx.Launch("ml_prefix_kept", nf, _keep!, _count!, _cap, nf, _pre!, _kept!);
+        _ctx.Launch("ml_scan_frames", 1, _kept!, nf, _offset!);
+        var offset = new int[nf + 1];
+        var edge = new int[nf];
+        var overl = new int[nf];
+        _ctx.Read(_offset!, offset.AsSpan());
+        _ctx.Read(_border!, edge.AsSpan());
+        _ctx.Read(_overl!, overl.AsSpan());
+        int total = offset[nf];
+        var result = new FrameDetection[nf];
+        for (int f = 0; f < nf; f++)
+        {
+            var st = new DetectionStats
+            {
+                Candidates = offset[f + 1] - offset[f],
+                DroppedAtEdge = edge[f],
+                Overlapping = overl[f],
+                DroppedOverlap = options.RejectOverlapping ? overl[f] : 0,
+            };
+            result[f] = new FrameDetection(thr[f], noise[f], st);
+        }
+        if (total == 0) return result;
+        _ctx.Ensure(ref _roiFrame, total * 4L);
+        _ctx.Ensure(ref _left, total * 4L);
+        _ctx.Ensure(ref _top, total * 4L);
+        _ctx.Launch("ml_emit", slots, _sorted!, _keep!, _pre!, _count!, _offset!, _cap, nf, width, r, _roiFrame!, _left!, _top!);
+        int nn = options.RoiSize * options.RoiSize;
+        _ctx.Ensure(ref _rois, (long)total * nn * 4);
+        _ctx.Launch("ml_cut_rois", (long)total * nn, _frames!, width, height, _roiFrame!, _left!, _top!, options.RoiSize, total, _rois!);
+        var roiFrame = new int[total];
+        var left = new int[total];
+        var top = new int[total];
+        var pixels = new float[(long)total * nn];
+        _ctx.Read(_roiFrame!, roiFrame.AsSpan());
+        _ctx.Read(_left!, left.AsSpan());
+        _ctx.Read(_top!, top.AsSpan());
+        _ctx.Read(_rois!, pixels.AsSpan());
+        into.Reserve(into.Count + total);
+        for (int i = 0; i < total; i++) into.Add(pixels.AsSpan(i * nn, nn), firstFrame + roiFrame[i], left[i], top[i]);
+        return result;
+    }
+
+    private static long Check(int length, int width, int height, int frameCount)
+    {
+        if (width < 1 || height < 1 || frameCount < 1) throw new ArgumentException($"bad stack shape {width} x {height} x {frameCount}");
+        long n = (long)width * height * frameCount;
+        if (n > int.MaxValue / 2) throw new ArgumentException($"stack of {n} pixels: pass fewer frames per call");
+        if (length < n) throw new ArgumentException($"{length} pixels given for {width} x {height} x {frameCount}");
+        return n;
+    }
+
+    private void Upload(ReadOnlySpan<float> frames, long n)
+    {
+        _ctx.Ensure(ref _frames, n * 4);
+        _ctx.Write(_frames!, frames[..(int)n]);
+    }
+
+    private void RunFilter(int w, int h, int nf, FilterKind filter, int box)
+    {
+        long n = (long)w * h * nf;
+        _ctx.Ensure(ref _filt, n * 4);
+        switch (filter)
+        {
+            case FilterKind.Maliang:
+            {
+                if (box < 1 || box % 2 == 0 || box > 15) throw new InvalidParameterException("filter-box", $"must be odd, 1 to 15 px, got {box}");
+                _ctx.Ensure(ref _tmp, n * 4);
+                _ctx.Ensure(ref _tmp2, n * 4);
+                int a2 = box * box, ann = (box + 4) * (box + 4) - a2;
+                float ca = (float)(1.0 / a2 + 1.0 / ann), cb = (float)(1.0 / ann);   // as MaliangFilter
+                _ctx.Launch("ml_box_cols", (long)w * nf, _frames!, _tmp!, _tmp2!, w, h, nf, box, ca, cb);
+                _ctx.Launch("ml_box_rows", n, _tmp!, _tmp2!, _filt!, w, h, nf, box, cb, System.Numerics.Vector<float>.Count);
+                break;
+            }
+            case FilterKind.Wavelet:
+                _ctx.Ensure(ref _tmp, n * 4);
+                _ctx.Ensure(ref _tmp2, n * 4);
+                _ctx.Launch("ml_conv_rows", n, _frames!, _tmp!, w, h, nf, 1);
+                _ctx.Launch("ml_conv_cols", n, _tmp!, _tmp2!, w, h, nf, 1);      // V1
+                _ctx.Launch("ml_conv_rows", n, _tmp2!, _tmp!, w, h, nf, 2);
+                _ctx.Launch("ml_conv_cols", n, _tmp!, _filt!, w, h, nf, 2);      // V2
+                _ctx.Launch("ml_subtract", n, _tmp2!, _filt!, _filt!, (int)n);    // F = V1 - V2
+                break;
+            default:
+            {
+                // NoFilter: F = (I - median of the noise subsample of I) x 1
+                var s = Gather(_frames!, w, h, nf, out int ns);
+                var med = new float[nf];
+                for (int f = 0; f < nf; f++)
+                {
+                    var fin = Finite(s.AsSpan(f * ns, ns));
+                    med[f] = fin.IsEmpty ? 0f : Selection.Median(fin);
+                    if (float.IsNaN(med[f])) med[f] = 0f;
+                }
+                _ctx.Ensure(ref _med, nf * 4L);
+                _ctx.Write(_med!, med.AsSpan());
+                _ctx.Launch("ml_sub_median", n, _frames!, _med!, 1f, _filt!, w * h, nf);
+                break;
+            }
+        }
+    }
+
+    private float[] Gather(GpuBuffer src, int w, int h, int nf, out int ns)
+    {
+        int stride = NoiseEstimator.Stride(w, h);
+        ns = NoiseEstimator.SampleCount(w, h);
+        _ctx.Ensure(ref _samples, (long)ns * nf * 4);
+        _ctx.Launch("ml_gather", (long)ns * nf, src, _samples!, w * h, nf, ns, stride);
+        var s = new float[(long)ns * nf];
+        _ctx.Read(_samples!, s.AsSpan());
+        return s;
+    }
+
+    /// <summary>Moves the finite values to the front (NoiseEstimator skips non-finite pixels).</summary>
+    private static Span<float> Finite(Span<float> v)
+    {
+        int m = 0;
+        for (int i = 0; i < v.Length; i++) if (float.IsFinite(v[i])) v[m++] = v[i];
+        return v[..m];
+    }
+
+    private float[] RunNoise(int w, int h, int nf)
+    {
+        var s = Gather(_filt!, w, h, nf, out int ns);
+        var noise = new float[nf];
+        for (int f = 0; f < nf; f++) noise[f] = RobustNoise(s.AsSpan(f * ns, ns));
+        return noise;
+    }
+
+    /// <summary>1.4826 x lower-median(|v - lower-median(v)|) of the finite values, reordering <paramref name="v"/>
+    /// (what <see cref="NoiseEstimator.RobustStd"/> computes from its subsample); 0 when none is finite.</summary>
+    public static float RobustNoise(Span<float> v)
+    {
+        var s = Finite(v);
+        if (s.IsEmpty) return 0f;
+        float med = Selection.Median(s);
+        for (int i = 0; i < s.Length; i++) s[i] = MathF.Abs(s[i] - med);
+        return NoiseEstimator.MadToStd * Selection.Median(s);
+    }
+
+    public void Dispose()
+    {
+        foreach (var b in new[] { _frames, _filt, _tmp, _tmp2, _samples, _thr, _med, _count, _border, _overl, _cand, _sorted, _keep, _pre, _kept, _offset, _roiFrame, _left, _top, _rois })
+            b?.Dispose();
+        if (_ownsContext) _ctx.Dispose();
+    }
+}
