@@ -20,6 +20,7 @@ internal static partial class Commands
         root.Subcommands.Add(RenderCommand.Build());
         root.Subcommands.Add(BenchCommand.Build());
         root.Subcommands.Add(CompareCommand.Build());
+        root.Subcommands.Add(DevicesCommand.Build());
         AddMoreCommands(root);
 
         ParseResult parse = root.Parse(args);

@@ -24,7 +24,7 @@ public class CudaTests
         Assert.That(CudaRuntime.Devices(), Is.Empty);
         var ex = Assert.Throws<MaLiangException>(() => new CudaFitBackend())!;
         Assert.That(ex.Message, Is.EqualTo("CUDA: libcuda.so.1 not found — no NVIDIA driver"));
-        var ex2 = Assert.Throws<MaLiangException>(() => FitBackendFactory.Create(BackendKind.Cuda, out _))!;
+        var ex2 = Assert.Throws<MaLiangException>(() => FitBackends.Create(BackendKind.Cuda, out _))!;
         Assert.That(ex2.Message, Does.Contain("libcuda.so.1 not found"));
         Assert.That(ex2.Message, Does.Contain("Devices found:"));
     }
@@ -156,12 +156,12 @@ public class FitBackendsTests
     [Test]
     public void CpuAndAuto()
     {
-        using (var b = FitBackendFactory.Create(BackendKind.Cpu, out var desc, threads: 2))
+        using (var b = FitBackends.Create(BackendKind.Cpu, out var desc, threads: 2))
         {
             Assert.That(b, Is.InstanceOf<CpuFitBackend>());
             Assert.That(desc, Does.StartWith("cpu (2 threads"));
         }
-        using (var b = FitBackendFactory.Create(BackendKind.Auto, out var desc))
+        using (var b = FitBackends.Create(BackendKind.Auto, out var desc))
         {
             TestContext.Out.WriteLine(desc);
             if (CudaRuntime.Available) Assert.That(b, Is.InstanceOf<CudaFitBackend>());
@@ -179,14 +179,14 @@ public class FitBackendsTests
     {
         if (MaLiang.Engine.Fit.Backends.OpenCL.OpenClRuntime.Devices().Count == 0)
         {
-            var ex = Assert.Throws<MaLiangException>(() => FitBackendFactory.Create(BackendKind.OpenCL, out _))!;
+            var ex = Assert.Throws<MaLiangException>(() => FitBackends.Create(BackendKind.OpenCL, out _))!;
             Assert.That(ex.Message, Does.Contain("Devices found:"));
             return;
         }
-        using var b = FitBackendFactory.Create(BackendKind.OpenCL, out var desc);
+        using var b = FitBackends.Create(BackendKind.OpenCL, out var desc);
         Assert.That(b.Name, Does.StartWith("opencl:"));
         Assert.That(desc, Does.StartWith("opencl:"));
-        var ex2 = Assert.Throws<MaLiangException>(() => FitBackendFactory.Create(BackendKind.OpenCL, out _, device: 99))!;
+        var ex2 = Assert.Throws<MaLiangException>(() => FitBackends.Create(BackendKind.OpenCL, out _, device: 99))!;
         Assert.That(ex2.Message, Does.Contain("no device 99"));
         Assert.That(ex2.Message, Does.Contain("opencl 0:"));
     }

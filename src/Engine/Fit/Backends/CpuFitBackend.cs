@@ -6,7 +6,7 @@ namespace MaLiang.Engine.Fit.Backends;
 /// <summary>
 /// The MLE fit on the CPU: SIMD across molecules (one <see cref="Vector{T}"/> lane per molecule, structure of arrays),
 /// groups of <see cref="Vector{T}.Count"/> molecules spread over all cores. No allocation per fit.
-/// The math is DESIGN.md's "The fit, in formulas"; the OpenCL/CUDA kernel (Kernels/mle_fit.cl) follows this file
+/// The math is DESIGN.md's "The fit, in formulas"; the OpenCL/CUDA kernel (Kernels/fit.cl) follows this file
 /// operation for operation, so change both together.
 /// </summary>
 /// <remarks>
