@@ -340,9 +340,9 @@ def localize(
     ----------
     frames : numpy array, 2-D ``(height, width)`` or 3-D ``(frames, height, width)``, in ADU.
         uint16 and float32 are the native types (uint8, int16, int32 and uint32 too). A C-contiguous array is passed
-        to the engine by pointer, without a copy; so is one with padded or strided rows (a crop like
-        ``stack[:, 10:200, 5:300]``), row stride passed along; frames spaced unevenly (``stack[::2]``) are pushed one
-        by one, still without a copy. Any other integer or float dtype (float64, float16, int8, int64, uint64) and
+        to the engine by pointer, without a copy; so is one with padded rows (a column crop like
+        ``stack[:, :, 5:300]``), the row stride passed along; frames spaced unevenly (``stack[::2]``, or a crop of
+        rows like ``stack[:, 10:200, 5:300]``) are pushed one frame at a time, still without a copy. Any other integer or float dtype (float64, float16, int8, int64, uint64) and
         big-endian, Fortran-ordered or reversed arrays are converted **once** to a C-contiguous array (float32 for
         other dtypes) before the call. bool, complex and object arrays raise TypeError.
     pixel_size : camera pixel size, nm (only for the nm columns of CSV/DataFrame output; positions are in px).
