@@ -72,3 +72,38 @@ def test_dask_errors():
         mdask.localize(da.zeros((2, 16, 16), dtype=bool))
     with pytest.raises(TypeError, match="progress"):
         mdask.localize(da.zeros((2, 16, 16), dtype=np.uint16), progress=print)
+
+
+def test_example_script_on_a_tiff(sim, tmp_path):
+    import subprocess
+    import sys
+    from conftest import ROOT, env_with_package
+
+    _, tif, _ = sim
+    out = tmp_path / "locs.csv"
+    script = ROOT / "examples" / "dask" / "localize_large_stack.py"
+    r = subprocess.run([sys.executable, str(script), str(tif), "--chunk", "6", "--out", str(out), "--offset", "100",
+                        "--workers", "2"], capture_output=True, text=True, timeout=180, env=env_with_package(),
+                       cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "4 chunks" in r.stdout
+    got = maliang.read_csv(out)
+    ref = maliang.localize(sim[0], offset=100)
+    assert len(got) == len(ref)
+    np.testing.assert_array_equal(got["frame"], ref["frame"])
+    np.testing.assert_allclose(got["x"], ref["x"], atol=1e-4)
+
+
+def test_example_script_simulated(tmp_path):
+    import subprocess
+    import sys
+    from conftest import ROOT, env_with_package
+
+    out = tmp_path / "locs.csv"
+    script = ROOT / "examples" / "dask" / "localize_large_stack.py"
+    r = subprocess.run([sys.executable, str(script), "--simulate", "30", "--size", "64", "--chunk", "10", "--out",
+                        str(out), "--threads-only"], capture_output=True, text=True, timeout=180,
+                       env=env_with_package(), cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    got = maliang.read_csv(out)
+    assert got["frame"].max() == 29 and len(got) > 30 * 20 * 0.6
