@@ -124,3 +124,15 @@ def test_bad_locs_for_csv_and_render(tmp_path):
         maliang.render(ok, method="splat")
     with pytest.raises(ValueError, match="sigma"):
         maliang.render(ok, sigma=float("nan"))
+
+
+def test_nan_and_inf_pixels_do_not_crash(sim):
+    stack = sim[0].astype(np.float32)
+    ref = maliang.localize(stack[:4], offset=100)
+    stack[1, 10:20, 10:20] = np.nan
+    stack[2] = np.nan
+    stack[3, 5, 5] = np.inf
+    locs = maliang.localize(stack[:4], offset=100)
+    assert np.all(np.isfinite(locs["x"]) & np.isfinite(locs["y"]))
+    assert not np.any(locs["frame"] == 2)  # an all-NaN frame yields nothing
+    np.testing.assert_array_equal(locs[locs["frame"] == 0], ref[ref["frame"] == 0])
