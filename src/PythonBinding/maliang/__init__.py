@@ -1,0 +1,48 @@
+"""MaLiang: single-molecule localization (Poisson MLE) for Python, on the NativeAOT engine libmaliang.so.
+
+    >>> import maliang
+    >>> locs = maliang.localize(stack, offset=100, pixel_size=107)     # numpy structured array, px
+    >>> image = maliang.render(locs, magnification=10)                 # 2-D float32
+    >>> maliang.write_csv("locs.csv", locs, pixel_size=107)            # ThunderSTORM-compatible CSV, nm
+
+Submodules loaded on first use: ``maliang.dask`` (dask arrays, distributed clusters), ``maliang.micromanager``
+(pycro-manager acquisition hook), ``maliang.napari_plugin`` (npe2 reader and Localize widget functions).
+"""
+from __future__ import annotations
+
+import importlib
+
+from ._native import (
+    LOCALIZATION_DTYPE,
+    BackendUnavailable,
+    Cancelled,
+    MaLiangError,
+    MaLiangValueError,
+    NativeError,
+    library_path,
+)
+from ._core import DEFAULTS, Localizer, localize
+from .io import read_csv, save_picasso, to_dataframe, write_csv, PICASSO_DTYPE
+from .render import render
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "localize", "Localizer", "render", "read_csv", "write_csv", "save_picasso", "to_dataframe",
+    "LOCALIZATION_DTYPE", "PICASSO_DTYPE", "DEFAULTS", "MaLiangError", "MaLiangValueError", "Cancelled",
+    "BackendUnavailable", "NativeError", "library_path", "native_version", "__version__",
+]
+
+_SUBMODULES = {"dask", "micromanager", "napari_plugin", "testing"}
+
+
+def native_version() -> str:
+    """The engine's version string (ml_version())."""
+    from ._native import lib
+    return lib().ml_version().decode()
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'maliang' has no attribute {name!r}")
