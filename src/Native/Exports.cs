@@ -174,7 +174,7 @@ public static unsafe class Exports
         {
             using var src = new PointerFrameSource(pixels, width, height, count, (PixelType)pixelType, rowStrideBytes);
             handle.LastAddress = src.Address;
-            if (handle.Cancel.IsCancellationRequested) { handle.Cancel.Dispose(); handle.Cancel = new CancellationTokenSource(); }
+            // A cancel that arrived between pushes stops this one (maliang.h: "the push in progress (or the next one)").
             try
             {
                 handle.Localizer.Push(src, 0, count, null, handle.Progress != null ? handle : null, handle.Cancel.Token);
