@@ -31,8 +31,10 @@ internal static class SimulateCommand
         var gain = new Option<double>("--em-gain") { DefaultValueFactory = _ => 1, Description = "EM gain (> 1 adds EMCCD excess noise)" };
         var readNoise = new Option<double>("--read-noise") { DefaultValueFactory = _ => 0, Description = "read noise, e- rms" };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 1, Description = "random seed" };
+        var driftX = new Option<double>("--drift-x-nm") { DefaultValueFactory = _ => 0, Description = "linear sample drift in x over the whole stack, nm" };
+        var driftY = new Option<double>("--drift-y-nm") { DefaultValueFactory = _ => 0, Description = "linear sample drift in y over the whole stack, nm" };
         var cmd = new Command("simulate", "Simulate a PALM/STORM stack with ground truth.")
-        { output, truth, width, height, frames, pattern, emitters, perFrame, density, photons, photonDist, background, sigma, pixel, onFraction, onFrames, offset, ppa, gain, readNoise, seed };
+        { output, truth, width, height, frames, pattern, emitters, perFrame, density, photons, photonDist, background, sigma, pixel, onFraction, onFrames, offset, ppa, gain, readNoise, seed, driftX, driftY };
         cmd.SetAction(r =>
         {
             int w = r.GetValue(width), h = r.GetValue(height);
@@ -65,6 +67,10 @@ internal static class SimulateCommand
                 "grid" => Patterns.Grid(w, h, nEm),
                 _ => throw new InvalidParameterException("pattern", $"'{pat}' is not one of random, filaments, grid"),
             };
+            double dxPx = r.GetValue(driftX) / s.PixelSizeNm, dyPx = r.GetValue(driftY) / s.PixelSizeNm;
+            if (!double.IsFinite(dxPx) || !double.IsFinite(dyPx)) throw new InvalidParameterException("drift", "must be finite");
+            int nFrames = Math.Max(1, s.Frames - 1);
+            if (dxPx != 0 || dyPx != 0) s.Drift = f => (dxPx * f / nFrames, dyPx * f / nFrames);
             s.Validate();
             var sim = Simulator.Run(s);
             string outPath = r.GetValue(output)!, truthPath = r.GetValue(truth)!;
