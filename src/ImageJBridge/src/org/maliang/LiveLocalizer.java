@@ -165,8 +165,8 @@ public final class LiveLocalizer implements AutoCloseable {
         synchronized (queueLock) {
             queue.clear();
             queueLock.notifyAll();
+            if (busy) localizer.cancel(); // only the chunk in progress: frames pushed later still count
         }
-        localizer.cancel();
     }
 
     /** Localizes the frames still queued, then stops the worker and frees the native localizer. */

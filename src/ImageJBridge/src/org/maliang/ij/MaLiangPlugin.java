@@ -83,10 +83,16 @@ public class MaLiangPlugin implements PlugIn {
     static void fail(String message) {
         String msg = message == null ? "unknown error" : message;
         boolean macro = Macro.getOptions() != null || IJ.isMacro();
-        if (GraphicsEnvironment.isHeadless()) System.err.println(TITLE + ": " + msg);
-        else IJ.error(TITLE, msg);
+        // No ImageJ window (ImageJ -batch, a headless JVM, a program calling IJ.run): nobody could close a modal
+        // dialog, so the message goes to stderr and the Log instead.
+        if (GraphicsEnvironment.isHeadless() || IJ.getInstance() == null) {
+            System.err.println(TITLE + " error: " + msg);
+            if (!GraphicsEnvironment.isHeadless() && !macro) IJ.log(TITLE + " error: " + msg);
+        } else {
+            IJ.error(TITLE, msg);
+        }
         if (macro) {
-            if (IJ.getInstance() == null) System.err.println(TITLE + ": macro aborted: " + msg);
+            ij.macro.Interpreter.abort(); // stops the running macro (Macro.abort() alone does not in ImageJ -batch)
             Macro.abort();
             throw new RuntimeException(Macro.MACRO_CANCELED);
         }
