@@ -1,0 +1,693 @@
+package org.maliang;
+
+import com.sun.jna.Library;
+import com.sun.jna.Memory;
+import com.sun.jna.Native;
+import com.sun.jna.NativeLibrary;
+import com.sun.jna.Pointer;
+import com.sun.jna.Structure;
+
+import java.io.File;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.Charset;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Java binding of libmaliang.so (the C ABI in src/Native/maliang.h), by JNA direct mapping.
+ *
+ * <p>Usable from any JVM code, ImageJ or not. Conventions are those of the C ABI: x is the column, y the row, in camera
+ * pixels, origin at the top-left corner of the top-left pixel; photons; frames 0-based in {@link Localization#frame}
+ * (the ImageJ table and the CSV are 1-based). Every argument is checked here before any native call and a mistake is an
+ * {@link IllegalArgumentException} naming the parameter; a failure reported by the library is a {@link MaLiangException}
+ * carrying ml_last_error().</p>
+ *
+ * <p>About copies: JNA direct mapping hands a Java primitive array to C with JNI's Get&lt;Type&gt;ArrayElements, which on
+ * HotSpot copies the array in and (release mode 0) back out. So {@link Localizer} copies each frame exactly once, into a
+ * reusable native staging buffer, and passes that by pointer (ml_last_push_address proves the engine reads it in place);
+ * {@link Localizer#push(Pointer, int, int, int, PixelType)} takes native memory with no copy at all.</p>
+ */
+public final class MaLiang {
+    private MaLiang() { }
+
+    /** The ABI version this binding was written against (ML_ABI_VERSION). */
+    public static final int ABI_VERSION = 1;
+    /** sizeof(ml_localization). */
+    public static final int LOCALIZATION_BYTES = 64;
+    /** sizeof(ml_summary). */
+    static final int SUMMARY_BYTES = 7 * 8 + 5 * 8 + 2 * 4 + 64;
+
+    public static final int ML_OK = 0, ML_ERR_ARGUMENT = 1, ML_ERR_INPUT = 2, ML_ERR_CANCELLED = 3, ML_ERR_BACKEND = 4,
+            ML_ERR_INTERNAL = 5;
+
+    private static final Charset UTF8 = Charset.forName("UTF-8");
+    private static volatile String loadError;
+    private static volatile boolean loaded;
+
+    static {
+        try {
+            Map<String, Object> options = new HashMap<String, Object>();
+            // Fiji loads plugins with its own class loader: JNA must look for linux-x86-64/libmaliang.so in our jar.
+            options.put(Library.OPTION_CLASSLOADER, MaLiang.class.getClassLoader());
+            NativeLibrary lib = NativeLibrary.getInstance(libraryName(), options);
+            Native.register(Api.class, lib);
+            int abi = Api.ml_abi_version();
+            if (abi != ABI_VERSION) {
+                loadError = "libmaliang.so has C ABI version " + abi + ", this plugin needs " + ABI_VERSION
+                        + " (update MaLiang_.jar and the library together)";
+            } else {
+                loaded = true;
+            }
+        } catch (Throwable t) { // UnsatisfiedLinkError, NoClassDefFoundError (no JNA), ...
+            loadError = "the MaLiang native library (libmaliang.so) could not be loaded: " + t.getMessage()
+                    + ". It ships inside MaLiang_.jar (linux-x86-64/libmaliang.so); it is also found on -Djna.library.path"
+                    + " (Fiji: lib/linux64) or with -Dmaliang.library=/path/libmaliang.so. JNA must be on the class path.";
+        }
+    }
+
+    private static String libraryName() {
+        String explicit = System.getProperty("maliang.library");
+        if (explicit != null && !explicit.isEmpty()) {
+            File f = new File(explicit);
+            if (!f.isFile()) throw new UnsatisfiedLinkError("-Dmaliang.library=" + explicit + ": no such file");
+            return f.getAbsolutePath();
+        }
+        return "maliang";
+    }
+
+    /** True when libmaliang.so is loaded and speaks this ABI version. */
+    public static boolean isAvailable() { return loaded; }
+
+    /** Why the library is not available ({@code null} when it is). */
+    public static String loadError() { return loaded ? null : loadError; }
+
+    /** Throws {@link IllegalStateException} with the reason when the library is not available. */
+    public static void requireLibrary() {
+        if (!loaded) throw new IllegalStateException(loadError);
+    }
+
+    /** The library's version string, e.g. "0.1.0". */
+    public static String version() {
+        requireLibrary();
+        return Api.ml_version();
+    }
+
+    /** The raw C functions (direct mapping: every call is one JNI call, no reflection). Package-private on purpose. */
+    static final class Api {
+        private Api() { }
+        static native String ml_version();
+        static native int ml_abi_version();
+        static native Pointer ml_last_error();
+        static native int ml_default_settings(Pointer settings);
+        static native int ml_create(Pointer settings, Pointer out);
+        static native int ml_destroy(Pointer localizer);
+        static native int ml_push_frames(Pointer localizer, Pointer pixels, int width, int height, int count,
+                                         long rowStrideBytes, int pixelType);
+        static native int ml_cancel(Pointer localizer);
+        static native int ml_result_count(Pointer localizer, Pointer count);
+        static native int ml_read_results(Pointer localizer, long first, Pointer out, long capacity, Pointer written);
+        static native int ml_clear_results(Pointer localizer);
+        static native int ml_get_summary(Pointer localizer, Pointer out);
+        static native int ml_last_push_address(Pointer localizer, Pointer address);
+        static native int ml_write_csv(byte[] path, Pointer locs, long count, double pixelSizeNm);
+        static native int ml_read_csv(byte[] path, double pixelSizeNm, Pointer out, long capacity, Pointer count);
+        static native int ml_render(Pointer locs, long count, int width, int height, double magnification, int method,
+                                    double sigmaPx, Pointer out, long outCapacity, Pointer outWidth, Pointer outHeight);
+    }
+
+    static String lastError() {
+        Pointer p = Api.ml_last_error();
+        return p == null ? "" : p.getString(0, "UTF-8");
+    }
+
+    /** Throws a {@link MaLiangException} for a non-zero status, with ml_last_error() of this thread. */
+    static void check(int status, String what) {
+        if (status == ML_OK) return;
+        String msg = lastError();
+        if (msg.isEmpty()) msg = what + " failed with status " + status;
+        throw new MaLiangException(status, msg);
+    }
+
+    static byte[] cString(String s) {
+        byte[] b = s.getBytes(UTF8);
+        return Arrays.copyOf(b, b.length + 1);
+    }
+
+    // ---------------------------------------------------------------------------------------------------------------
+    // Enumerations
+
+    /** ml_pixel_type. */
+    public enum PixelType {
+        UINT8(0, 1), UINT16(1, 2), UINT32(2, 4), FLOAT32(3, 4), INT16(4, 2), INT32(5, 4);
+        public final int code, bytes;
+        PixelType(int code, int bytes) { this.code = code; this.bytes = bytes; }
+    }
+
+    /** ml_filter; {@link #key()} is the CLI / macro name. */
+    public enum Filter {
+        MALIANG, WAVELET, NONE;
+        public String key() { return name().toLowerCase(); }
+        public static Filter parse(String s) { return parseEnum(Filter.class, "filter", s); }
+    }
+
+    /** ml_backend; {@link #key()} is the CLI / macro name. */
+    public enum Backend {
+        AUTO, CPU, OPENCL, CUDA;
+        public String key() { return name().toLowerCase(); }
+        public static Backend parse(String s) { return parseEnum(Backend.class, "backend", s); }
+    }
+
+    static <E extends Enum<E>> E parseEnum(Class<E> type, String name, String s) {
+        if (s != null) {
+            for (E e : type.getEnumConstants()) if (e.name().equalsIgnoreCase(s.trim())) return e;
+        }
+        StringBuilder ok = new StringBuilder();
+        for (E e : type.getEnumConstants()) ok.append(ok.length() == 0 ? "" : "|").append(e.name().toLowerCase());
+        throw new IllegalArgumentException(name + ": '" + s + "' is not one of " + ok);
+    }
+
+    // ---------------------------------------------------------------------------------------------------------------
+    // Settings
+
+    /**
+     * ml_settings, field for field (a JNA Structure). Every option of {@code maliang localize}; the constructor fills the
+     * library's defaults (ml_default_settings), or the documented ones if the library is missing.
+     */
+    public static final class Settings extends Structure implements Cloneable {
+        public int struct_size;
+        public int roi_size;
+        public double pixel_size_nm;
+        public double psf_sigma_px;
+        public double offset_adu;
+        public double photons_per_adu;
+        public double em_gain;
+        public double threshold;
+        public double tolerance;
+        public int filter;
+        public int fixed_sigma;
+        public int iterations;
+        public int use_tolerance;
+        public int reject_overlapping;
+        public int backend;
+        public int threads;
+        public int reserved;
+
+        private static final List<String> ORDER = Arrays.asList("struct_size", "roi_size", "pixel_size_nm",
+                "psf_sigma_px", "offset_adu", "photons_per_adu", "em_gain", "threshold", "tolerance", "filter",
+                "fixed_sigma", "iterations", "use_tolerance", "reject_overlapping", "backend", "threads", "reserved");
+
+        public Settings() {
+            super(ALIGN_DEFAULT);
+            if (loaded) {
+                check(Api.ml_default_settings(getPointer()), "ml_default_settings");
+                read();
+            } else {
+                roi_size = 7; pixel_size_nm = 100; psf_sigma_px = 1.3; offset_adu = 0; photons_per_adu = 1; em_gain = 1;
+                threshold = 5; tolerance = 1e-4; filter = 0; fixed_sigma = 0; iterations = 20; use_tolerance = 1;
+                reject_overlapping = 1; backend = 0; threads = 0;
+            }
+            struct_size = size();
+        }
+
+        @Override protected List<String> getFieldOrder() { return ORDER; }
+
+        // Fluent setters with the CLI's option names.
+        public Settings pixelSize(double nm) { pixel_size_nm = nm; return this; }
+        public Settings psfSigma(double px) { psf_sigma_px = px; return this; }
+        public Settings offset(double adu) { offset_adu = adu; return this; }
+        public Settings photonsPerAdu(double v) { photons_per_adu = v; return this; }
+        public Settings emGain(double v) { em_gain = v; return this; }
+        public Settings threshold(double v) { threshold = v; return this; }
+        public Settings roi(int px) { roi_size = px; return this; }
+        public Settings filter(Filter f) { filter = f.ordinal(); return this; }
+        public Settings fixedSigma(boolean b) { fixed_sigma = b ? 1 : 0; return this; }
+        public Settings iterations(int n) { iterations = n; return this; }
+        public Settings noTolerance(boolean b) { use_tolerance = b ? 0 : 1; return this; }
+        public Settings keepOverlapping(boolean b) { reject_overlapping = b ? 0 : 1; return this; }
+        public Settings backend(Backend b) { backend = b.ordinal(); return this; }
+        public Settings threads(int n) { threads = n; return this; }
+
+        public Filter getFilter() { return Filter.values()[filter]; }
+        public Backend getBackend() { return Backend.values()[backend]; }
+
+        /** The same checks as the engine (LocalizerSettings.Validate), named by CLI option. */
+        public void validate() {
+            positive(pixel_size_nm, "pixel_size");
+            positive(psf_sigma_px, "psf_sigma");
+            if (psf_sigma_px > 20) throw new IllegalArgumentException("psf_sigma: " + psf_sigma_px + " px is not a PSF width (expected 0 < sigma <= 20 px)");
+            if (!(offset_adu >= 0) || Double.isInfinite(offset_adu)) throw new IllegalArgumentException("offset: must be a finite number >= 0 ADU, got " + offset_adu);
+            positive(photons_per_adu, "photons_per_adu");
+            positive(em_gain, "em_gain");
+            positive(threshold, "threshold");
+            positive(tolerance, "tolerance");
+            if (roi_size < 3 || roi_size > 31 || roi_size % 2 == 0) throw new IllegalArgumentException("roi: must be an odd size from 3 to 31 px, got " + roi_size);
+            if (filter < 0 || filter > 2) throw new IllegalArgumentException("filter: " + filter + " is not 0 maliang, 1 wavelet, 2 none");
+            if (backend < 0 || backend > 3) throw new IllegalArgumentException("backend: " + backend + " is not 0 auto, 1 cpu, 2 opencl, 3 cuda");
+            if (iterations < 1 || iterations > 1000) throw new IllegalArgumentException("iterations: must be 1 to 1000, got " + iterations);
+            if (threads < 0 || threads > 1024) throw new IllegalArgumentException("threads: must be 0 (all cores) to 1024, got " + threads);
+        }
+
+        private static void positive(double v, String name) {
+            if (Double.isNaN(v)) throw new IllegalArgumentException(name + ": is NaN");
+            if (Double.isInfinite(v) || v <= 0) throw new IllegalArgumentException(name + ": must be a finite number > 0, got " + v);
+        }
+
+        @Override public Settings clone() {
+            Settings s = new Settings();
+            for (String f : ORDER) {
+                try { Settings.class.getField(f).set(s, Settings.class.getField(f).get(this)); }
+                catch (ReflectiveOperationException e) { throw new IllegalStateException(e); }
+            }
+            return s;
+        }
+
+        /** The CLI arguments that give the same settings (for logs and reproducibility). */
+        public String toCli() {
+            return "--pixel-size " + pixel_size_nm + " --psf-sigma " + psf_sigma_px + " --offset " + offset_adu
+                    + " --photons-per-adu " + photons_per_adu + " --em-gain " + em_gain + " --threshold " + threshold
+                    + " --roi " + roi_size + " --filter " + getFilter().key() + (fixed_sigma != 0 ? " --fixed-sigma" : "")
+                    + " --iterations " + iterations + (use_tolerance == 0 ? " --no-tolerance" : "")
+                    + (reject_overlapping == 0 ? " --keep-overlapping" : "") + " --backend " + getBackend().key()
+                    + " --threads " + threads;
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------------------------
+    // Localizations
+
+    /** One ml_localization (engine units: px, photons, 0-based frame). */
+    public static final class Localization {
+        public int frame;
+        public float x, y, photons, background, sigma;
+        public float uncertaintyX, uncertaintyY, uncertaintyPhotons, uncertaintyBackground, uncertaintySigma;
+        public float loglik, llr;
+        public int iterations, detections, flags;
+
+        public boolean converged() { return (flags & 1) != 0; }
+
+        @Override public String toString() {
+            return "Localization[frame=" + frame + " x=" + x + " y=" + y + " photons=" + photons + " bg=" + background
+                    + " sigma=" + sigma + "]";
+        }
+
+        void read(ByteBuffer b, int at) {
+            frame = b.getInt(at);
+            x = b.getFloat(at + 4); y = b.getFloat(at + 8);
+            photons = b.getFloat(at + 12); background = b.getFloat(at + 16); sigma = b.getFloat(at + 20);
+            uncertaintyX = b.getFloat(at + 24); uncertaintyY = b.getFloat(at + 28);
+            uncertaintyPhotons = b.getFloat(at + 32); uncertaintyBackground = b.getFloat(at + 36);
+            uncertaintySigma = b.getFloat(at + 40);
+            loglik = b.getFloat(at + 44); llr = b.getFloat(at + 48);
+            iterations = b.getInt(at + 52); detections = b.getInt(at + 56); flags = b.getInt(at + 60);
+        }
+
+        void write(ByteBuffer b, int at) {
+            b.putInt(at, frame);
+            b.putFloat(at + 4, x); b.putFloat(at + 8, y);
+            b.putFloat(at + 12, photons); b.putFloat(at + 16, background); b.putFloat(at + 20, sigma);
+            b.putFloat(at + 24, uncertaintyX); b.putFloat(at + 28, uncertaintyY);
+            b.putFloat(at + 32, uncertaintyPhotons); b.putFloat(at + 36, uncertaintyBackground);
+            b.putFloat(at + 40, uncertaintySigma);
+            b.putFloat(at + 44, loglik); b.putFloat(at + 48, llr);
+            b.putInt(at + 52, iterations); b.putInt(at + 56, detections); b.putInt(at + 60, flags);
+        }
+    }
+
+    /** Reads {@code n} ml_localization records from native memory. */
+    static Localization[] decode(Pointer p, int n) {
+        Localization[] out = new Localization[n];
+        // getByteBuffer is limited to 2 GiB: go in slices.
+        int per = Integer.MAX_VALUE / LOCALIZATION_BYTES;
+        for (int start = 0; start < n; start += per) {
+            int m = Math.min(per, n - start);
+            ByteBuffer b = p.getByteBuffer((long) start * LOCALIZATION_BYTES, (long) m * LOCALIZATION_BYTES).order(ByteOrder.nativeOrder());
+            for (int i = 0; i < m; i++) {
+                Localization l = new Localization();
+                l.read(b, i * LOCALIZATION_BYTES);
+                out[start + i] = l;
+            }
+        }
+        return out;
+    }
+
+    /** Copies localizations into new native memory (null for none). */
+    static Memory encode(Localization[] locs) {
+        if (locs.length == 0) return null;
+        Memory m = new Memory((long) locs.length * LOCALIZATION_BYTES);
+        int per = Integer.MAX_VALUE / LOCALIZATION_BYTES;
+        for (int start = 0; start < locs.length; start += per) {
+            int n = Math.min(per, locs.length - start);
+            ByteBuffer b = m.getByteBuffer((long) start * LOCALIZATION_BYTES, (long) n * LOCALIZATION_BYTES).order(ByteOrder.nativeOrder());
+            for (int i = 0; i < n; i++) {
+                Localization l = locs[start + i];
+                if (l == null) throw new IllegalArgumentException("locs[" + (start + i) + "] is null");
+                l.write(b, i * LOCALIZATION_BYTES);
+            }
+        }
+        return m;
+    }
+
+    // ---------------------------------------------------------------------------------------------------------------
+    // Summary
+
+    /** ml_summary. */
+    public static final class Summary {
+        public long frames, localizations, candidates, droppedEdge, droppedOverlap, droppedFitFailed, droppedLeftRoi;
+        public double wallSeconds, readSeconds, denoiseSeconds, detectSeconds, fitSeconds;
+        public int threads;
+        public String backend;
+
+        static Summary read(Pointer p) {
+            Summary s = new Summary();
+            s.frames = p.getLong(0); s.localizations = p.getLong(8); s.candidates = p.getLong(16);
+            s.droppedEdge = p.getLong(24); s.droppedOverlap = p.getLong(32); s.droppedFitFailed = p.getLong(40);
+            s.droppedLeftRoi = p.getLong(48);
+            s.wallSeconds = p.getDouble(56); s.readSeconds = p.getDouble(64); s.denoiseSeconds = p.getDouble(72);
+            s.detectSeconds = p.getDouble(80); s.fitSeconds = p.getDouble(88);
+            s.threads = p.getInt(96);
+            s.backend = p.getString(104, "UTF-8");
+            return s;
+        }
+
+        @Override public String toString() {
+            return String.format("%d frames, %d localizations (%d candidates), %.3f s engine wall time (%.2f ms/frame), %d threads, %s backend",
+                    frames, localizations, candidates, wallSeconds, frames == 0 ? 0 : wallSeconds * 1e3 / frames, threads, backend);
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------------------------
+    // Localizer
+
+    /**
+     * A localizer (ml_localizer*). Push frames, read {@link #results()}. Not thread-safe, except {@link #cancel()}, which
+     * any thread may call to stop the push in progress; see {@link LiveLocalizer} for a thread-safe wrapper.
+     */
+    public static final class Localizer implements AutoCloseable {
+        private Pointer handle;
+        private final Settings settings;
+        private final Memory scratch = new Memory(16);
+        private Memory staging;          // native buffer frames are copied into, reused between pushes
+        private int width = -1, height = -1;
+        private long framesPushed;
+        private volatile boolean cancelRequested;
+
+        public Localizer(Settings settings) {
+            if (settings == null) throw new IllegalArgumentException("settings is null");
+            settings.validate();
+            requireLibrary();
+            this.settings = settings.clone();
+            this.settings.struct_size = this.settings.size();
+            this.settings.write();
+            check(Api.ml_create(this.settings.getPointer(), scratch), "ml_create");
+            handle = scratch.getPointer(0);
+        }
+
+        /** A copy of the settings this localizer runs with. */
+        public Settings settings() { return settings.clone(); }
+
+        /** Frames pushed so far (the next frame's 0-based number). */
+        public long framesPushed() { return framesPushed; }
+
+        /** Width and height of the frames pushed so far (-1 before the first push). */
+        public int width() { return width; }
+        public int height() { return height; }
+
+        private Pointer open() {
+            if (handle == null) throw new IllegalStateException("this Localizer is closed");
+            return handle;
+        }
+
+        private int frames(int length, int w, int h, String what) {
+            if (w <= 0 || h <= 0) throw new IllegalArgumentException("frame size " + w + "x" + h + " is not positive");
+            int roi = settings.roi_size;
+            if (w < roi || h < roi) throw new IllegalArgumentException("frames of " + w + "x" + h + " px are smaller than the " + roi + "x" + roi + " ROI");
+            long plane = (long) w * h;
+            if (length == 0 || length % plane != 0)
+                throw new IllegalArgumentException(what + " has " + length + " pixels, not a whole number of " + w + "x" + h + " frames");
+            if (width >= 0 && (w != width || h != height))
+                throw new IllegalArgumentException("frame size " + w + "x" + h + " differs from the " + width + "x" + height + " frames pushed before");
+            return (int) (length / plane);
+        }
+
+        private Memory stage(long bytes) {
+            if (staging == null || staging.size() < bytes) {
+                if (staging != null) staging.close();
+                staging = new Memory(bytes);
+            }
+            return staging;
+        }
+
+        /** Localizes one or more 16-bit frames (ImageJ's unsigned short[]); pixels.length = w * h * frames. */
+        public void push(short[] pixels, int w, int h) { push(pixels, w, h, false); }
+
+        /** As {@link #push(short[], int, int)}; {@code signed} reads the values as int16 instead of uint16. */
+        public void push(short[] pixels, int w, int h, boolean signed) {
+            if (pixels == null) throw new IllegalArgumentException("pixels is null");
+            int n = frames(pixels.length, w, h, "short[] pixels");
+            Memory m = stage(2L * pixels.length);
+            m.write(0, pixels, 0, pixels.length);
+            pushNative(m, w, h, n, signed ? PixelType.INT16 : PixelType.UINT16);
+        }
+
+        /** Localizes one or more 8-bit frames (unsigned byte[]). */
+        public void push(byte[] pixels, int w, int h) {
+            if (pixels == null) throw new IllegalArgumentException("pixels is null");
+            int n = frames(pixels.length, w, h, "byte[] pixels");
+            Memory m = stage(pixels.length);
+            m.write(0, pixels, 0, pixels.length);
+            pushNative(m, w, h, n, PixelType.UINT8);
+        }
+
+        /** Localizes one or more 32-bit float frames. */
+        public void push(float[] pixels, int w, int h) {
+            if (pixels == null) throw new IllegalArgumentException("pixels is null");
+            int n = frames(pixels.length, w, h, "float[] pixels");
+            Memory m = stage(4L * pixels.length);
+            m.write(0, pixels, 0, pixels.length);
+            pushNative(m, w, h, n, PixelType.FLOAT32);
+        }
+
+        /** Localizes frames from an ImageJ pixel array (byte[], short[] or float[]); anything else is refused. */
+        public void push(Object pixels, int w, int h) {
+            if (pixels instanceof short[]) push((short[]) pixels, w, h);
+            else if (pixels instanceof byte[]) push((byte[]) pixels, w, h);
+            else if (pixels instanceof float[]) push((float[]) pixels, w, h);
+            else if (pixels == null) throw new IllegalArgumentException("pixels is null");
+            else if (pixels instanceof int[]) throw new IllegalArgumentException("int[] pixels (RGB colour or 32-bit integer images) cannot be localized: convert to 8, 16 or 32-bit grayscale");
+            else throw new IllegalArgumentException("pixels of type " + pixels.getClass().getSimpleName() + " are not byte[], short[] or float[]");
+        }
+
+        /** Zero-copy: localizes {@code count} packed frames that already lie in native memory at {@code pixels}. */
+        public void push(Pointer pixels, int w, int h, int count, PixelType type) {
+            if (pixels == null) throw new IllegalArgumentException("pixels is null");
+            if (type == null) throw new IllegalArgumentException("pixel type is null");
+            if (count < 1) throw new IllegalArgumentException("count " + count + " must be >= 1");
+            long plane = (long) w * h;
+            frames((int) Math.min(Integer.MAX_VALUE, plane), w, h, "frame");
+            if (pixels instanceof Memory && ((Memory) pixels).size() < plane * count * type.bytes)
+                throw new IllegalArgumentException("native buffer of " + ((Memory) pixels).size() + " bytes holds less than " + count + " frames of " + w + "x" + h + " " + type);
+            pushNative(pixels, w, h, count, type);
+        }
+
+        /** Copies frames (pixel arrays of one stack, each w*h) into the staging buffer and pushes them as one chunk:
+         * the engine then works on the chunk's frames in parallel. All arrays must be of the same type. */
+        public void pushFrames(Object[] frames, int w, int h) {
+            if (frames == null || frames.length == 0) throw new IllegalArgumentException("frames is null or empty");
+            Object first = frames[0];
+            PixelType type = first instanceof short[] ? PixelType.UINT16 : first instanceof byte[] ? PixelType.UINT8
+                    : first instanceof float[] ? PixelType.FLOAT32 : null;
+            if (type == null) { push(first, w, h); return; } // throws the right message
+            int plane = w * h;
+            Memory m = stage((long) plane * frames.length * type.bytes);
+            for (int i = 0; i < frames.length; i++) {
+                Object f = frames[i];
+                long at = (long) i * plane * type.bytes;
+                int len;
+                if (type == PixelType.UINT16 && f instanceof short[]) { len = ((short[]) f).length; if (len == plane) m.write(at, (short[]) f, 0, plane); }
+                else if (type == PixelType.UINT8 && f instanceof byte[]) { len = ((byte[]) f).length; if (len == plane) m.write(at, (byte[]) f, 0, plane); }
+                else if (type == PixelType.FLOAT32 && f instanceof float[]) { len = ((float[]) f).length; if (len == plane) m.write(at, (float[]) f, 0, plane); }
+                else throw new IllegalArgumentException("frames[" + i + "] is not a " + first.getClass().getSimpleName() + " like frames[0]");
+                if (len != plane) frames(len, w, h, "frames[" + i + "]");
+            }
+            frames(plane, w, h, "frame");
+            pushNative(m, w, h, frames.length, type);
+        }
+
+        private void pushNative(Pointer p, int w, int h, int count, PixelType type) {
+            Pointer hd = open();
+            // libmaliang 0.1.0 drops a cancel requested between pushes; the header promises it stops "the next one".
+            if (cancelRequested) {
+                cancelRequested = false;
+                throw new MaLiangException(ML_ERR_CANCELLED, "cancelled");
+            }
+            int rc;
+            try {
+                rc = Api.ml_push_frames(hd, p, w, h, count, 0L, type.code);
+            } finally {
+                cancelRequested = false;
+            }
+            width = w; height = h;
+            if (rc == ML_OK) framesPushed += count;
+            else {
+                // a cancelled push still numbered the frames it finished: resynchronise from the summary
+                if (rc == ML_ERR_CANCELLED) framesPushed = summary().frames;
+                check(rc, "ml_push_frames");
+            }
+        }
+
+        /** Stops the push in progress (or the next one) with a {@link MaLiangException} of status ML_ERR_CANCELLED. Thread-safe. */
+        public void cancel() {
+            Pointer h = handle;
+            cancelRequested = true;
+            if (h != null) Api.ml_cancel(h);
+        }
+
+        /** The address the engine read the last push from (the staging buffer: proof that frames were not copied again). */
+        public long lastPushAddress() {
+            Memory m = new Memory(8);
+            check(Api.ml_last_push_address(open(), m), "ml_last_push_address");
+            return Pointer.nativeValue(m.getPointer(0));
+        }
+
+        /** Address of the reusable staging buffer (0 before the first array push). */
+        public long stagingAddress() { return staging == null ? 0 : Pointer.nativeValue(staging); }
+
+        /** Number of localizations so far. */
+        public long resultCount() {
+            check(Api.ml_result_count(open(), scratch), "ml_result_count");
+            return scratch.getLong(0);
+        }
+
+        /** All localizations so far, in frame order. */
+        public Localization[] results() { return results(0); }
+
+        /** Localizations from index {@code first} on (for incremental reading). */
+        public Localization[] results(long first) {
+            long total = resultCount();
+            if (first < 0 || first > total) throw new IllegalArgumentException("first " + first + " is outside 0.." + total);
+            long n = total - first;
+            if (n > Integer.MAX_VALUE) throw new IllegalStateException(n + " localizations do not fit a Java array");
+            if (n == 0) return new Localization[0];
+            Memory out = new Memory(n * LOCALIZATION_BYTES);
+            try {
+                check(Api.ml_read_results(open(), first, out, n, scratch), "ml_read_results");
+                return decode(out, (int) scratch.getLong(0));
+            } finally {
+                out.close();
+            }
+        }
+
+        /** Drops the results kept so far (frame numbering goes on). */
+        public void clearResults() { check(Api.ml_clear_results(open()), "ml_clear_results"); }
+
+        public Summary summary() {
+            Memory m = new Memory(SUMMARY_BYTES);
+            try {
+                check(Api.ml_get_summary(open(), m), "ml_get_summary");
+                return Summary.read(m);
+            } finally {
+                m.close();
+            }
+        }
+
+        public boolean isClosed() { return handle == null; }
+
+        @Override public void close() {
+            Pointer h = handle;
+            handle = null;
+            if (h != null) Api.ml_destroy(h);
+            if (staging != null) { staging.close(); staging = null; }
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------------------------
+    // Files and rendering
+
+    /** Writes localizations as CSV (DESIGN.md columns, nm, 1-based frames), atomically, via ml_write_csv. */
+    public static void writeCsv(String path, Localization[] locs, double pixelSizeNm) {
+        if (path == null || path.trim().isEmpty()) throw new IllegalArgumentException("path is empty");
+        if (locs == null) throw new IllegalArgumentException("locs is null");
+        if (!(pixelSizeNm > 0) || Double.isInfinite(pixelSizeNm)) throw new IllegalArgumentException("pixel_size: must be a finite number > 0 nm, got " + pixelSizeNm);
+        File dir = new File(path).getAbsoluteFile().getParentFile();
+        if (dir != null && !dir.isDirectory()) throw new IllegalArgumentException(path + ": folder " + dir + " does not exist");
+        requireLibrary();
+        Memory m = encode(locs);
+        try {
+            check(Api.ml_write_csv(cString(path), m, locs.length, pixelSizeNm), "ml_write_csv");
+        } finally {
+            if (m != null) m.close();
+        }
+    }
+
+    /** Reads a MaLiang or ThunderSTORM CSV via ml_read_csv (nm converted to px with {@code pixelSizeNm}). */
+    public static Localization[] readCsv(String path, double pixelSizeNm) {
+        if (path == null || path.trim().isEmpty()) throw new IllegalArgumentException("path is empty");
+        if (!new File(path).isFile()) throw new IllegalArgumentException(path + ": no such file");
+        if (!(pixelSizeNm > 0) || Double.isInfinite(pixelSizeNm)) throw new IllegalArgumentException("pixel_size: must be a finite number > 0 nm, got " + pixelSizeNm);
+        requireLibrary();
+        byte[] p = cString(path);
+        Memory count = new Memory(8);
+        check(Api.ml_read_csv(p, pixelSizeNm, null, 0, count), "ml_read_csv");
+        long n = count.getLong(0);
+        if (n > Integer.MAX_VALUE) throw new IllegalStateException(path + ": " + n + " localizations do not fit a Java array");
+        if (n == 0) return new Localization[0];
+        Memory out = new Memory(n * LOCALIZATION_BYTES);
+        try {
+            check(Api.ml_read_csv(p, pixelSizeNm, out, n, count), "ml_read_csv");
+            return decode(out, (int) count.getLong(0));
+        } finally {
+            out.close();
+        }
+    }
+
+    /** A rendered super-resolution image (row-major float32). */
+    public static final class Image {
+        public final int width, height;
+        public final float[] pixels;
+        /** Size of one output pixel in nm (pixel size / magnification), when known (0 otherwise). */
+        public final double pixelSizeNm;
+        Image(int w, int h, float[] p, double nm) { width = w; height = h; pixels = p; pixelSizeNm = nm; }
+    }
+
+    /** Render methods of ml_render. */
+    public static final int RENDER_GAUSSIAN = 0, RENDER_HISTOGRAM = 1;
+
+    /**
+     * Renders localizations of a {@code width x height} px camera at {@code magnification} via ml_render: method
+     * {@link #RENDER_GAUSSIAN} (sigma = each localization's uncertainty, or {@code sigmaPx} if > 0) or {@link #RENDER_HISTOGRAM}.
+     */
+    public static Image render(Localization[] locs, int width, int height, double magnification, int method, double sigmaPx) {
+        return render(locs, width, height, magnification, method, sigmaPx, 0);
+    }
+
+    /** As above; {@code pixelSizeNm} only labels the result ({@link Image#pixelSizeNm} = pixelSizeNm / magnification). */
+    public static Image render(Localization[] locs, int width, int height, double magnification, int method, double sigmaPx, double pixelSizeNm) {
+        if (locs == null) throw new IllegalArgumentException("locs is null");
+        if (width <= 0 || height <= 0) throw new IllegalArgumentException("image size " + width + "x" + height + " is not positive");
+        if (!(magnification > 0 && magnification <= 100)) throw new IllegalArgumentException("magnification: must be in (0, 100], got " + magnification);
+        if (method != RENDER_GAUSSIAN && method != RENDER_HISTOGRAM) throw new IllegalArgumentException("method: " + method + " is not 0 (gaussian) or 1 (histogram)");
+        if (Double.isNaN(sigmaPx) || sigmaPx < 0) throw new IllegalArgumentException("sigma: must be >= 0 px, got " + sigmaPx);
+        long outW = (long) Math.ceil(width * magnification), outH = (long) Math.ceil(height * magnification);
+        if (outW * outH > Integer.MAX_VALUE - 8)
+            throw new IllegalArgumentException("a " + outW + "x" + outH + " image is too large for a Java array: lower the magnification");
+        requireLibrary();
+        Memory m = encode(locs);
+        Memory wh = new Memory(8);
+        try {
+            check(Api.ml_render(m, locs.length, width, height, magnification, method, sigmaPx, null, 0, wh, wh.share(4)), "ml_render");
+            int w = wh.getInt(0), h = wh.getInt(4);
+            Memory out = new Memory(Math.max(4L, (long) w * h * 4));
+            try {
+                check(Api.ml_render(m, locs.length, width, height, magnification, method, sigmaPx, out, (long) w * h, wh, wh.share(4)), "ml_render");
+                return new Image(w, h, out.getFloatArray(0, w * h), pixelSizeNm > 0 ? pixelSizeNm / magnification : 0);
+            } finally {
+                out.close();
+            }
+        } finally {
+            if (m != null) m.close();
+        }
+    }
+}

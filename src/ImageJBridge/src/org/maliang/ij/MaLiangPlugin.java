@@ -1,0 +1,413 @@
+package org.maliang.ij;
+
+import ij.IJ;
+import ij.ImagePlus;
+import ij.ImageStack;
+import ij.Macro;
+import ij.Prefs;
+import ij.WindowManager;
+import ij.gui.GenericDialog;
+import ij.measure.Calibration;
+import ij.measure.ResultsTable;
+import ij.plugin.PlugIn;
+import ij.process.FloatProcessor;
+
+import java.awt.GraphicsEnvironment;
+import java.io.File;
+
+import org.maliang.MaLiang;
+import org.maliang.MaLiangException;
+
+/**
+ * The Plugins &gt; MaLiang commands (plugins.config): Localize, Render, Export CSV, Import CSV, Camera Setup, About.
+ *
+ * <p>Every dialog is a GenericDialog whose labels are the CLI option names with underscores (ImageJ shows them with
+ * spaces), so the macro recorder writes e.g. {@code run("Localize", "offset=100 photons_per_adu=1 ... export=[/x.csv]")}
+ * and the macro replays it without a dialog. A user mistake (no image, RGB, bad parameter, missing library) is an
+ * IJ.error with one clear line and, in a macro, aborts the macro with that message; never a stack trace.</p>
+ */
+public class MaLiangPlugin implements PlugIn {
+    static final String TITLE = "MaLiang";
+    /** Name of the results table (ResultsTable window). */
+    public static final String TABLE = "MaLiang Results";
+    static final String[] FILTERS = {"maliang", "wavelet", "none"};
+    static final String[] BACKENDS = {"auto", "cpu", "opencl", "cuda"};
+    static final String[] METHODS = {"gaussian", "histogram"};
+
+    /** The CSV / table columns (DESIGN.md; ThunderSTORM's first, then MaLiang's own). */
+    public static final String[] COLUMNS = {"id", "frame", "x [nm]", "y [nm]", "sigma [nm]", "intensity [photon]",
+            "offset [photon]", "bkgstd [photon]", "uncertainty [nm]", "uncertainty_x [nm]", "uncertainty_y [nm]",
+            "uncertainty_photons [photon]", "uncertainty_offset [photon]", "uncertainty_sigma [nm]", "loglikelihood", "llr",
+            "iterations", "detections"};
+
+    /** A user mistake: reported with IJ.error, never with a stack trace. */
+    static final class UserError extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+        UserError(String m) { super(m); }
+    }
+
+    /** The last localizations (from Localize or Import CSV) that Render and Export CSV work on. */
+    public static final class Session {
+        public static volatile MaLiang.Localization[] locs;
+        public static volatile double pixelSizeNm = 100;
+        public static volatile int width, height;
+        public static volatile String source = "";
+        public static volatile MaLiang.Summary summary;
+        /** Wall time of the last Localize's frame loop (push + results), seconds; for the benchmark. */
+        public static volatile double localizeSeconds;
+        private Session() { }
+    }
+
+    @Override
+    public void run(String arg) {
+        try {
+            if (arg == null || arg.isEmpty() || arg.equals("localize")) localize();
+            else if (arg.equals("render")) render();
+            else if (arg.equals("export")) exportCsv();
+            else if (arg.equals("import")) importCsv();
+            else if (arg.equals("camera")) camera();
+            else if (arg.equals("about")) about();
+            else throw new UserError("unknown command '" + arg + "'");
+        } catch (UserError e) {
+            fail(e.getMessage());
+        } catch (IllegalArgumentException e) {
+            fail(e.getMessage());
+        } catch (IllegalStateException e) {
+            fail(e.getMessage());
+        } catch (MaLiangException e) {
+            fail(e.isCancelled() ? "cancelled" : e.getMessage());
+        }
+    }
+
+    /** Shows the error and, when a macro runs this command, aborts the macro with the same message. */
+    static void fail(String message) {
+        String msg = message == null ? "unknown error" : message;
+        boolean macro = Macro.getOptions() != null || IJ.isMacro();
+        // No ImageJ window (ImageJ -batch, a headless JVM, a program calling IJ.run): nobody could close a modal
+        // dialog, so the message goes to stderr and the Log instead.
+        if (GraphicsEnvironment.isHeadless() || IJ.getInstance() == null) {
+            System.err.println(TITLE + " error: " + msg);
+            if (!GraphicsEnvironment.isHeadless() && !macro) IJ.log(TITLE + " error: " + msg);
+        } else {
+            IJ.error(TITLE, msg);
+        }
+        if (macro) {
+            ij.macro.Interpreter.abort(); // stops the running macro (Macro.abort() alone does not in ImageJ -batch)
+            Macro.abort();
+            throw new RuntimeException(Macro.MACRO_CANCELED);
+        }
+    }
+
+    static void requireLibrary() {
+        if (!MaLiang.isAvailable()) throw new UserError(MaLiang.loadError());
+    }
+
+    // ---------------------------------------------------------------------------------------------------------------
+    // Camera prefs
+
+    static double pref(String key, double def) { return Prefs.get("maliang." + key, def); }
+    static void setPref(String key, double v) { Prefs.set("maliang." + key, v); }
+
+    static void addCamera(GenericDialog gd) {
+        gd.addMessage("Camera");
+        gd.addNumericField("offset", pref("offset", 100), 2, 8, "ADU");
+        gd.addNumericField("photons_per_adu", pref("photons_per_adu", 1), 4, 8, "e-/ADU");
+        gd.addNumericField("em_gain", pref("em_gain", 1), 2, 8, "(1 = sCMOS/CCD)");
+        gd.addNumericField("pixel_size", pref("pixel_size", 100), 2, 8, "nm");
+    }
+
+    static void readCamera(GenericDialog gd, MaLiang.Settings s) {
+        s.offset_adu = number(gd, "offset");
+        s.photons_per_adu = number(gd, "photons_per_adu");
+        s.em_gain = number(gd, "em_gain");
+        s.pixel_size_nm = number(gd, "pixel_size");
+    }
+
+    static void saveCamera(MaLiang.Settings s) {
+        setPref("offset", s.offset_adu);
+        setPref("photons_per_adu", s.photons_per_adu);
+        setPref("em_gain", s.em_gain);
+        setPref("pixel_size", s.pixel_size_nm);
+    }
+
+    static double number(GenericDialog gd, String name) {
+        double v = gd.getNextNumber();
+        if (gd.invalidNumber()) throw new UserError(name + ": not a number (" + gd.getErrorMessage() + ")");
+        return v;
+    }
+
+    static int integer(GenericDialog gd, String name) {
+        double v = number(gd, name);
+        if (v != Math.rint(v)) throw new UserError(name + ": must be a whole number, got " + v);
+        return (int) v;
+    }
+
+    static boolean interactive() { return Macro.getOptions() == null; }
+
+    // ---------------------------------------------------------------------------------------------------------------
+    // Localize
+
+    void localize() {
+        requireLibrary();
+        ImagePlus imp = WindowManager.getCurrentImage();
+        if (imp == null) throw new UserError("Localize needs an image stack: no image is open.");
+        checkImage(imp);
+
+        MaLiang.Settings s = new MaLiang.Settings();
+        GenericDialog gd = new GenericDialog("MaLiang Localize");
+        addCamera(gd);
+        gd.addMessage("Detection and fit");
+        gd.addNumericField("psf_sigma", pref("psf_sigma", s.psf_sigma_px), 3, 8, "px");
+        gd.addChoice("filter", FILTERS, Prefs.get("maliang.filter", FILTERS[s.filter]));
+        gd.addNumericField("threshold", pref("threshold", s.threshold), 2, 8, "x noise");
+        gd.addNumericField("roi", pref("roi", s.roi_size), 0, 8, "px (odd)");
+        gd.addCheckbox("fixed_sigma", Prefs.get("maliang.fixed_sigma", false));
+        gd.addNumericField("iterations", pref("iterations", s.iterations), 0, 8, "max");
+        gd.addChoice("backend", BACKENDS, Prefs.get("maliang.backend", "auto"));
+        gd.addMessage("Output");
+        gd.addNumericField("magnification", pref("magnification", 10), 1, 8, "render px per camera px");
+        gd.addFileField("export", "");
+        gd.showDialog();
+        if (gd.wasCanceled()) return;
+
+        readCamera(gd, s);
+        s.psf_sigma_px = number(gd, "psf_sigma");
+        s.threshold = number(gd, "threshold");
+        s.roi_size = integer(gd, "roi");
+        s.iterations = integer(gd, "iterations");
+        double magnification = number(gd, "magnification");
+        s.filter(MaLiang.Filter.parse(gd.getNextChoice()));
+        s.backend(MaLiang.Backend.parse(gd.getNextChoice()));
+        s.fixedSigma(gd.getNextBoolean());
+        String export = gd.getNextString().trim();
+        s.validate();
+        if (!(magnification > 0 && magnification <= 100)) throw new UserError("magnification: must be in (0, 100], got " + magnification);
+        if (!export.isEmpty()) checkWritable(export);
+        if (interactive()) {
+            saveCamera(s);
+            setPref("psf_sigma", s.psf_sigma_px); setPref("threshold", s.threshold); setPref("roi", s.roi_size);
+            setPref("iterations", s.iterations); setPref("magnification", magnification);
+            Prefs.set("maliang.filter", s.getFilter().key()); Prefs.set("maliang.backend", s.getBackend().key());
+            Prefs.set("maliang.fixed_sigma", s.fixed_sigma != 0);
+        }
+
+        MaLiang.Localization[] locs = localizeStack(imp, s, true);
+        if (locs == null) return; // cancelled
+        Session.locs = locs;
+        Session.pixelSizeNm = s.pixel_size_nm;
+        Session.width = imp.getWidth();
+        Session.height = imp.getHeight();
+        Session.source = imp.getTitle();
+        if (!export.isEmpty()) {
+            MaLiang.writeCsv(export, locs, s.pixel_size_nm);
+            IJ.log("MaLiang: wrote " + locs.length + " localizations to " + export);
+        }
+        showTable(locs, s.pixel_size_nm);
+        showRender(locs, imp.getWidth(), imp.getHeight(), magnification, MaLiang.RENDER_GAUSSIAN, 0, s.pixel_size_nm, imp.getTitle());
+    }
+
+    static void checkImage(ImagePlus imp) {
+        int type = imp.getType();
+        if (type == ImagePlus.COLOR_RGB)
+            throw new UserError(imp.getTitle() + " is an RGB colour image: MaLiang localizes 8, 16 or 32-bit grayscale stacks (Image > Type > 16-bit).");
+        if (type != ImagePlus.GRAY8 && type != ImagePlus.GRAY16 && type != ImagePlus.GRAY32 && type != ImagePlus.COLOR_256)
+            throw new UserError(imp.getTitle() + ": unsupported image type " + type);
+        if (imp.getNChannels() > 1)
+            throw new UserError(imp.getTitle() + " has " + imp.getNChannels() + " channels: localize one channel at a time (Image > Duplicate..., or Image > Color > Split Channels).");
+    }
+
+    static void checkWritable(String path) {
+        File f = new File(path).getAbsoluteFile();
+        File dir = f.getParentFile();
+        if (dir == null || !dir.isDirectory()) throw new UserError("export: folder " + dir + " does not exist");
+        if (f.isDirectory()) throw new UserError("export: " + path + " is a folder, not a file name");
+    }
+
+    /** Frames per push: the engine fits the frames of one push in parallel (a chunk of its own size). */
+    static int chunkFrames() { return Math.max(8, 4 * Runtime.getRuntime().availableProcessors()); }
+
+    /**
+     * Localizes every slice of {@code imp} (a VirtualStack is read one frame at a time). Each frame is copied once into
+     * the localizer's native staging buffer and pushed in chunks; Esc stops between chunks. Returns null when cancelled.
+     */
+    public static MaLiang.Localization[] localizeStack(ImagePlus imp, MaLiang.Settings s, boolean showProgress) {
+        ImageStack stack = imp.getStack();
+        int n = stack.getSize(), w = stack.getWidth(), h = stack.getHeight();
+        if (w < s.roi_size || h < s.roi_size)
+            throw new UserError(imp.getTitle() + ": frames of " + w + "x" + h + " px are smaller than the " + s.roi_size + "x" + s.roi_size + " ROI");
+        int chunk = Math.min(chunkFrames(), n);
+        long t0 = System.nanoTime();
+        MaLiang.Localizer loc = new MaLiang.Localizer(s);
+        try {
+            Object[] frames = new Object[chunk];
+            IJ.resetEscape();
+            for (int first = 1; first <= n; first += chunk) {
+                int m = Math.min(chunk, n - first + 1);
+                Object[] batch = m == frames.length ? frames : new Object[m];
+                for (int i = 0; i < m; i++) {
+                    Object p = stack.getPixels(first + i); // VirtualStack: reads this one frame
+                    if (p == null) throw new UserError(imp.getTitle() + ": frame " + (first + i) + " could not be read");
+                    if (p instanceof int[]) throw new UserError(imp.getTitle() + ": frame " + (first + i) + " is RGB; convert the stack to 16-bit");
+                    batch[i] = p;
+                }
+                loc.pushFrames(batch, w, h);
+                if (showProgress) {
+                    IJ.showProgress(first + m - 1, n);
+                    IJ.showStatus("MaLiang: frame " + (first + m - 1) + "/" + n + " (Esc cancels)");
+                }
+                if (IJ.escapePressed()) {
+                    IJ.resetEscape();
+                    IJ.showProgress(1.0);
+                    IJ.showStatus("MaLiang: cancelled after " + (first + m - 1) + " of " + n + " frames");
+                    if (!interactive()) throw new UserError("cancelled (Esc) after " + (first + m - 1) + " of " + n + " frames");
+                    return null;
+                }
+            }
+            MaLiang.Localization[] locs = loc.results();
+            Session.summary = loc.summary();
+            Session.localizeSeconds = (System.nanoTime() - t0) / 1e9;
+            if (showProgress) {
+                IJ.showProgress(1.0);
+                IJ.showStatus("MaLiang: " + Session.summary);
+            }
+            return locs;
+        } finally {
+            loc.close();
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------------------------
+    // Table and render
+
+    /** Fills (and shows) the "MaLiang Results" table: DESIGN.md columns, nm, 1-based frames. */
+    public static ResultsTable showTable(MaLiang.Localization[] locs, double px) {
+        ResultsTable rt = toTable(locs, px);
+        rt.show(TABLE);
+        return rt;
+    }
+
+    public static ResultsTable toTable(MaLiang.Localization[] locs, double px) {
+        ResultsTable rt = new ResultsTable(Integer.valueOf(locs.length));
+        rt.setPrecision(4);
+        rt.showRowNumbers(false);
+        double[][] cols = new double[COLUMNS.length][locs.length];
+        for (int i = 0; i < locs.length; i++) {
+            MaLiang.Localization l = locs[i];
+            double[] v = {i + 1, l.frame + 1, l.x * px, l.y * px, l.sigma * px, l.photons, l.background,
+                    Math.sqrt(Math.max(0, l.background)),
+                    Math.sqrt((l.uncertaintyX * (double) l.uncertaintyX + l.uncertaintyY * (double) l.uncertaintyY) / 2) * px,
+                    l.uncertaintyX * px, l.uncertaintyY * px, l.uncertaintyPhotons, l.uncertaintyBackground,
+                    l.uncertaintySigma * px, l.loglik, l.llr, l.iterations, l.detections};
+            for (int c = 0; c < v.length; c++) cols[c][i] = v[c];
+        }
+        for (int c = 0; c < COLUMNS.length; c++) rt.setValues(COLUMNS[c], cols[c]);
+        return rt;
+    }
+
+    /** Renders and shows a 32-bit image calibrated in nm (pixelWidth = pixel size / magnification). */
+    public static ImagePlus showRender(MaLiang.Localization[] locs, int w, int h, double mag, int method, double sigma,
+                                       double px, String source) {
+        ImagePlus out = renderImage(locs, w, h, mag, method, sigma, px, source);
+        out.show();
+        return out;
+    }
+
+    public static ImagePlus renderImage(MaLiang.Localization[] locs, int w, int h, double mag, int method, double sigma,
+                                        double px, String source) {
+        MaLiang.Image img = MaLiang.render(locs, w, h, mag, method, sigma, px);
+        ImagePlus out = new ImagePlus(source + " - MaLiang render", new FloatProcessor(img.width, img.height, img.pixels));
+        Calibration cal = out.getCalibration();
+        cal.pixelWidth = px / mag;
+        cal.pixelHeight = px / mag;
+        cal.setUnit("nm");
+        out.setProperty("Info", "MaLiang render: " + locs.length + " localizations, magnification " + mag + ", "
+                + METHODS[method] + (sigma > 0 ? ", sigma " + sigma + " px" : ", sigma = uncertainty") + "\n");
+        out.getProcessor().resetMinAndMax();
+        return out;
+    }
+
+    static MaLiang.Localization[] requireSession(String command) {
+        MaLiang.Localization[] locs = Session.locs;
+        if (locs == null) throw new UserError(command + " needs localizations: run Plugins > MaLiang > Localize or Import CSV first.");
+        return locs;
+    }
+
+    void render() {
+        requireLibrary();
+        MaLiang.Localization[] locs = requireSession("Render");
+        GenericDialog gd = new GenericDialog("MaLiang Render");
+        gd.addNumericField("magnification", pref("magnification", 10), 1, 8, "render px per camera px");
+        gd.addChoice("method", METHODS, METHODS[0]);
+        gd.addNumericField("sigma", 0, 3, 8, "px (0 = each localization's uncertainty)");
+        gd.showDialog();
+        if (gd.wasCanceled()) return;
+        double mag = number(gd, "magnification");
+        double sigma = number(gd, "sigma");
+        int method = gd.getNextChoiceIndex();
+        showRender(locs, Session.width, Session.height, mag, method, sigma, Session.pixelSizeNm, Session.source);
+    }
+
+    void exportCsv() {
+        requireLibrary();
+        MaLiang.Localization[] locs = requireSession("Export CSV");
+        GenericDialog gd = new GenericDialog("MaLiang Export CSV");
+        String base = Session.source.replaceAll("\\.(tif|tiff|csv)$", "");
+        gd.addFileField("path", new File(IJ.getDirectory("home") == null ? "." : IJ.getDirectory("home"), base + ".csv").getPath());
+        gd.showDialog();
+        if (gd.wasCanceled()) return;
+        String path = gd.getNextString().trim();
+        if (path.isEmpty()) throw new UserError("path: give the CSV file to write");
+        checkWritable(path);
+        MaLiang.writeCsv(path, locs, Session.pixelSizeNm);
+        IJ.showStatus("MaLiang: wrote " + locs.length + " localizations to " + path);
+    }
+
+    void importCsv() {
+        requireLibrary();
+        GenericDialog gd = new GenericDialog("MaLiang Import CSV");
+        gd.addFileField("path", "");
+        gd.addNumericField("pixel_size", pref("pixel_size", 100), 2, 8, "nm");
+        gd.addNumericField("width", 0, 0, 8, "camera px (0 = from the data)");
+        gd.addNumericField("height", 0, 0, 8, "camera px (0 = from the data)");
+        gd.showDialog();
+        if (gd.wasCanceled()) return;
+        String path = gd.getNextString().trim();
+        double px = number(gd, "pixel_size");
+        int w = integer(gd, "width"), h = integer(gd, "height");
+        if (path.isEmpty()) throw new UserError("path: give the CSV file to read");
+        if (!new File(path).isFile()) throw new UserError("path: " + path + ": no such file");
+        if (w < 0 || h < 0) throw new UserError("width/height: must be >= 0");
+        MaLiang.Localization[] locs = MaLiang.readCsv(path, px);
+        if (w == 0 || h == 0) {
+            double mx = 1, my = 1;
+            for (MaLiang.Localization l : locs) { if (l.x > mx) mx = l.x; if (l.y > my) my = l.y; }
+            if (w == 0) w = (int) Math.ceil(mx);
+            if (h == 0) h = (int) Math.ceil(my);
+        }
+        Session.locs = locs;
+        Session.pixelSizeNm = px;
+        Session.width = w;
+        Session.height = h;
+        Session.source = new File(path).getName();
+        showTable(locs, px);
+        IJ.showStatus("MaLiang: read " + locs.length + " localizations from " + path);
+    }
+
+    void camera() {
+        GenericDialog gd = new GenericDialog("MaLiang Camera Setup");
+        addCamera(gd);
+        gd.showDialog();
+        if (gd.wasCanceled()) return;
+        MaLiang.Settings s = new MaLiang.Settings();
+        readCamera(gd, s);
+        s.validate();
+        saveCamera(s);
+        Prefs.savePreferences();
+    }
+
+    void about() {
+        String v = MaLiang.isAvailable() ? MaLiang.version() : "not loaded: " + MaLiang.loadError();
+        IJ.showMessage("About MaLiang", "MaLiang single-molecule localization (Poisson MLE)\nlibmaliang " + v
+                + "\nQuan, Li et al., Opt. Express 18(11) 2010");
+    }
+}

@@ -1,0 +1,260 @@
+package org.maliang.test;
+
+import static org.junit.Assert.*;
+
+import com.sun.jna.Memory;
+import com.sun.jna.Pointer;
+import ij.IJ;
+import ij.ImagePlus;
+import ij.ImageStack;
+
+import java.io.File;
+import java.io.FileWriter;
+import java.util.Arrays;
+import java.util.Map;
+
+import org.junit.BeforeClass;
+import org.junit.Test;
+import org.maliang.MaLiang;
+import org.maliang.MaLiang.Localization;
+import org.maliang.MaLiangException;
+
+/** org.maliang.MaLiang against the CLI and its own contract. */
+public class BindingTest {
+    static ImagePlus stack;
+    static Object[] frames;
+    static int w, h;
+
+    @BeforeClass public static void load() {
+        assertTrue("library: " + MaLiang.loadError(), MaLiang.isAvailable());
+        stack = IJ.openImage(Env.data("stack.tif"));
+        assertNotNull(Env.data("stack.tif"), stack);
+        ImageStack s = stack.getStack();
+        w = s.getWidth(); h = s.getHeight();
+        frames = new Object[s.getSize()];
+        for (int i = 0; i < frames.length; i++) frames[i] = s.getPixels(i + 1);
+    }
+
+    static MaLiang.Settings settings() { return new MaLiang.Settings().offset(100); }
+
+    @Test public void versionAndDefaults() {
+        assertEquals("0.1.0", MaLiang.version());
+        MaLiang.Settings s = new MaLiang.Settings();
+        assertEquals(96, s.size());
+        assertEquals(96, s.struct_size);
+        assertEquals(7, s.roi_size);
+        assertEquals(100.0, s.pixel_size_nm, 0);
+        assertEquals(1.3, s.psf_sigma_px, 0);
+        assertEquals(20, s.iterations);
+        assertEquals(MaLiang.Filter.MALIANG, s.getFilter());
+        assertEquals(MaLiang.Backend.AUTO, s.getBackend());
+        assertTrue(s.toCli().contains("--offset 0.0"));
+    }
+
+    /** The same stack through the binding and through `maliang localize`: same molecules, positions within 1e-4 px. */
+    @Test public void sameLocalizationsAsCli() throws Exception {
+        Map<String, double[]> cli = Truth.readCsv(Env.data("cli.csv"));
+        Localization[] locs;
+        try (MaLiang.Localizer l = new MaLiang.Localizer(settings())) {
+            l.pushFrames(frames, w, h);
+            locs = l.results();
+            assertEquals(frames.length, l.summary().frames);
+            assertEquals(locs.length, l.summary().localizations);
+        }
+        double[] f = cli.get("frame"), x = cli.get("x [nm]"), y = cli.get("y [nm]");
+        assertEquals(f.length, locs.length);
+        assertTrue(locs.length > 100);
+        for (int i = 0; i < locs.length; i++) {
+            assertEquals("frame of " + i, (int) f[i], locs[i].frame + 1);
+            assertEquals("x of " + i, x[i] / 100, locs[i].x, 1e-4);
+            assertEquals("y of " + i, y[i] / 100, locs[i].y, 1e-4);
+        }
+    }
+
+    /** One frame per push (short[]), float[] frames and one chunk give the same results; frames are numbered across pushes. */
+    @Test public void framewiseAndFloatPushesAgree() {
+        Localization[] chunk, single, fl;
+        try (MaLiang.Localizer l = new MaLiang.Localizer(settings())) { l.pushFrames(frames, w, h); chunk = l.results(); }
+        try (MaLiang.Localizer l = new MaLiang.Localizer(settings())) {
+            for (Object p : frames) l.push((short[]) p, w, h);
+            assertEquals(frames.length, l.framesPushed());
+            single = l.results();
+        }
+        try (MaLiang.Localizer l = new MaLiang.Localizer(settings())) {
+            float[] all = new float[w * h * frames.length];
+            for (int i = 0; i < frames.length; i++) {
+                short[] p = (short[]) frames[i];
+                for (int k = 0; k < p.length; k++) all[i * w * h + k] = p[k] & 0xffff;
+            }
+            l.push(all, w, h); // several frames in one array
+            fl = l.results();
+        }
+        assertEquals(chunk.length, single.length);
+        assertEquals(chunk.length, fl.length);
+        for (int i = 0; i < chunk.length; i++) {
+            assertEquals(chunk[i].frame, single[i].frame);
+            assertEquals(chunk[i].x, single[i].x, 0);
+            assertEquals(chunk[i].y, single[i].y, 0);
+            assertEquals(chunk[i].frame, fl[i].frame);
+            assertEquals(chunk[i].x, fl[i].x, 1e-5);
+        }
+    }
+
+    /** 8-bit frames go in as uint8 with no conversion. */
+    @Test public void bytePixels() {
+        byte[] b = new byte[w * h];
+        short[] s = new short[w * h];
+        short[] src = (short[]) frames[0];
+        for (int k = 0; k < b.length; k++) { int v = Math.min(255, (src[k] & 0xffff)); b[k] = (byte) v; s[k] = (short) v; }
+        Localization[] lb, ls;
+        try (MaLiang.Localizer l = new MaLiang.Localizer(settings())) { l.push(b, w, h); lb = l.results(); }
+        try (MaLiang.Localizer l = new MaLiang.Localizer(settings())) { l.push(s, w, h); ls = l.results(); }
+        assertEquals(ls.length, lb.length);
+        for (int i = 0; i < ls.length; i++) assertEquals(ls[i].x, lb[i].x, 0);
+    }
+
+    /** Frames are copied once into the staging buffer and the engine reads that buffer in place; a Pointer push is not copied at all. */
+    @Test public void noSecondCopy() {
+        try (MaLiang.Localizer l = new MaLiang.Localizer(settings())) {
+            l.push((short[]) frames[0], w, h);
+            assertNotEquals(0, l.stagingAddress());
+            assertEquals(l.stagingAddress(), l.lastPushAddress());
+            Memory m = new Memory(2L * w * h);
+            m.write(0, (short[]) frames[1], 0, w * h);
+            l.push(m, w, h, 1, MaLiang.PixelType.UINT16);
+            assertEquals(Pointer.nativeValue(m), l.lastPushAddress());
+            assertEquals(2, l.framesPushed());
+        }
+    }
+
+    @Test public void csvRoundTripAndThunderStormImport() throws Exception {
+        Localization[] locs;
+        try (MaLiang.Localizer l = new MaLiang.Localizer(settings())) { l.pushFrames(frames, w, h); locs = l.results(); }
+        File f = new File(Env.OUT, "binding_roundtrip.csv");
+        MaLiang.writeCsv(f.getPath(), locs, 100);
+        Localization[] back = MaLiang.readCsv(f.getPath(), 100);
+        assertEquals(locs.length, back.length);
+        for (int i = 0; i < locs.length; i++) {
+            assertEquals(locs[i].frame, back[i].frame);
+            assertEquals(locs[i].x, back[i].x, 1e-5);
+            assertEquals(locs[i].uncertaintyX, back[i].uncertaintyX, 1e-5);
+        }
+        // ThunderSTORM's own export: unquoted headers, its column order, extra columns, no MaLiang columns.
+        File ts = new File(Env.OUT, "thunderstorm.csv");
+        FileWriter fw = new FileWriter(ts);
+        fw.write("\"id\",\"frame\",\"x [nm]\",\"y [nm]\",\"sigma [nm]\",\"intensity [photon]\",\"offset [photon]\",\"bkgstd [photon]\",\"chi2\",\"uncertainty_xy [nm]\"\n");
+        fw.write("1.0,1.0,150.0,250.0,130.0,1000.0,10.0,3.0,1.5,12.0\n2.0,3.0,1050.0,2050.5,128.0,900.0,11.0,3.2,1.1,14.0\n");
+        fw.close();
+        Localization[] t = MaLiang.readCsv(ts.getPath(), 100);
+        assertEquals(2, t.length);
+        assertEquals(2, t[1].frame);
+        assertEquals(10.5, t[1].x, 1e-5);
+        assertEquals(20.505, t[1].y, 1e-5);
+        assertEquals(0.12, t[0].uncertaintyX, 1e-6);
+    }
+
+    @Test public void renderSizeAndMass() {
+        Localization[] locs;
+        try (MaLiang.Localizer l = new MaLiang.Localizer(settings())) { l.pushFrames(frames, w, h); locs = l.results(); }
+        MaLiang.Image img = MaLiang.render(locs, w, h, 10, MaLiang.RENDER_HISTOGRAM, 0, 100);
+        assertEquals(640, img.width);
+        assertEquals(640, img.height);
+        assertEquals(10.0, img.pixelSizeNm, 0);
+        double sum = 0;
+        for (float v : img.pixels) sum += v;
+        assertEquals(locs.length, sum, 0.5);
+        MaLiang.Image g = MaLiang.render(locs, w, h, 4.5, MaLiang.RENDER_GAUSSIAN, 0);
+        assertEquals(288, g.width);
+    }
+
+    /** cancel() before a push cancels that push (the header's "or the next one"); cancel() from another thread stops a
+     * long push; the localizer goes on afterwards. */
+    @Test public void cancelStopsThePushAndTheLocalizerGoesOn() throws Exception {
+        try (final MaLiang.Localizer l = new MaLiang.Localizer(settings())) {
+            l.cancel();
+            try { l.pushFrames(frames, w, h); fail("not cancelled"); }
+            catch (MaLiangException e) { assertTrue(e.isCancelled()); assertEquals(MaLiang.ML_ERR_CANCELLED, e.status()); }
+            assertEquals(0, l.framesPushed());
+            short[] many = new short[w * h * 4000]; // ~ seconds of work
+            for (int i = 0; i < 4000; i++) System.arraycopy((short[]) frames[i % frames.length], 0, many, i * w * h, w * h);
+            Thread canceller = new Thread(new Runnable() { public void run() {
+                try { Thread.sleep(100); } catch (InterruptedException e) { return; }
+                l.cancel();
+            } });
+            long t0 = System.nanoTime();
+            canceller.start();
+            try { l.push(many, w, h); fail("long push not cancelled"); }
+            catch (MaLiangException e) { assertTrue(e.isCancelled()); }
+            canceller.join();
+            assertTrue(l.framesPushed() < 4000);
+            assertEquals(l.summary().frames, l.framesPushed());
+            long before = l.framesPushed();
+            l.push((short[]) frames[0], w, h);
+            assertEquals(before + 1, l.framesPushed());
+            System.out.printf("  cancelled a 4000-frame push after %.2f s, %d frames done%n", (System.nanoTime() - t0) / 1e9, before);
+        }
+    }
+
+    private static void expectIae(String fragment, Runnable r) {
+        try { r.run(); fail("no IllegalArgumentException for: " + fragment); }
+        catch (IllegalArgumentException e) {
+            assertTrue("message '" + e.getMessage() + "' should mention '" + fragment + "'", e.getMessage().contains(fragment));
+        }
+    }
+
+    @Test public void argumentErrorsAreCaughtInJava() {
+        final MaLiang.Localizer l = new MaLiang.Localizer(settings());
+        try {
+            expectIae("not a whole number of 64x64 frames", new Runnable() { public void run() { l.push(new short[64 * 63], 64, 64); } });
+            expectIae("smaller than the 7x7 ROI", new Runnable() { public void run() { l.push(new short[25], 5, 5); } });
+            expectIae("not positive", new Runnable() { public void run() { l.push(new short[10], 0, 10); } });
+            expectIae("pixels is null", new Runnable() { public void run() { l.push((short[]) null, 64, 64); } });
+            expectIae("RGB", new Runnable() { public void run() { l.push((Object) new int[64 * 64], 64, 64); } });
+            expectIae("not byte[], short[] or float[]", new Runnable() { public void run() { l.push((Object) new double[64 * 64], 64, 64); } });
+            l.push(new short[64 * 64], 64, 64);
+            expectIae("differs from the 64x64", new Runnable() { public void run() { l.push(new short[32 * 32], 32, 32); } });
+        } finally {
+            l.close();
+        }
+        expectIae("roi: must be an odd size", new Runnable() { public void run() { new MaLiang.Localizer(settings().roi(8)); } });
+        expectIae("pixel_size", new Runnable() { public void run() { new MaLiang.Localizer(settings().pixelSize(Double.NaN)); } });
+        expectIae("psf_sigma", new Runnable() { public void run() { new MaLiang.Localizer(settings().psfSigma(-1)); } });
+        expectIae("offset", new Runnable() { public void run() { new MaLiang.Localizer(settings().offset(-5)); } });
+        expectIae("iterations", new Runnable() { public void run() { new MaLiang.Localizer(settings().iterations(0)); } });
+        expectIae("filter: 'gauss' is not one of maliang|wavelet|none", new Runnable() { public void run() { MaLiang.Filter.parse("gauss"); } });
+        expectIae("backend", new Runnable() { public void run() { MaLiang.Backend.parse("metal"); } });
+        expectIae("no such file", new Runnable() { public void run() { MaLiang.readCsv("/nonexistent/x.csv", 100); } });
+        expectIae("does not exist", new Runnable() { public void run() { MaLiang.writeCsv("/nonexistent/dir/x.csv", new Localization[0], 100); } });
+        expectIae("magnification", new Runnable() { public void run() { MaLiang.render(new Localization[0], 10, 10, 0, 0, 0); } });
+        expectIae("method", new Runnable() { public void run() { MaLiang.render(new Localization[0], 10, 10, 2, 7, 0); } });
+        expectIae("too large", new Runnable() { public void run() { MaLiang.render(new Localization[0], 20000, 20000, 100, 0, 0); } });
+        try { l.results(); fail("closed"); } catch (IllegalStateException e) { assertTrue(e.getMessage().contains("closed")); }
+    }
+
+    /** A failure inside the library comes back as MaLiangException with ml_last_error()'s message. */
+    @Test public void nativeErrorsCarryTheLibraryMessage() throws Exception {
+        File bad = new File(Env.OUT, "bad.csv");
+        FileWriter fw = new FileWriter(bad);
+        fw.write("\"id\",\"sigma [nm]\"\n1,2\n");
+        fw.close();
+        try { MaLiang.readCsv(bad.getPath(), 100); fail("read a CSV without frame/x/y"); }
+        catch (MaLiangException e) {
+            assertEquals(MaLiang.ML_ERR_INPUT, e.status());
+            assertFalse(e.getMessage().isEmpty());
+        }
+    }
+
+    @Test public void resultsIncrementallyAndClear() {
+        try (MaLiang.Localizer l = new MaLiang.Localizer(settings())) {
+            l.pushFrames(Arrays.copyOfRange(frames, 0, 10), w, h);
+            long n1 = l.resultCount();
+            l.pushFrames(Arrays.copyOfRange(frames, 10, 20), w, h);
+            Localization[] tail = l.results(n1);
+            assertEquals(l.resultCount() - n1, tail.length);
+            for (Localization x : tail) assertTrue(x.frame >= 10);
+            l.clearResults();
+            assertEquals(0, l.resultCount());
+            assertEquals(20, l.summary().frames);
+        }
+    }
+}

@@ -1,0 +1,121 @@
+package org.maliang.test;
+
+import static org.junit.Assert.*;
+
+import ij.IJ;
+import ij.ImagePlus;
+
+import java.io.File;
+import java.util.Map;
+
+import org.junit.Test;
+
+/** ImageJ 1.x in batch mode (ij.ImageJ -batch, under Xvfb) with MaLiang_.jar in plugins/: the recorded macro commands. */
+public class ImageJBatchTest {
+    static String example(String name) { return Env.ROOT + "/examples/imagej/" + name; }
+    static String macro(String name) { return Env.ROOT + "/tests/imagej/macros/" + name; }
+    static String out(String name) { return Env.OUT + "/" + name; }
+
+    static void assertNoStackTrace(String out) {
+        assertFalse("stack trace in:\n" + out, out.matches("(?s).*\\n\\s+at [a-z]+\\..*"));
+        assertFalse("exception in:\n" + out, out.contains("Exception in thread"));
+    }
+
+    /** examples/imagej/localize.ijm on a sparse simulation: the exported CSV matches the simulator's ground truth. */
+    @Test public void recordedMacroMatchesGroundTruth() throws Exception {
+        String csv = out("batch_sparse.csv"), tif = out("batch_sparse_render.tif");
+        new File(csv).delete(); new File(tif).delete();
+        Proc.Result r = Proc.imagejBatch(example("localize.ijm"), Env.data("sparse.tif") + "|" + csv + "|" + tif);
+        assertEquals(r.out, 0, r.rc);
+        assertNoStackTrace(r.out);
+        assertTrue(r.out, r.out.contains("localizations: "));
+        Map<String, double[]> truth = Truth.readCsv(Env.data("sparse_truth.csv"));
+        Map<String, double[]> locs = Truth.readCsv(csv);
+        Truth.Match m = Truth.match(truth, locs, 100);
+        System.out.println("  batch macro vs ground truth: " + m);
+        assertTrue(m.toString(), m.recall() >= 0.98);
+        assertEquals("RMSE x vs sqrt(CRLB): " + m, 1.0, m.rmseX / m.crlbX, 0.10);
+        assertEquals("RMSE y vs sqrt(CRLB): " + m, 1.0, m.rmseY / m.crlbY, 0.10);
+        // the table has the CSV's rows, the render is 32-bit, 10x, calibrated in nm
+        assertTrue(r.out, r.out.contains("localizations: " + locs.get("id").length));
+        ImagePlus img = IJ.openImage(tif);
+        assertNotNull(img);
+        assertEquals(32, img.getBitDepth());
+        assertEquals(1280, img.getWidth());
+        assertEquals("nm", img.getCalibration().getUnit());
+        assertEquals(10.0, img.getCalibration().pixelWidth, 1e-9);
+    }
+
+    /** VirtualStack (frame by frame), 32-bit and 8-bit stacks all localize; virtual and 32-bit agree with 16-bit. */
+    @Test public void virtualFloatAndByteStacks() throws Exception {
+        File dir = new File(out("variants"));
+        dir.mkdirs();
+        for (File f : dir.listFiles()) f.delete();
+        Proc.Result r = Proc.imagejBatch(macro("variants.ijm"), Env.data("stack.tif") + "|" + dir.getPath());
+        assertEquals(r.out, 0, r.rc);
+        assertNoStackTrace(r.out);
+        assertTrue(r.out, r.out.contains("virtual: 1"));
+        assertTrue(r.out, r.out.contains("variants done"));
+        Map<String, double[]> cli = Truth.readCsv(Env.data("cli.csv"));
+        for (String name : new String[] {"virtual.csv", "float32.csv"}) {
+            Map<String, double[]> v = Truth.readCsv(dir + "/" + name);
+            assertEquals(name, cli.get("x [nm]").length, v.get("x [nm]").length);
+            for (int i = 0; i < v.get("x [nm]").length; i++) {
+                assertEquals(name, cli.get("frame")[i], v.get("frame")[i], 0);
+                assertEquals(name, cli.get("x [nm]")[i] / 100, v.get("x [nm]")[i] / 100, 1e-4);
+                assertEquals(name, cli.get("y [nm]")[i] / 100, v.get("y [nm]")[i] / 100, 1e-4);
+            }
+        }
+        Map<String, double[]> b = Truth.readCsv(dir + "/uint8.csv");
+        assertTrue("8-bit found molecules", b.get("x [nm]").length > cli.get("x [nm]").length / 2);
+    }
+
+    @Test public void importRenderExport() throws Exception {
+        String tif = out("import_render.tif"), csv = out("import_export.csv");
+        new File(tif).delete(); new File(csv).delete();
+        Proc.Result r = Proc.imagejBatch(macro("import_render_export.ijm"), Env.data("sparse_truth.csv") + "|" + tif + "|" + csv);
+        assertEquals(r.out, 0, r.rc);
+        assertNoStackTrace(r.out);
+        int n = Truth.readCsv(Env.data("sparse_truth.csv")).get("frame").length;
+        assertTrue(r.out, r.out.contains("imported: " + n));
+        assertTrue(r.out, r.out.contains("import/render/export done"));
+        ImagePlus img = IJ.openImage(tif);
+        assertEquals(640, img.getWidth());
+        assertEquals(20.0, img.getCalibration().pixelWidth, 1e-9);
+        double sum = 0;
+        for (float v : (float[]) img.getProcessor().getPixels()) sum += v;
+        assertEquals(n, sum, 0.5);
+        Map<String, double[]> back = Truth.readCsv(csv), truth = Truth.readCsv(Env.data("sparse_truth.csv"));
+        assertEquals(n, back.get("x [nm]").length);
+        assertEquals(truth.get("x [nm]")[7], back.get("x [nm]")[7], 1e-3);
+    }
+
+    /** User mistakes in a macro: one clear line, the macro stops, no stack trace. */
+    @Test public void userErrorsAbortTheMacroWithAMessage() throws Exception {
+        String[][] cases = {
+                {"error_rgb.ijm", "is an RGB colour image"},
+                {"error_noimage.ijm", "no image is open"},
+                {"error_param.ijm", "roi: must be an odd size from 3 to 31 px, got 8"},
+                {"error_render.ijm", "Render needs localizations"},
+        };
+        for (String[] c : cases) {
+            Proc.Result r = Proc.imagejBatch(macro(c[0]), null);
+            assertNotEquals(c[0] + " hung:\n" + r.out, 124, r.rc);
+            assertTrue(c[0] + ":\n" + r.out, r.out.contains("MaLiang error: "));
+            assertTrue(c[0] + ":\n" + r.out, r.out.contains(c[1]));
+            assertFalse(c[0] + " went on after the error:\n" + r.out, r.out.contains("NOT REACHED"));
+            assertNoStackTrace(r.out);
+        }
+    }
+
+    /** The library missing: a clear message saying where it is looked for, not an UnsatisfiedLinkError trace. */
+    @Test public void missingLibraryIsAClearError() throws Exception {
+        java.util.List<String> c = Proc.javaCmd(false);
+        c.addAll(java.util.Arrays.asList("-Dmaliang.library=/nonexistent/libmaliang.so", "-Dplugins.dir=" + Proc.ijHome(),
+                "-cp", Env.IJ_JAR + ":" + Env.JNA_JAR, "ij.ImageJ", "-batch", macro("error_param.ijm")));
+        Proc.Result r = Proc.run(c, 120);
+        assertTrue(r.out, r.out.contains("MaLiang error: the MaLiang native library (libmaliang.so) could not be loaded"));
+        assertFalse(r.out, r.out.contains("NOT REACHED"));
+        assertNoStackTrace(r.out);
+    }
+}
