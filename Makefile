@@ -15,7 +15,7 @@ all: build
 setup:
 	@scripts/setup.sh
 
-build: setup cli native
+build: setup cli native imagej
 
 cli:
 	$(DOTNET) build MaLiang.Plugins.sln -c $(CONFIG) -nologo -clp:ErrorsOnly
@@ -30,6 +30,10 @@ native:
 	  cp $(BUILD)/native/publish/libmaliang.so $(BUILD)/native/libmaliang.so && cp src/Native/maliang.h $(BUILD)/native/ && \
 	  echo "built $(BUILD)/native/libmaliang.so"; \
 	else echo "make native: NativeAOT publish FAILED: build/native/libmaliang.so is missing, so the Python and ImageJ bridges cannot run (needs clang or gcc and the ILCompiler pack for $$($(DOTNET) --version))" >&2; exit 1; fi
+
+# Fiji/ImageJ plugin jar (Java 8 bytecode, the native library inside): build/imagej/MaLiang_.jar
+imagej: native
+	@src/ImageJBridge/build.sh
 
 test: build
 	@scripts/run-tests.sh

@@ -392,7 +392,6 @@ public final class MaLiang {
         private Memory staging;          // native buffer frames are copied into, reused between pushes
         private int width = -1, height = -1;
         private long framesPushed;
-        private volatile boolean cancelRequested;
 
         public Localizer(Settings settings) {
             if (settings == null) throw new IllegalArgumentException("settings is null");
@@ -518,17 +517,8 @@ public final class MaLiang {
 
         private void pushNative(Pointer p, int w, int h, int count, PixelType type) {
             Pointer hd = open();
-            // libmaliang 0.1.0 drops a cancel requested between pushes; the header promises it stops "the next one".
-            if (cancelRequested) {
-                cancelRequested = false;
-                throw new MaLiangException(ML_ERR_CANCELLED, "cancelled");
-            }
-            int rc;
-            try {
-                rc = Api.ml_push_frames(hd, p, w, h, count, 0L, type.code);
-            } finally {
-                cancelRequested = false;
-            }
+            // A cancel that arrived between pushes is kept by the library and stops this push (maliang.h).
+            int rc = Api.ml_push_frames(hd, p, w, h, count, 0L, type.code);
             width = w; height = h;
             if (rc == ML_OK) framesPushed += count;
             else {
@@ -541,7 +531,6 @@ public final class MaLiang {
         /** Stops the push in progress (or the next one) with a {@link MaLiangException} of status ML_ERR_CANCELLED. Thread-safe. */
         public void cancel() {
             Pointer h = handle;
-            cancelRequested = true;
             if (h != null) Api.ml_cancel(h);
         }
 

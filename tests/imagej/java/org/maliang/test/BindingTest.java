@@ -37,6 +37,9 @@ public class BindingTest {
 
     static MaLiang.Settings settings() { return new MaLiang.Settings().offset(100); }
 
+    /** A frame just above the camera offset with nothing in it (an all-zero frame is below the offset: a user error). */
+    static short[] blank(int n) { short[] a = new short[n]; java.util.Arrays.fill(a, (short) 110); return a; }
+
     @Test public void versionAndDefaults() {
         assertEquals("0.1.0", MaLiang.version());
         MaLiang.Settings s = new MaLiang.Settings();
@@ -211,7 +214,7 @@ public class BindingTest {
             expectIae("pixels is null", new Runnable() { public void run() { l.push((short[]) null, 64, 64); } });
             expectIae("RGB", new Runnable() { public void run() { l.push((Object) new int[64 * 64], 64, 64); } });
             expectIae("not byte[], short[] or float[]", new Runnable() { public void run() { l.push((Object) new double[64 * 64], 64, 64); } });
-            l.push(new short[64 * 64], 64, 64);
+            l.push(blank(64 * 64), 64, 64);
             expectIae("differs from the 64x64", new Runnable() { public void run() { l.push(new short[32 * 32], 32, 32); } });
         } finally {
             l.close();

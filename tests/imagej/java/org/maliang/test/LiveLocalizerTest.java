@@ -76,7 +76,8 @@ public class LiveLocalizerTest {
             try { live.push(new int[1024]); fail(); } catch (IllegalArgumentException e) { assertTrue(e.getMessage().contains("RGB")); }
             try { live.push(new short[1024], 64L, 16L); fail(); } catch (IllegalArgumentException e) { assertTrue(e.getMessage().contains("differs")); }
             try { live.pushImage("text"); fail(); } catch (IllegalArgumentException e) { assertTrue(e.getMessage().contains("TaggedImage")); }
-            live.push(new byte[1024]); // 8-bit camera
+            byte[] b8 = new byte[1024]; java.util.Arrays.fill(b8, (byte) 110);
+            live.push(b8); // 8-bit camera
             live.flush();
             assertEquals(1, live.framesDone());
         } finally {
@@ -92,8 +93,8 @@ public class LiveLocalizerTest {
     @Test public void micromanagerImageObjects() {
         LiveLocalizer live = new LiveLocalizer(settings(), 32, 32);
         try {
-            live.pushImage(new Tagged(new short[1024]));
-            live.pushImage(new Img(new short[1024]));
+            live.pushImage(new Tagged(BindingTest.blank(1024)));
+            live.pushImage(new Img(BindingTest.blank(1024)));
             live.flush();
             assertEquals(2, live.framesDone());
         } finally {
