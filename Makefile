@@ -7,7 +7,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_NOLOGO := 1
 export DOTNET_SKIP_FIRST_TIME_EXPERIENCE := 1
 
-.PHONY: all setup build cli native imagej test test-dotnet test-python test-java demo bench clean
+.PHONY: all setup build cli native imagej aot test demo bench clean
 
 all: build
 
@@ -34,6 +34,11 @@ native:
 # Fiji/ImageJ plugin jar (Java 8 bytecode, the native library inside): build/imagej/MaLiang_.jar
 imagej: native
 	@src/ImageJBridge/build.sh
+
+# Self-contained native CLI for machines without the .NET SDK (GPU nodes): build/aot/maliang
+aot: setup
+	$(DOTNET) publish src/Cli/MaLiang.Cli.csproj -c $(CONFIG) -nologo -clp:ErrorsOnly -r linux-x64 -p:PublishAot=true -p:IlcInstructionSet=x86-x64-v3 -o $(BUILD)/aot
+	@echo "built $(BUILD)/aot/maliang"
 
 test: build
 	@scripts/run-tests.sh
