@@ -110,6 +110,7 @@ public sealed unsafe class TiffStack : IFrameSource
                 int rows = Math.Min(lay.RowsPerSegment, Height - y0);
                 int n = rows * Width;
                 Convert(f.Span(lay.Offsets[s], n * bps), dst.Slice(y0 * Width, n), swap);
+                f.Release(lay.Offsets[s], (long)n * bps);
             }
             return;
         }
@@ -121,6 +122,7 @@ public sealed unsafe class TiffStack : IFrameSource
             int w = Math.Min(lay.TileWidth, Width - tx), rows = Math.Min(lay.RowsPerSegment, Height - ty);
             for (int r = 0; r < rows; r++)
                 Convert(f.Span(lay.Offsets[t] + (long)r * lay.TileWidth * bps, w * bps), dst.Slice((ty + r) * Width + tx, w), swap);
+            f.Release(lay.Offsets[t], (long)lay.TileWidth * lay.RowsPerSegment * bps);
         }
     }
 
@@ -368,16 +370,17 @@ public sealed unsafe class TiffStack : IFrameSource
         }
 
         /// <summary>
-        /// Drops the pages wholly inside [offset, offset+length) from this process's mapping once a frame has been read,
-        /// so streaming a stack of any size keeps the resident set bounded (the page cache keeps them; a re-read faults
-        /// them back in). Linux only; elsewhere a no-op.
+        /// Drops a frame's pages from this process's mapping once it has been read, so streaming a stack of any size
+        /// keeps the resident set bounded (the page cache keeps them; a later read faults them back in). The range is
+        /// widened to whole pages and 128 KiB before the frame, because the kernel's fault-around maps pages of the
+        /// neighbouring frame too. Dropping pages another thread is reading is safe: they fault back in. Linux only.
         /// </summary>
         public void Release(long offset, long length)
         {
             if (!OperatingSystem.IsLinux() || _ptr == null) return;
-            const ulong page = 4096;
-            ulong start = ((ulong)(_ptr + offset) + page - 1) & ~(page - 1), end = (ulong)(_ptr + offset + length) & ~(page - 1);
-            if (end > start) madvise((void*)start, (nuint)(end - start), 4 /* MADV_DONTNEED */);
+            const long page = 4096, margin = 128 * 1024;
+            long from = Math.Max(0, offset - margin) & ~(page - 1), to = Math.Min(Length, offset + length);
+            if (to > from) madvise(_ptr + from, (nuint)(to - from), 4 /* MADV_DONTNEED */);
         }
 
         [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "madvise")]
