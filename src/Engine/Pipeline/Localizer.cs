@@ -4,6 +4,7 @@ using MaLiang.Engine.Denoise;
 using MaLiang.Engine.Detect;
 using MaLiang.Engine.Fit;
 using MaLiang.Engine.Fit.Backends;
+using MaLiang.Engine.Fit.Backends.Gpu;
 using MaLiang.Engine.IO;
 
 namespace MaLiang.Engine.Pipeline;
@@ -22,13 +23,23 @@ public sealed class PipelineSummary
     public long DroppedFitFailed { get; internal set; }
     public long DroppedLeftRoi { get; internal set; }
     public double WallSeconds { get; internal set; }
-    /// <summary>Per-stage time summed over worker threads (seconds of CPU): read + camera, de-noise, detection + ROI cut-out, fit.</summary>
+    /// <summary>Per-stage time summed over worker threads (seconds of CPU): read + camera, de-noise, detection + ROI cut-out, fit.
+    /// With device detection (GPU backends) the device stages are wall seconds x <see cref="Threads"/>, so that
+    /// <see cref="StageMsPerFrame"/> gives their wall time per frame: de-noise = the filter kernels; detection = noise
+    /// estimate, threshold, maxima, classification, ROI cut-out and their small read-backs; fit = the device fit with its
+    /// transfers plus the CPU time of the neighbour refinement (over the threads); read = read + camera on the CPU threads
+    /// plus the upload of the chunk to the device (x threads).</summary>
     public double ReadSeconds { get; internal set; }
     public double DenoiseSeconds { get; internal set; }
     public double DetectSeconds { get; internal set; }
     public double FitSeconds { get; internal set; }
+    /// <summary>GPU backends with device detection: wall seconds of the fit kernels alone (transpose + fit, no transfers),
+    /// not scaled by the threads; 0 otherwise.</summary>
+    public double FitKernelSeconds { get; internal set; }
     public int Threads { get; internal set; }
     public string Backend { get; internal set; } = "cpu";
+    /// <summary>True when de-noise, noise estimate, detection and ROI cut-out ran on the GPU device.</summary>
+    public bool DeviceDetection { get; internal set; }
 
     public double MsPerFrame => Frames == 0 ? 0 : WallSeconds * 1e3 / Frames;
     /// <summary>A stage's share of the wall time per frame: its CPU time per frame divided by the worker threads.</summary>
@@ -59,9 +70,50 @@ public sealed class Localizer : IDisposable
     private readonly List<Localization> _results = new();
     private readonly PipelineSummary _summary = new();
     private FrameOutput[] _slots = Array.Empty<FrameOutput>();
+    private readonly IGpuFitBackend? _gpu;
+    private readonly GpuDetectOptions _gpuDetectOptions;
+    private GpuDetector? _detector;
+    private float[] _chunk = Array.Empty<float>();
+    private long[] _readTicks = Array.Empty<long>();
+    private int[] _roiStart = Array.Empty<int>();
+
+    /// <summary>Pixels per chunk when <see cref="GpuChunkFrames"/> is 0 (auto): 32 Mpx = 128 frames of 512x512
+    /// (128 MiB of photons on the host, about 4x that on the device), 8 frames of 2048x2048.</summary>
+    public const long GpuChunkPixels = 32L << 20;
+    /// <summary>Most frames per chunk on a GPU backend.</summary>
+    public const int MaxGpuChunkFrames = 256;
 
     /// <summary>Frames per chunk: enough to keep every thread busy, few enough that memory stays bounded.</summary>
     public int ChunkFrames { get; }
+    /// <summary>
+    /// Frames per chunk on a GPU backend with <see cref="DeviceDetection"/>: one upload, one detection and one fit call
+    /// per chunk. 0 (default) = auto: about <see cref="GpuChunkPixels"/> pixels, 1 to <see cref="MaxGpuChunkFrames"/>
+    /// frames. Host memory: one float per pixel of the chunk; device memory: about 4 floats per pixel plus the ROIs.
+    /// </summary>
+    public int GpuChunkFrames
+    {
+        get => _gpuChunkFrames;
+        set => _gpuChunkFrames = value >= 0 ? value : throw new InvalidParameterException("gpu-chunk-frames", $"must be >= 0, got {value}");
+    }
+    private int _gpuChunkFrames;
+    /// <summary>GPU backends (<see cref="IGpuFitBackend"/>): run de-noise, noise estimate, detection and ROI cut-out on the
+    /// device too, a chunk of frames per call (default). When false, detection runs on the CPU threads and only the fit
+    /// runs on the device. No effect on the CPU backend.</summary>
+    public bool DeviceDetection { get; set; } = true;
+    /// <summary>With <see cref="DeviceDetection"/>: fit the ROIs where the detector cut them, on the device (default). When
+    /// false, the ROIs are cut again on the host from the chunk and uploaded for the fit (same pixels, same results).</summary>
+    public bool KeepRoisOnDevice { get; set; } = true;
+
+    /// <summary>Frames per chunk for frames of <paramref name="width"/> x <paramref name="height"/> on this backend.</summary>
+    public int ChunkFramesFor(int width, int height)
+    {
+        if (!UsesDeviceDetection) return ChunkFrames;
+        long px = Math.Max(1L, (long)width * height);
+        int frames = _gpuChunkFrames > 0 ? _gpuChunkFrames : (int)Math.Clamp(GpuChunkPixels / px, 1, MaxGpuChunkFrames);
+        return (int)Math.Max(1, Math.Min(frames, (int.MaxValue / 2) / px));   // the detector's limit per call
+    }
+
+    private bool UsesDeviceDetection => _gpu is not null && DeviceDetection;
     public LocalizerSettings Settings => _s;
     public PipelineSummary Summary => _summary;
     /// <summary>Frames pushed so far; the next frame pushed gets this 0-based index.</summary>
@@ -81,6 +133,8 @@ public sealed class Localizer : IDisposable
         if (backend == null) { _backend = FitBackends.Create(_s.Backend, _threads, out _); _ownsBackend = true; }
         else _backend = backend;
         _cpuFit = _backend is CpuFitBackend;
+        _gpu = _backend as IGpuFitBackend;
+        _gpuDetectOptions = GpuDetectOptions.From(_s);
         ChunkFrames = Math.Max(8, 4 * _threads);
         _summary.Threads = _threads;
         _summary.Backend = _backend.Name;
@@ -109,17 +163,21 @@ public sealed class Localizer : IDisposable
             throw new MaLiangException($"{source.Name}: frames of {source.Width}x{source.Height} px are smaller than the {n}x{n} ROI");
         var sw = Stopwatch.StartNew();
         int total = progress == null ? 0 : _summary.Frames + count;
-        for (int c = 0; c < count; c += ChunkFrames)
+        int chunk = ChunkFramesFor(source.Width, source.Height);
+        _summary.DeviceDetection = UsesDeviceDetection;
+        for (int c = 0; c < count; c += chunk)
         {
             cancel.ThrowIfCancellationRequested();
-            int m = Math.Min(ChunkFrames, count - c);
-            ProcessChunk(source, first + c, m, sink, cancel);
+            int m = Math.Min(chunk, count - c);
+            if (UsesDeviceDetection) ProcessChunkOnDevice(source, first + c, m, cancel);
+            else ProcessChunk(source, first + c, m, cancel);
+            Merge(m, sink);
             progress?.Report(new PipelineProgress(_summary.Frames, total, _summary.Localizations));
         }
         _summary.WallSeconds += sw.Elapsed.TotalSeconds;
     }
 
-    private void ProcessChunk(IFrameSource source, int first, int count, Action<ReadOnlySpan<Localization>>? sink, CancellationToken cancel)
+    private void ProcessChunk(IFrameSource source, int first, int count, CancellationToken cancel)
     {
         int frameBase = _summary.Frames;
         if (_slots.Length < count) _slots = new FrameOutput[count];
@@ -143,7 +201,12 @@ public sealed class Localizer : IDisposable
         }
 
         if (!_cpuFit) FitOnDevice(slots, count);
+    }
 
+    /// <summary>Merges a chunk's per-frame outputs in frame order: counts, timings, results, the sink.</summary>
+    private void Merge(int count, Action<ReadOnlySpan<Localization>>? sink)
+    {
+        var slots = _slots;
         for (int i = 0; i < count; i++)
         {
             var o = slots[i];
@@ -166,6 +229,103 @@ public sealed class Localizer : IDisposable
         _summary.Frames += count;
     }
 
+    /// <summary>
+    /// The whole chunk on the GPU: read + camera on the CPU threads into one chunk buffer, one
+    /// <see cref="GpuDetector.DetectOnDevice"/> call (de-noise, noise, threshold, maxima, ROI cut-out), one device fit of
+    /// all the chunk's ROIs (in place unless <see cref="KeepRoisOnDevice"/> is off), then per frame on the CPU threads:
+    /// neighbour refinement (when overlapping candidates are kept; it needs the photon frames, hence the chunk buffer)
+    /// and the conversion to localizations.
+    /// </summary>
+    private void ProcessChunkOnDevice(IFrameSource source, int first, int count, CancellationToken cancel)
+    {
+        int frameBase = _summary.Frames, w = source.Width, h = source.Height, px = w * h;
+        if (_chunk.Length < (long)count * px) _chunk = new float[(long)count * px];
+        if (_readTicks.Length < count) { _readTicks = new long[count]; _roiStart = new int[count + 1]; }
+        if (_slots.Length < count) _slots = new FrameOutput[count];
+        var chunk = _chunk; var readTicks = _readTicks; var slots = _slots;
+        var options = new ParallelOptions { MaxDegreeOfParallelism = _threads, CancellationToken = cancel };
+        RunParallel(() => Parallel.For(0, count, options, i =>
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            var photons = chunk.AsSpan(i * px, px);
+            source.ReadFrame(first + i, photons);
+            if (_camera.ToPhotons(photons) <= 0)
+                throw new MaLiangException($"{source.Name}: frame {first + i + 1}: the offset {_s.OffsetAdu} ADU is at or above every pixel; check --offset (the camera baseline)");
+            readTicks[i] = Stopwatch.GetTimestamp() - t0;
+        }));
+        cancel.ThrowIfCancellationRequested();
+
+        var det = _detector ??= _gpu!.CreateDetector();
+        var found = det.DetectOnDevice(chunk.AsSpan(0, count * px), w, h, count, _gpuDetectOptions);
+        int total = det.DetectedCount;
+        var start = _roiStart;
+        start[0] = 0;
+        for (int i = 0; i < count; i++) start[i + 1] = start[i] + found[i].Stats.Candidates;
+        if (start[count] != total) throw new MaLiangException($"GPU detection: {total} ROIs but the frames count {start[count]} (device error)");
+
+        if (_deviceResults.Length < total) _deviceResults = new FitResult[Math.Max(total, 2 * _deviceResults.Length)];
+        long f0 = Stopwatch.GetTimestamp();
+        if (total > 0)
+        {
+            if (KeepRoisOnDevice)
+            {
+                _gpu!.FitDetected(det, _fitOptions, _deviceResults);
+                _summary.FitKernelSeconds += _gpu.LastKernelSeconds;
+            }
+            else
+            {
+                var big = _deviceBatch ??= new RoiBatch(_s.RoiSize, Math.Max(total, 256));
+                big.Clear();
+                big.Reserve(total);
+                var left = det.DetectedLeft; var top = det.DetectedTop; var fr = det.DetectedFrame;
+                for (int k = 0; k < total; k++) big.Add(chunk.AsSpan(fr[k] * px, px), w, frameBase + fr[k], left[k], top[k]);
+                _backend.Fit(big, _fitOptions, _deviceResults);
+            }
+        }
+        double fitWall = (Stopwatch.GetTimestamp() - f0) / (double)Stopwatch.Frequency;
+        _summary.ReadSeconds += det.LastUploadSeconds * _threads;
+        _summary.DenoiseSeconds += det.LastFilterSeconds * _threads;
+        _summary.DetectSeconds += det.LastDetectSeconds * _threads;
+        _summary.FitSeconds += fitWall * _threads;
+
+        bool refine = !_s.RejectOverlapping;
+        var results = _deviceResults;
+        int[] lefts = det.DetectedLeft.ToArray(), tops = det.DetectedTop.ToArray();
+        RunParallel(() => Parallel.For(0, count, options,
+            () => Rent(1, 1),
+            (i, _, wk) =>
+            {
+                var o = NewOutput();
+                o.FrameIndex = frameBase + i;
+                o.Stats = found[i].Stats;
+                o.ReadTicks = readTicks[i];
+                int s0 = start[i], k = start[i + 1] - s0;
+                var fits = results.AsSpan(s0, k);
+                if (refine && k > 1)
+                {
+                    long t0 = Stopwatch.GetTimestamp();
+                    var photons = chunk.AsSpan(i * px, px);
+                    for (int j = 0; j < k; j++) o.Batch.Add(photons, w, frameBase + i, lefts[s0 + j], tops[s0 + j]);
+                    wk.RefineNeighbours(o.Batch, fits, _fitOptions);
+                    o.FitTicks = Stopwatch.GetTimestamp() - t0;
+                }
+                o.Collect(fits, lefts.AsSpan(s0, k), tops.AsSpan(s0, k));
+                slots[i] = o;
+                return wk;
+            },
+            Return));
+    }
+
+    /// <summary>Runs a parallel loop; reports the first frame's error as it was thrown (a MaLiangException names the file and frame).</summary>
+    private static void RunParallel(Action body)
+    {
+        try { body(); }
+        catch (AggregateException e)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.Flatten().InnerExceptions[0]).Throw();
+        }
+    }
+
     /// <summary>GPU backends want big batches: fit the whole chunk's ROIs in one call.</summary>
     private void FitOnDevice(FrameOutput[] slots, int count)
     {
@@ -182,14 +342,25 @@ public sealed class Localizer : IDisposable
         long t0 = Stopwatch.GetTimestamp();
         _backend.Fit(big, _fitOptions, _deviceResults);
         long ticks = Stopwatch.GetTimestamp() - t0;
-        int at = 0;
-        for (int i = 0; i < count; i++)
-        {
-            var w = slots[i];
-            w.FitTicks += ticks * _threads / Math.Max(1, count);
-            w.Collect(_deviceResults.AsSpan(at, w.Batch.Count));
-            at += w.Batch.Count;
-        }
+        var start = _roiStart.Length > count ? _roiStart : (_roiStart = new int[count + 1]);
+        start[0] = 0;
+        for (int i = 0; i < count; i++) start[i + 1] = start[i] + slots[i].Batch.Count;
+        var results = _deviceResults;
+        bool refine = !_s.RejectOverlapping;
+        // Neighbour refinement (CPU, as in the CPU path) and the conversion to localizations, per frame on the threads.
+        RunParallel(() => Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = _threads },
+            () => Rent(1, 1),
+            (i, _, wk) =>
+            {
+                var o = slots[i];
+                var fits = results.AsSpan(start[i], o.Batch.Count);
+                long r0 = Stopwatch.GetTimestamp();
+                if (refine && o.Batch.Count > 1) wk.RefineNeighbours(o.Batch, fits, _fitOptions);
+                o.FitTicks += ticks * _threads / Math.Max(1, count) + (Stopwatch.GetTimestamp() - r0);
+                o.Collect(fits, o.Batch.Left, o.Batch.Top);
+                return wk;
+            },
+            Return));
     }
     private RoiBatch? _deviceBatch;
     private FitResult[] _deviceResults = Array.Empty<FitResult>();
@@ -214,6 +385,8 @@ public sealed class Localizer : IDisposable
 
     public void Dispose()
     {
+        _detector?.Dispose();
+        _detector = null;
         if (_ownsBackend) _backend.Dispose();
     }
 
@@ -232,7 +405,7 @@ public sealed class Localizer : IDisposable
         }
 
         /// <summary>Turns kept fits into localizations in frame coordinates; counts the dropped ones.</summary>
-        public void Collect(ReadOnlySpan<FitResult> results)
+        public void Collect(ReadOnlySpan<FitResult> results, ReadOnlySpan<int> left, ReadOnlySpan<int> top)
         {
             if (Locs.Length < results.Length) Locs = new Localization[Math.Max(results.Length, 2 * Locs.Length)];
             int k = 0;
@@ -244,7 +417,7 @@ public sealed class Localizer : IDisposable
                 Locs[k++] = new Localization
                 {
                     Frame = FrameIndex,
-                    X = Batch.Left[i] + f.X, Y = Batch.Top[i] + f.Y,
+                    X = left[i] + f.X, Y = top[i] + f.Y,
                     Photons = f.Photons, Background = f.Background, Sigma = f.Sigma,
                     UncertaintyX = f.CrlbX, UncertaintyY = f.CrlbY, UncertaintyPhotons = f.CrlbPhotons,
                     UncertaintyBackground = f.CrlbBackground, UncertaintySigma = f.CrlbSigma,
@@ -281,7 +454,7 @@ public sealed class Localizer : IDisposable
         /// kept, refit each such ROI after subtracting its neighbours' fitted PSFs (photons x PSF, no background), twice,
         /// so close pairs separate. ROIs without neighbours keep their first fit.
         /// </summary>
-        private void RefineNeighbours(RoiBatch batch, ReadOnlySpan<float> photons, int width, in FitOptions options)
+        public void RefineNeighbours(RoiBatch batch, Span<FitResult> fitResults, in FitOptions options)
         {
             int n = batch.RoiSize, np = n * n, count = batch.Count;
             _refine ??= new RoiBatch(n, 64);
@@ -299,10 +472,10 @@ public sealed class Localizer : IDisposable
                     batch.Roi(i).CopyTo(roi);
                     for (int j = 0; j < count; j++)
                     {
-                        if (j == i || !_fitResults[j].Kept) continue;
+                        if (j == i || !fitResults[j].Kept) continue;
                         int dl = batch.Left[j] - batch.Left[i], dt = batch.Top[j] - batch.Top[i];
                         if (Math.Abs(dl) >= n || Math.Abs(dt) >= n) continue;
-                        ref readonly var f = ref _fitResults[j];
+                        ref readonly var f = ref fitResults[j];
                         CpuFitBackend.Model(_modelScratch, dl + f.X, dt + f.Y, f.Photons, 0f, f.Sigma, model);
                         for (int p = 0; p < np; p++) roi[p] -= model[p];
                         any = true;
@@ -314,7 +487,7 @@ public sealed class Localizer : IDisposable
                 if (_refine.Count == 0) return;
                 if (_refineResults.Length < _refine.Count) _refineResults = new FitResult[Math.Max(_refine.Count, 2 * _refineResults.Length)];
                 _fit.Fit(_refine, options, _refineResults);
-                for (int k = 0; k < _refine.Count; k++) _fitResults[_refineIndex[k]] = _refineResults[k];
+                for (int k = 0; k < _refine.Count; k++) fitResults[_refineIndex[k]] = _refineResults[k];
             }
         }
 
@@ -358,8 +531,8 @@ public sealed class Localizer : IDisposable
             {
                 if (_fitResults.Length < o.Batch.Count) _fitResults = new FitResult[Math.Max(o.Batch.Count, 2 * _fitResults.Length)];
                 _fit.Fit(o.Batch, owner._fitOptions, _fitResults);
-                if (!_s.RejectOverlapping && o.Batch.Count > 1) RefineNeighbours(o.Batch, photons, w, owner._fitOptions);
-                o.Collect(_fitResults.AsSpan(0, o.Batch.Count));
+                if (!_s.RejectOverlapping && o.Batch.Count > 1) RefineNeighbours(o.Batch, _fitResults.AsSpan(0, o.Batch.Count), owner._fitOptions);
+                o.Collect(_fitResults.AsSpan(0, o.Batch.Count), o.Batch.Left, o.Batch.Top);
                 o.FitTicks = Stopwatch.GetTimestamp() - t3;
             }
             return o;

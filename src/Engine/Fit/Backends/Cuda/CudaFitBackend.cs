@@ -11,7 +11,7 @@ namespace MaLiang.Engine.Fit.Backends.Cuda;
 /// <see cref="MinChunk"/> molecules) instead of failing. Thread-safe: concurrent Fit calls are serialized.
 /// UNTESTED on hardware from this repository's CI (no NVIDIA GPU there): the tests skip with the reason.
 /// </summary>
-public sealed unsafe class CudaFitBackend : IFitBackend
+public sealed unsafe class CudaFitBackend : IGpuFitBackend
 {
     public const int StreamCount = 2;
     public const int MinChunk = 256;
@@ -22,6 +22,11 @@ public sealed unsafe class CudaFitBackend : IFitBackend
     private readonly object _lock = new();
     private readonly Slot[] _slots = new Slot[StreamCount];
     private int _chunk;
+    private CudaGpuContext? _gctx;
+    private readonly GpuResidentFit _resident = new();
+
+    /// <summary>The GpuContext (own stream) the detector and the resident fit share; made on first use.</summary>
+    private CudaGpuContext Context => _gctx ??= new CudaGpuContext(_cu, false);
 
     /// <summary>Per-stream device and pinned host buffers for one chunk.</summary>
     private sealed class Slot
@@ -36,6 +41,30 @@ public sealed unsafe class CudaFitBackend : IFitBackend
 
     public string Name => "cuda:" + _cu.Device.Name;
     public CudaDevice Device => _cu.Device;
+    public string DeviceName => _cu.Device.Name;
+    public double LastKernelSeconds => _resident.LastKernelSeconds;
+
+    /// <summary>A detector on this backend's CUDA context (its own stream, shared with <see cref="FitDetected"/>).</summary>
+    public GpuDetector CreateDetector() { lock (_lock) return new GpuDetector(Context, false); }
+
+    public void FitDetected(GpuDetector detector, in FitOptions options, Span<FitResult> results)
+    {
+        ArgumentNullException.ThrowIfNull(detector);
+        lock (_lock)
+        {
+            if (!ReferenceEquals(detector.Context, _gctx)) throw new ArgumentException("the detector is not on this backend's context (use CreateDetector)");
+            int count = detector.DetectedCount;
+            if (count == 0) return;
+            _resident.Run(_gctx!, detector.DetectedRois!, detector.DetectedRoiSize, count, options, results);
+        }
+    }
+
+    public void FitTimed(RoiBatch batch, in FitOptions options, Span<FitResult> results)
+    {
+        GpuFit.CheckArgs(batch, options, results);
+        if (batch.Count == 0) return;
+        lock (_lock) _resident.Run(Context, _resident.Upload(Context, batch), batch.RoiSize, batch.Count, options, results);
+    }
     /// <summary>Molecules per chunk now (after any out-of-memory halving).</summary>
     public int ChunkSize => _chunk;
 
@@ -157,6 +186,9 @@ public sealed unsafe class CudaFitBackend : IFitBackend
                 _cu.DestroyStream(s.Stream);
                 s.Stream = 0;
             }
+            _resident.Dispose();
+            _gctx?.Dispose();
+            _gctx = null;
             _cu.Dispose();
         }
     }

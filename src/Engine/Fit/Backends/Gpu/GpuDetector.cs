@@ -66,11 +66,59 @@ public sealed class GpuDetector : IDisposable
     public FrameDetection[] Detect(ReadOnlySpan<float> frames, int width, int height, int frameCount, int firstFrame,
                                    in GpuDetectOptions options, RoiBatch into)
     {
-        long n = Check(frames.Length, width, height, frameCount);
         if (into.RoiSize != options.RoiSize) throw new ArgumentException($"RoiBatch has ROI size {into.RoiSize}, options say {options.RoiSize}");
+        var result = DetectOnDevice(frames, width, height, frameCount, options);
+        int total = DetectedCount;
+        if (total == 0) return result;
+        int nn = options.RoiSize * options.RoiSize;
+        var pixels = new float[(long)total * nn];
+        _ctx.Read(_rois!, pixels.AsSpan());
+        into.Reserve(into.Count + total);
+        for (int i = 0; i < total; i++) into.Add(pixels.AsSpan(i * nn, nn), firstFrame + _hostFrame[i], _hostLeft[i], _hostTop[i]);
+        return result;
+    }
+
+    /// <summary>ROIs found by the last detection (the ROIs themselves are on the device, see <see cref="DetectOnDevice"/>).</summary>
+    public int DetectedCount { get; private set; }
+    /// <summary>Per ROI of the last detection, in (frame, raster) order: the frame (0-based within that call's stack) and
+    /// the ROI's top-left corner in the frame.</summary>
+    public ReadOnlySpan<int> DetectedFrame => _hostFrame.AsSpan(0, DetectedCount);
+    public ReadOnlySpan<int> DetectedLeft => _hostLeft.AsSpan(0, DetectedCount);
+    public ReadOnlySpan<int> DetectedTop => _hostTop.AsSpan(0, DetectedCount);
+    /// <summary>ROI size of the last detection.</summary>
+    public int DetectedRoiSize { get; private set; }
+    /// <summary>Wall seconds of the last detection's stages (each ends with the device idle): upload of the frames,
+    /// de-noise filter, then noise estimate + threshold + maxima + classification + ROI cut-out (with the small read-backs).</summary>
+    public double LastUploadSeconds { get; private set; }
+    public double LastFilterSeconds { get; private set; }
+    public double LastDetectSeconds { get; private set; }
+
+    /// <summary>The device buffer holding the last detection's ROIs, molecule-major (<see cref="DetectedCount"/> x n x n floats).</summary>
+    internal GpuBuffer? DetectedRois => DetectedCount == 0 ? null : _rois;
+    internal GpuContext Context => _ctx;
+
+    private int[] _hostFrame = [], _hostLeft = [], _hostTop = [];
+
+    /// <summary>
+    /// Detects molecules in a stack of <paramref name="frameCount"/> frames (photons, frame-major) and leaves their ROIs on
+    /// the device (for a fit on the same context, without a round trip through the host). Only the per-ROI frame and
+    /// corner come back: <see cref="DetectedFrame"/>, <see cref="DetectedLeft"/>, <see cref="DetectedTop"/>.
+    /// Returns per-frame statistics.
+    /// </summary>
+    public FrameDetection[] DetectOnDevice(ReadOnlySpan<float> frames, int width, int height, int frameCount, in GpuDetectOptions options)
+    {
+        long n = Check(frames.Length, width, height, frameCount);
         int r = options.RoiSize / 2, nf = frameCount;
+        DetectedCount = 0;
+        DetectedRoiSize = options.RoiSize;
+        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
         Upload(frames, n);
+        long t1 = System.Diagnostics.Stopwatch.GetTimestamp();
         RunFilter(width, height, nf, options.Filter, options.FilterBoxPx);
+        _ctx.Finish();
+        long t2 = System.Diagnostics.Stopwatch.GetTimestamp();
+        LastUploadSeconds = (t1 - t0) / (double)System.Diagnostics.Stopwatch.Frequency;
+        LastFilterSeconds = (t2 - t1) / (double)System.Diagnostics.Stopwatch.Frequency;
         float[] noise = RunNoise(width, height, nf);
         var thr = new float[nf];
         for (int f = 0; f < nf; f++) thr[f] = options.ThresholdFactor * noise[f];
@@ -122,24 +170,27 @@ public sealed class GpuDetector : IDisposable
             };
             result[f] = new FrameDetection(thr[f], noise[f], st);
         }
-        if (total == 0) return result;
-        _ctx.Ensure(ref _roiFrame, total * 4L);
-        _ctx.Ensure(ref _left, total * 4L);
-        _ctx.Ensure(ref _top, total * 4L);
-        _ctx.Launch("ml_emit", slots, _sorted!, _keep!, _pre!, _count!, _offset!, _cap, nf, width, r, _roiFrame!, _left!, _top!);
-        int nn = options.RoiSize * options.RoiSize;
-        _ctx.Ensure(ref _rois, (long)total * nn * 4);
-        _ctx.Launch("ml_cut_rois", (long)total * nn, _frames!, width, height, _roiFrame!, _left!, _top!, options.RoiSize, total, _rois!);
-        var roiFrame = new int[total];
-        var left = new int[total];
-        var top = new int[total];
-        var pixels = new float[(long)total * nn];
-        _ctx.Read(_roiFrame!, roiFrame.AsSpan());
-        _ctx.Read(_left!, left.AsSpan());
-        _ctx.Read(_top!, top.AsSpan());
-        _ctx.Read(_rois!, pixels.AsSpan());
-        into.Reserve(into.Count + total);
-        for (int i = 0; i < total; i++) into.Add(pixels.AsSpan(i * nn, nn), firstFrame + roiFrame[i], left[i], top[i]);
+        if (total > 0)
+        {
+            _ctx.Ensure(ref _roiFrame, total * 4L);
+            _ctx.Ensure(ref _left, total * 4L);
+            _ctx.Ensure(ref _top, total * 4L);
+            _ctx.Launch("ml_emit", slots, _sorted!, _keep!, _pre!, _count!, _offset!, _cap, nf, width, r, _roiFrame!, _left!, _top!);
+            int nn = options.RoiSize * options.RoiSize;
+            _ctx.Ensure(ref _rois, (long)total * nn * 4);
+            _ctx.Launch("ml_cut_rois", (long)total * nn, _frames!, width, height, _roiFrame!, _left!, _top!, options.RoiSize, total, _rois!);
+            if (_hostFrame.Length < total)
+            {
+                int cap = Math.Max(total, 2 * _hostFrame.Length);
+                _hostFrame = new int[cap]; _hostLeft = new int[cap]; _hostTop = new int[cap];
+            }
+            _ctx.Read(_roiFrame!, _hostFrame.AsSpan(0, total));
+            _ctx.Read(_left!, _hostLeft.AsSpan(0, total));
+            _ctx.Read(_top!, _hostTop.AsSpan(0, total));
+            _ctx.Finish();
+            DetectedCount = total;
+        }
+        LastDetectSeconds = (System.Diagnostics.Stopwatch.GetTimestamp() - t2) / (double)System.Diagnostics.Stopwatch.Frequency;
         return result;
     }
 

@@ -51,3 +51,55 @@ internal static class GpuFit
         Unpack(outs, results.Slice(first, count));
     }
 }
+
+/// <summary>
+/// The fit of ROIs that are already on the device (molecule-major, e.g. cut there by <see cref="GpuDetector"/>), on one
+/// <see cref="GpuContext"/>: transpose + ml_fit, timed between two device-idle points so that
+/// <see cref="LastKernelSeconds"/> is the kernels' time without the transfers. Same kernels, so the same results as
+/// <see cref="GpuFit.Run"/> on the same pixels. Not thread-safe: the owning backend serializes.
+/// </summary>
+internal sealed class GpuResidentFit : IDisposable
+{
+    private GpuBuffer? _pix, _pixT, _res;
+    private float[] _out = [];
+
+    /// <summary>Wall seconds of the last <see cref="Run"/>'s kernels (transpose + fit, launch to finish), no transfers.</summary>
+    public double LastKernelSeconds { get; private set; }
+
+    /// <summary>Copies a host batch to a device buffer of this helper (for timing the kernels alone).</summary>
+    public GpuBuffer Upload(GpuContext ctx, RoiBatch batch)
+    {
+        ctx.Ensure(ref _pix, Math.Max(1L, (long)batch.Count * batch.PixelsPerRoi * 4));
+        ctx.Write(_pix!, batch.Pixels.AsSpan(0, batch.Count * batch.PixelsPerRoi));
+        return _pix!;
+    }
+
+    /// <summary>Fits the first <paramref name="count"/> ROIs of <paramref name="rois"/> (molecule-major, n x n each).</summary>
+    public void Run(GpuContext ctx, GpuBuffer rois, int roiSize, int count, in FitOptions o, Span<FitResult> results)
+    {
+        LastKernelSeconds = 0;
+        if (count == 0) return;
+        if (results.Length < count) throw new ArgumentException("results span is shorter than the batch", nameof(results));
+        if (roiSize > GpuFit.MaxRoi || roiSize < 3) throw new ArgumentException($"ROI size {roiSize}: the GPU fit takes 3 to {GpuFit.MaxRoi} px");
+        int np = roiSize * roiSize;
+        ctx.Ensure(ref _pixT, (long)count * np * 4);
+        ctx.Ensure(ref _res, (long)count * GpuFit.OutFloats * 4);
+        if (_out.Length < count * GpuFit.OutFloats) _out = new float[count * GpuFit.OutFloats];
+        ctx.Finish();
+        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+        ctx.Launch("ml_transpose", (long)np * count, rois, _pixT!, np, count);
+        ctx.Launch("ml_fit", count, _pixT!, roiSize, count, o.PsfSigmaPx, o.FixedSigma ? 1 : 0, o.MaxIterations,
+                   o.UseTolerance ? 1 : 0, o.Tolerance, _res!);
+        ctx.Finish();
+        LastKernelSeconds = (System.Diagnostics.Stopwatch.GetTimestamp() - t0) / (double)System.Diagnostics.Stopwatch.Frequency;
+        var outs = _out.AsSpan(0, count * GpuFit.OutFloats);
+        ctx.Read(_res!, outs);
+        GpuFit.Unpack(outs, results[..count]);
+    }
+
+    public void Dispose()
+    {
+        _pix?.Dispose(); _pixT?.Dispose(); _res?.Dispose();
+        _pix = _pixT = _res = null;
+    }
+}

@@ -7,15 +7,37 @@ namespace MaLiang.Engine.Fit.Backends.OpenCL;
 /// Batches larger than a quarter of the device's largest allocation are fitted in chunks. Thread-safe: concurrent
 /// <see cref="Fit"/> calls are serialized on the device's one queue.
 /// </summary>
-public sealed class OpenClFitBackend : IFitBackend
+public sealed class OpenClFitBackend : IGpuFitBackend
 {
     private readonly OpenClGpuContext _ctx;
     private readonly object _lock = new();
     private GpuBuffer? _pix, _pixT, _res;
     private float[] _out = [];
+    private readonly GpuResidentFit _resident = new();
 
     public string Name => _ctx.Name;
     public OpenClDevice Device => _ctx.Device;
+    public string DeviceName => _ctx.Device.Name;
+    public double LastKernelSeconds => _resident.LastKernelSeconds;
+
+    /// <summary>A detector on this backend's context and queue.</summary>
+    public GpuDetector CreateDetector() => new(_ctx, false);
+
+    public void FitDetected(GpuDetector detector, in FitOptions options, Span<FitResult> results)
+    {
+        ArgumentNullException.ThrowIfNull(detector);
+        if (!ReferenceEquals(detector.Context, _ctx)) throw new ArgumentException("the detector is not on this backend's context (use CreateDetector)");
+        int count = detector.DetectedCount;
+        if (count == 0) return;
+        lock (_lock) _resident.Run(_ctx, detector.DetectedRois!, detector.DetectedRoiSize, count, options, results);
+    }
+
+    public void FitTimed(RoiBatch batch, in FitOptions options, Span<FitResult> results)
+    {
+        GpuFit.CheckArgs(batch, options, results);
+        if (batch.Count == 0) return;
+        lock (_lock) _resident.Run(_ctx, _resident.Upload(_ctx, batch), batch.RoiSize, batch.Count, options, results);
+    }
 
     /// <summary>On <paramref name="device"/> (default: the first GPU, else the first OpenCL device). Builds the kernels now,
     /// so a build failure (with its log) or a missing device shows here as a <see cref="MaLiangException"/>.</summary>
@@ -47,6 +69,7 @@ public sealed class OpenClFitBackend : IFitBackend
         {
             _pix?.Dispose(); _pixT?.Dispose(); _res?.Dispose();
             _pix = _pixT = _res = null;
+            _resident.Dispose();
             _ctx.Dispose();
         }
     }
