@@ -183,22 +183,14 @@ public sealed class Localizer : IDisposable
         if (_slots.Length < count) _slots = new FrameOutput[count];
         var slots = _slots;
         // Each frame's work (and, for the CPU backend, its fit) runs on one thread; outputs stay per frame until merged in order.
-        try
-        {
-            Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = _threads, CancellationToken = cancel },
-                () => Rent(source.Width, source.Height),
-                (i, _, w) =>
-                {
-                    slots[i] = w.Frame(source, first + i, frameBase + i, this);
-                    return w;
-                },
-                Return);
-        }
-        catch (AggregateException e)
-        {
-            // Report the first frame's error as it was thrown (a MaLiangException names the file and frame).
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.Flatten().InnerExceptions[0]).Throw();
-        }
+        RunParallel(() => Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = _threads, CancellationToken = cancel },
+            () => Rent(source.Width, source.Height),
+            (i, _, w) =>
+            {
+                slots[i] = w.Frame(source, first + i, frameBase + i, this);
+                return w;
+            },
+            Return));
 
         if (!_cpuFit) FitOnDevice(slots, count);
     }
@@ -248,9 +240,7 @@ public sealed class Localizer : IDisposable
         {
             long t0 = Stopwatch.GetTimestamp();
             var photons = chunk.AsSpan(i * px, px);
-            source.ReadFrame(first + i, photons);
-            if (_camera.ToPhotons(photons) <= 0)
-                throw new MaLiangException($"{source.Name}: frame {first + i + 1}: the offset {_s.OffsetAdu} ADU is at or above every pixel; check --offset (the camera baseline)");
+            ReadPhotons(source, first + i, photons);
             readTicks[i] = Stopwatch.GetTimestamp() - t0;
         }));
         cancel.ThrowIfCancellationRequested();
@@ -316,6 +306,14 @@ public sealed class Localizer : IDisposable
             Return));
     }
 
+    /// <summary>Reads a frame and converts it to photons; an offset at or above every pixel is a user error, named.</summary>
+    private void ReadPhotons(IFrameSource source, int index, Span<float> photons)
+    {
+        source.ReadFrame(index, photons);
+        if (_camera.ToPhotons(photons) <= 0)
+            throw new MaLiangException($"{source.Name}: frame {index + 1}: the offset {_s.OffsetAdu} ADU is at or above every pixel; check --offset (the camera baseline)");
+    }
+
     /// <summary>Runs a parallel loop; reports the first frame's error as it was thrown (a MaLiangException names the file and frame).</summary>
     private static void RunParallel(Action body)
     {
@@ -371,7 +369,7 @@ public sealed class Localizer : IDisposable
         {
             if (_workers.Count > 0) { var w = _workers.Pop(); w.Ensure(width, height); return w; }
         }
-        var nw = new Worker(_s, _camera);
+        var nw = new Worker(_s);
         nw.Ensure(width, height);
         return nw;
     }
@@ -433,7 +431,6 @@ public sealed class Localizer : IDisposable
     private sealed class Worker
     {
         private readonly LocalizerSettings _s;
-        private readonly CameraModel _camera;
         private readonly IFrameFilter _filter;
         private readonly Detector _detector = new();
         private readonly List<Candidate> _candidates = new();
@@ -491,9 +488,9 @@ public sealed class Localizer : IDisposable
             }
         }
 
-        public Worker(LocalizerSettings s, CameraModel camera)
+        public Worker(LocalizerSettings s)
         {
-            _s = s; _camera = camera;
+            _s = s;
             _filter = FrameFilters.Create(s);
         }
 
@@ -513,9 +510,7 @@ public sealed class Localizer : IDisposable
             var photons = _photons.AsSpan(0, px);
             var filtered = _filtered.AsSpan(0, px);
             long t0 = Stopwatch.GetTimestamp();
-            source.ReadFrame(sourceIndex, photons);
-            if (_camera.ToPhotons(photons) <= 0)
-                throw new MaLiangException($"{source.Name}: frame {sourceIndex + 1}: the offset {_s.OffsetAdu} ADU is at or above every pixel; check --offset (the camera baseline)");
+            owner.ReadPhotons(source, sourceIndex, photons);
             long t1 = Stopwatch.GetTimestamp();
             _filter.Apply(photons, filtered, w, h);
             long t2 = Stopwatch.GetTimestamp();
