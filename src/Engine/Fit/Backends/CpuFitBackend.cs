@@ -41,19 +41,25 @@ public sealed class CpuFitBackend : IFitBackend
             for (int g = 0; g < groups; g++) FitGroup(batch, g * Lanes, opts, results, scratch);
             return;
         }
-        // Pin the results so the parallel loop can write them (spans cannot be captured).
-        var resultArray = new FitResult[count];
         int perChunk = Math.Max(1, Math.Min(64, groups / (_threads * 4)));
         int chunks = (groups + perChunk - 1) / perChunk;
-        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = _threads },
-            () => new FitScratch(batch.RoiSize),
-            (c, _, scratch) =>
+        unsafe
+        {
+            // Spans cannot be captured by the parallel loop: pin the results and hand the workers the address.
+            fixed (FitResult* pinned = results)
             {
-                int g1 = Math.Min(groups, (c + 1) * perChunk);
-                for (int g = c * perChunk; g < g1; g++) FitGroup(batch, g * Lanes, opts, resultArray, scratch);
-                return scratch;
-            }, _ => { });
-        resultArray.AsSpan(0, count).CopyTo(results);
+                FitResult* res = pinned;
+                Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = _threads },
+                    () => new FitScratch(batch.RoiSize),
+                    (c, _, scratch) =>
+                    {
+                        var all = new Span<FitResult>(res, count);
+                        int g1 = Math.Min(groups, (c + 1) * perChunk);
+                        for (int g = c * perChunk; g < g1; g++) FitGroup(batch, g * Lanes, opts, all, scratch);
+                        return scratch;
+                    }, _ => { });
+            }
+        }
     }
 
     /// <summary>Per-thread buffers for one group of molecules.</summary>
