@@ -45,7 +45,7 @@ internal sealed unsafe class Handle : IProgress<PipelineProgress>
 }
 
 /// <summary>The C ABI: every export checks its arguments, catches everything and reports through ml_last_error().</summary>
-public static unsafe class Exports
+public static unsafe partial class Exports
 {
     public const string Version = "0.1.0";
     // Strings handed to C live in native memory: the GC never moves them. The error is per thread.

@@ -112,6 +112,96 @@ int32_t ml_read_csv(const char* path, double pixel_size_nm, ml_localization* out
 int32_t ml_render(const ml_localization* locs, int64_t count, int32_t width, int32_t height, double magnification,
                   int32_t method, double sigma_px, float* out, int64_t out_capacity, int32_t* out_width, int32_t* out_height);
 
+/* Layout checks for bindings: sizeof(ml_settings), sizeof(ml_localization), sizeof(ml_summary) as this library was built
+ * (96, 64, 168 on x86-64). */
+int32_t ml_struct_sizes(int32_t* settings, int32_t* localization, int32_t* summary);
+
+/* ---------------------------------------------------------------------------------------------------------------------
+ * Post-processing (the CLI's maliang drift / merge / filter / frc / motion) on arrays of ml_localization in memory.
+ * Units as everywhere in this header: px, photons, 0-based frames; nm only where a name says so. Inputs are read, never
+ * changed; every output goes to a caller-provided buffer. n may be up to INT32_MAX.
+ * ------------------------------------------------------------------------------------------------------------------- */
+
+typedef enum ml_drift_method { ML_DRIFT_RCC = 0, ML_DRIFT_FIDUCIAL = 1 } ml_drift_method;
+
+/* Fill with ml_default_drift_options() first; struct_size = sizeof(ml_drift_options) (64). */
+typedef struct ml_drift_options {
+    int32_t struct_size;
+    int32_t frames;              /* frames in the acquisition; 0 = last localization's frame + 1 */
+    int32_t segments;            /* rcc: time segments, 2..200, default 10 */
+    int32_t smooth_frames;       /* fiducial: smoothing window (frames), >= 3, default 200 */
+    double magnification;        /* rcc: histogram super-pixels per camera px, (0, 50], default 5 */
+    double max_shift_px;         /* rcc: largest drift searched between two segments, px, default 20 */
+    double region_x0, region_y0, region_x1, region_y1; /* fiducial: look for the bead in [x0,x1) x [y0,y1) px; all NaN = whole field */
+} ml_drift_options;
+
+/* Fill with ml_default_frc_options() first; struct_size = sizeof(ml_frc_options) (40). */
+typedef struct ml_frc_options {
+    int32_t struct_size;
+    int32_t split;               /* 0 = blocks of frames assigned to the halves at random (seeded), 1 = odd/even blocks */
+    int32_t block_frames;        /* frames per block; 0 = a twentieth of the frames (at least 1) */
+    int32_t seed;                /* of the random split */
+    double pixel_size_nm;        /* camera pixel, default 100 */
+    double super_pixel_nm;       /* histogram pixel of the two half images, default 5 */
+    double threshold;            /* default 1/7 */
+} ml_frc_options;
+
+/* Set struct_size = sizeof(ml_motion_result) (120) before calling ml_motion. */
+typedef struct ml_motion_result {
+    int32_t struct_size;
+    int32_t in_region, inliers;  /* localizations in the region, and those on the line after 4-sigma rejection */
+    int32_t n1, n2;              /* inliers in window 1 and window 2 */
+    int32_t reserved;
+    double line_x, line_y;       /* a point on the fitted line, px */
+    double direction_x, direction_y, normal_x, normal_y; /* unit vectors (normal: positive y, or positive x if horizontal) */
+    double mean1_nm, stderr1_nm, mean2_nm, stderr2_nm;   /* mean position along the normal per window, and its standard error */
+    double displacement_nm;      /* mean2 - mean1 */
+    double z;                    /* displacement / sqrt(stderr1^2 + stderr2^2) */
+} ml_motion_result;
+
+#define ML_FRC_MAX_POINTS 2048   /* an FRC curve never has more points */
+
+int32_t ml_post_struct_sizes(int32_t* drift_options, int32_t* frc_options, int32_t* motion_result);
+int32_t ml_default_drift_options(ml_drift_options* options);
+int32_t ml_default_frc_options(ml_frc_options* options);
+
+/* Drift correction (method: ml_drift_method). *frames = the trajectory length (options->frames, or last frame + 1).
+ * Size query: out, dx_px and dy_px all NULL (nothing is computed). Otherwise out (n localizations, corrected: x - dx[frame],
+ * y - dy[frame]; may be the same array as in) and/or dx_px, dy_px (both or neither; frames_capacity >= *frames doubles each:
+ * the drift in px per frame, relative to the start) are written. Frames must be >= 0. */
+int32_t ml_drift_correct(const ml_localization* in, int64_t n, int32_t method, const ml_drift_options* options,
+                         ml_localization* out, double* dx_px, double* dy_px, int64_t frames_capacity, int64_t* frames);
+
+/* Merges detections of one molecule in consecutive frames (gaps of up to max_gap_frames missed frames, within radius_px of
+ * the track): photon-weighted position, summed photons, detections counted. *count = merged localizations (<= n, so a
+ * buffer of n is always enough); out = NULL is a size query. Output is ordered by first frame. */
+int32_t ml_merge(const ml_localization* in, int64_t n, double radius_px, int32_t max_gap_frames,
+                 ml_localization* out, int64_t capacity, int64_t* count);
+
+/* keep[i] = 1 where the expression holds for localization i, else 0 (n bytes). The expression is over the CSV columns
+ * (DESIGN.md names, nm, photons, 1-based frame and id), e.g. "uncertainty [nm] < 20 && intensity [photon] > 300":
+ * id, frame, x [nm], y [nm], sigma [nm], intensity [photon], offset [photon], bkgstd [photon], uncertainty [nm],
+ * uncertainty_x [nm], uncertainty_y [nm], loglikelihood, llr, iterations, detections. n = 0 checks the expression only.
+ * *kept (may be NULL) = how many are kept. A syntax error or unknown column is ML_ERR_INPUT, naming it. */
+int32_t ml_filter_expression(const ml_localization* in, int64_t n, const char* expression, double pixel_size_nm,
+                             uint8_t* keep, int64_t* kept);
+
+/* keep[i] = 1 when at least min_neighbours other localizations (any frame) lie within radius_px of localization i. */
+int32_t ml_density_filter(const ml_localization* in, int64_t n, double radius_px, int32_t min_neighbours,
+                          uint8_t* keep, int64_t* kept);
+
+/* Fourier ring correlation of two halves of the data. *resolution_nm = 1 / (frequency where the smoothed curve falls below
+ * the threshold), NaN when it never does. *points = curve length (<= ML_FRC_MAX_POINTS); freq_per_nm, frc, frc_smoothed
+ * (each may be NULL; capacity doubles each) receive the curve. */
+int32_t ml_frc(const ml_localization* in, int64_t n, const ml_frc_options* options, double* resolution_nm,
+               double* freq_per_nm, double* frc, double* frc_smoothed, int64_t capacity, int64_t* points);
+
+/* Motion of a linear structure in the region [x0,x1) x [y0,y1) px between two frame windows (0-based, both ends included):
+ * the paper's section 3.3 statistic. */
+int32_t ml_motion(const ml_localization* in, int64_t n, double x0, double y0, double x1, double y1,
+                  int32_t window1_first, int32_t window1_last, int32_t window2_first, int32_t window2_last,
+                  double pixel_size_nm, ml_motion_result* out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -4,6 +4,8 @@
     >>> locs = maliang.localize(stack, offset=100, pixel_size=107)     # numpy structured array, px
     >>> image = maliang.render(locs, magnification=10)                 # 2-D float32
     >>> maliang.write_csv("locs.csv", locs, pixel_size=107)            # ThunderSTORM-compatible CSV, nm
+    >>> corrected, drift = maliang.drift_correct(locs, method="rcc")    # post-processing (maliang.post): px, 0-based
+    >>> molecules = maliang.merge(corrected, radius=0.5, gap=1)
 
 Submodules loaded on first use: ``maliang.dask`` (dask arrays, distributed clusters), ``maliang.micromanager``
 (pycro-manager acquisition hook), ``maliang.napari_plugin`` (npe2 reader and Localize widget functions).
@@ -24,11 +26,17 @@ from ._native import (
 from ._core import DEFAULTS, Localizer, localize
 from .io import read_csv, save_picasso, to_dataframe, write_csv, PICASSO_DTYPE
 from .render import render
+from .post import (
+    density_filter, density_mask, drift_correct, filter, filter_mask, frc, merge, motion, DRIFT_DTYPE, FILTER_COLUMNS,
+    FRC_DTYPE,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "localize", "Localizer", "render", "read_csv", "write_csv", "save_picasso", "to_dataframe",
+    "localize", "Localizer", "render", "read_csv",
+    "drift_correct", "merge", "filter", "filter_mask", "density_filter", "density_mask", "frc", "motion",
+    "DRIFT_DTYPE", "FRC_DTYPE", "FILTER_COLUMNS", "write_csv", "save_picasso", "to_dataframe",
     "LOCALIZATION_DTYPE", "PICASSO_DTYPE", "DEFAULTS", "MaLiangError", "MaLiangValueError", "Cancelled",
     "BackendUnavailable", "NativeError", "library_path", "native_version", "__version__",
 ]

@@ -116,6 +116,20 @@ public final class MaLiang {
         static native int ml_read_csv(byte[] path, double pixelSizeNm, Pointer out, long capacity, Pointer count);
         static native int ml_render(Pointer locs, long count, int width, int height, double magnification, int method,
                                     double sigmaPx, Pointer out, long outCapacity, Pointer outWidth, Pointer outHeight);
+        // post-processing (maliang.h; org.maliang.Post)
+        static native int ml_struct_sizes(Pointer settings, Pointer localization, Pointer summary);
+        static native int ml_post_struct_sizes(Pointer driftOptions, Pointer frcOptions, Pointer motionResult);
+        static native int ml_default_drift_options(Pointer options);
+        static native int ml_default_frc_options(Pointer options);
+        static native int ml_drift_correct(Pointer in, long n, int method, Pointer options, Pointer out, Pointer dxPx,
+                                           Pointer dyPx, long framesCapacity, Pointer frames);
+        static native int ml_merge(Pointer in, long n, double radiusPx, int maxGapFrames, Pointer out, long capacity, Pointer count);
+        static native int ml_filter_expression(Pointer in, long n, byte[] expression, double pixelSizeNm, Pointer keep, Pointer kept);
+        static native int ml_density_filter(Pointer in, long n, double radiusPx, int minNeighbours, Pointer keep, Pointer kept);
+        static native int ml_frc(Pointer in, long n, Pointer options, Pointer resolutionNm, Pointer freqPerNm, Pointer frc,
+                                 Pointer frcSmoothed, long capacity, Pointer points);
+        static native int ml_motion(Pointer in, long n, double x0, double y0, double x1, double y1, int window1First,
+                                    int window1Last, int window2First, int window2Last, double pixelSizeNm, Pointer out);
     }
 
     static String lastError() {
