@@ -49,7 +49,12 @@ public static unsafe class CudaRuntime
         }
     }
 
-    public static IReadOnlyList<CudaDevice> Devices()
+    /// <summary>The CUDA devices, enumerated once per process under a lock (see <see cref="OpenCL.OpenClRuntime.Devices"/>).</summary>
+    public static IReadOnlyList<CudaDevice> Devices() => s_devices.Value;
+
+    private static readonly Lazy<IReadOnlyList<CudaDevice>> s_devices = new(Enumerate, LazyThreadSafetyMode.ExecutionAndPublication);
+
+    private static IReadOnlyList<CudaDevice> Enumerate()
     {
         if (!Loaded) return [];
         int n;

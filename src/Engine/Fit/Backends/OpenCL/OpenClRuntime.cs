@@ -33,8 +33,14 @@ public static unsafe class OpenClRuntime
     public static bool LibraryLoaded => Loaded;
     public static string? LibraryError => LoadError;
 
-    /// <summary>All devices of all platforms; empty when there is no ICD loader or no driver.</summary>
-    public static IReadOnlyList<OpenClDevice> Devices()
+    /// <summary>All devices of all platforms; empty when there is no ICD loader or no driver. Enumerated once per
+    /// process, under a lock: several threads creating localizers at once (dask workers) must not initialise the
+    /// OpenCL drivers concurrently (PoCL crashed so), and probing once keeps <c>auto</c> cheap.</summary>
+    public static IReadOnlyList<OpenClDevice> Devices() => s_devices.Value;
+
+    private static readonly Lazy<IReadOnlyList<OpenClDevice>> s_devices = new(Enumerate, LazyThreadSafetyMode.ExecutionAndPublication);
+
+    private static IReadOnlyList<OpenClDevice> Enumerate()
     {
         if (!Loaded) return [];
         uint np = 0;
