@@ -45,13 +45,11 @@ public static class GpuDevices
 }
 
 /// <summary>
-/// Creates the fit backend <see cref="LocalizerSettings.Backend"/> names, GPU backends included. Main's placeholder
-/// <c>FitBackends.Create(kind, threads, out description)</c> (src/Engine/Fit/Backends/FitBackends.cs, CPU only) should
-/// forward to <see cref="Create(BackendKind, int, out string)"/> here.
+/// Creates the fit backend <see cref="LocalizerSettings.Backend"/> names: CPU, OpenCL or CUDA.
 /// </summary>
 public static class FitBackends
 {
-    /// <summary>The signature of main's <c>FitBackends.Create</c>.</summary>
+    /// <summary>The backend for <paramref name="kind"/> with <paramref name="threads"/> CPU threads (0 = all cores).</summary>
     public static IFitBackend Create(BackendKind kind, int threads, out string description)
         => Create(kind, out description, threads);
 
