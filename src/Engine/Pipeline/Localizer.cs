@@ -187,7 +187,8 @@ public sealed class Localizer : IDisposable
             () => Rent(source.Width, source.Height),
             (i, _, w) =>
             {
-                slots[i] = w.Frame(source, first + i, frameBase + i, this);
+                try { slots[i] = w.Frame(source, first + i, frameBase + i, this); }
+                catch (Exception e) when (e is not OperationCanceledException) { Failed(i, e); }
                 return w;
             },
             Return));
@@ -239,8 +240,8 @@ public sealed class Localizer : IDisposable
         RunParallel(() => Parallel.For(0, count, options, i =>
         {
             long t0 = Stopwatch.GetTimestamp();
-            var photons = chunk.AsSpan(i * px, px);
-            ReadPhotons(source, first + i, photons);
+            try { ReadPhotons(source, first + i, chunk.AsSpan(i * px, px)); }
+            catch (Exception e) when (e is not OperationCanceledException) { Failed(i, e); }
             readTicks[i] = Stopwatch.GetTimestamp() - t0;
         }));
         cancel.ThrowIfCancellationRequested();
@@ -314,14 +315,31 @@ public sealed class Localizer : IDisposable
             throw new MaLiangException($"{source.Name}: frame {index + 1}: the offset {_s.OffsetAdu} ADU is at or above every pixel; check --offset (the camera baseline)");
     }
 
-    /// <summary>Runs a parallel loop; reports the first frame's error as it was thrown (a MaLiangException names the file and frame).</summary>
-    private static void RunParallel(Action body)
+    /// <summary>
+    /// Runs a parallel loop over a chunk's frames. A frame's error is recorded by <see cref="Failed"/> while the other
+    /// frames finish, then the lowest frame's error is thrown as it was (a MaLiangException names the file and frame):
+    /// the same error whatever the thread timing.
+    /// </summary>
+    private void RunParallel(Action body)
     {
+        _error = null;
         try { body(); }
         catch (AggregateException e)
         {
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.Flatten().InnerExceptions[0]).Throw();
         }
+        if (_error is { } first) { _error = null; System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(first).Throw(); }
+    }
+
+    private readonly object _errorLock = new();
+    private Exception? _error;
+    private int _errorIndex;
+
+    /// <summary>Records frame <paramref name="index"/>'s error (of the chunk), keeping the lowest frame's.</summary>
+    private void Failed(int index, Exception e)
+    {
+        lock (_errorLock)
+            if (_error is null || index < _errorIndex) { _error = e; _errorIndex = index; }
     }
 
     /// <summary>GPU backends want big batches: fit the whole chunk's ROIs in one call.</summary>
