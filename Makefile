@@ -24,16 +24,19 @@ cli:
 	@chmod +x $(BUILD)/maliang
 	@echo "built $(BUILD)/maliang"
 
-# NativeAOT C ABI library for Python (ctypes), Java (JNA) and C callers.
+# NativeAOT C ABI library for Python (ctypes), Java (JNA) and C callers. Where NativeAOT is not possible the rest of the
+# build goes on, and this says so loudly: the Python module and the ImageJ plugin then cannot run (their tests fail).
 native:
 	@if $(DOTNET) publish src/Native/MaLiang.Native.csproj -c $(CONFIG) -nologo -clp:ErrorsOnly -o $(BUILD)/native/publish; then \
 	  cp $(BUILD)/native/publish/libmaliang.so $(BUILD)/native/libmaliang.so && cp src/Native/maliang.h $(BUILD)/native/ && \
 	  echo "built $(BUILD)/native/libmaliang.so"; \
-	else echo "make native: NativeAOT publish FAILED: build/native/libmaliang.so is missing, so the Python and ImageJ bridges cannot run (needs clang or gcc and the ILCompiler pack for $$($(DOTNET) --version))" >&2; exit 1; fi
+	else rm -f $(BUILD)/native/libmaliang.so; \
+	  echo "*** make native: NativeAOT publish FAILED: build/native/libmaliang.so was NOT built, so the Python module and the ImageJ plugin cannot run. NativeAOT needs clang or gcc and the ILCompiler pack for $(shell grep -o 'net[0-9.]*' Directory.Build.props | head -1) from NuGet. The CLI (build/maliang) is unaffected." >&2; fi
 
 # Fiji/ImageJ plugin jar (Java 8 bytecode, the native library inside): build/imagej/MaLiang_.jar
 imagej: native
-	@src/ImageJBridge/build.sh
+	@if [ -f $(BUILD)/native/libmaliang.so ]; then src/ImageJBridge/build.sh; \
+	else echo "*** make imagej: NOT built: build/native/libmaliang.so is missing (see make native above)" >&2; fi
 
 # Self-contained native CLI for machines without the .NET SDK (GPU nodes): build/aot/maliang
 aot: setup
