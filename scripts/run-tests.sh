@@ -7,14 +7,21 @@ passed=0; failed=0; rc=0
 
 add() { passed=$((passed + $1)); failed=$((failed + $2)); }
 
-# NUnit: each test project prints "Passed!  - Failed: F, Passed: P, Skipped: S, Total: T" (or "Failed!  - ...").
+# NUnit, detailed console log (so a skipped test's reason is in the log). The run ends with "Total tests: T",
+# "Passed: P", "Failed: F", "Skipped: S" lines; a skipped test is listed with its reason under it.
 for proj in tests/*.Tests/*.csproj; do
   [ -f "$proj" ] || continue
   log=out/test/$(basename "$proj" .csproj).log
-  dotnet test "$proj" -c Release --no-build -nologo 2>&1 | tee "$log" | grep -E "^\s*(Failed|Skipped) |Passed!|Failed!|error|Assert|Expected|But was" || true
-  line=$(grep -E "(Passed|Failed)! +- +Failed:" "$log" | tail -1)
-  if [ -z "$line" ]; then echo "run-tests: $proj produced no summary"; add 0 1; rc=1; continue; fi
-  f=$(sed -E 's/.*Failed: *([0-9]+).*/\1/' <<<"$line"); p=$(sed -E 's/.*Passed: *([0-9]+).*/\1/' <<<"$line")
+  dotnet test "$proj" -c Release --no-build -nologo --logger "console;verbosity=detailed" > "$log" 2>&1
+  grep -E "^\s+Failed [A-Za-z]" -A8 "$log" | head -80 || true
+  skips=$(grep -E "^\s+Skipped [A-Za-z]" -A2 "$log" | grep -vE "^\s+Skipped |Error Message:|^--" | sed 's/^ *//' | sort | uniq -c)
+  [ -z "$skips" ] || printf 'skipped (count, reason):\n%s\n' "$skips"
+  t=$(grep -E "^Total tests: [0-9]+" "$log" | tail -1 | grep -oE "[0-9]+")
+  p=$(grep -E "^\s+Passed: [0-9]+$" "$log" | tail -1 | grep -oE "[0-9]+")
+  f=$(grep -E "^\s+Failed: [0-9]+$" "$log" | tail -1 | grep -oE "[0-9]+")
+  if [ -z "$t" ]; then echo "run-tests: $proj produced no summary (see $log)"; tail -20 "$log"; add 0 1; rc=1; continue; fi
+  p=${p:-0}; f=${f:-0}
+  echo "$(basename "$proj" .csproj): $t tests, $p passed, $f failed"
   add "$p" "$f"; [ "$f" -eq 0 ] || rc=1
 done
 
