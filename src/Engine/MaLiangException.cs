@@ -17,3 +17,9 @@ public sealed class InvalidParameterException : MaLiangException
     public InvalidParameterException(string parameter, string message) : base($"parameter {parameter}: {message}")
         => Parameter = parameter;
 }
+
+/// <summary>The requested fit backend (OpenCL, CUDA) is not available on this machine; the message lists the devices found.</summary>
+public sealed class BackendUnavailableException : MaLiangException
+{
+    public BackendUnavailableException(string message) : base(message) { }
+}

@@ -26,22 +26,28 @@ public unsafe struct MlSummary
     public fixed byte Backend[64];
 }
 
-internal enum Status { Ok = 0, Argument = 1, Input = 2, Cancelled = 3, Backend = 4, Internal = 5 }
+internal enum Status { Ok = 0, Argument = 1, Input = 2, Cancelled = 3, Backend = 4, Internal = 5, Io = 6 }
 
 /// <summary>A localizer behind an opaque handle, with its cancellation and progress callback.</summary>
 internal sealed unsafe class Handle : IProgress<PipelineProgress>
 {
     public readonly Localizer Localizer;
-    public CancellationTokenSource Cancel = new();
+    /// <summary>The current cancellation; replaced (never disposed: ml_cancel may hold it) once a push has consumed it.</summary>
+    public volatile CancellationTokenSource Cancel = new();
     public delegate* unmanaged<int, int, long, nint, int> Progress;
     public nint User;
     public nint LastAddress;
+    /// <summary>0 idle, 1 a push is running, 2 destroyed.</summary>
+    public int State;
     public Handle(Localizer l) => Localizer = l;
 
     public void Report(PipelineProgress p)
     {
         if (Progress != null && Progress(p.FramesDone, p.FramesTotal, p.Localizations, User) != 0) Cancel.Cancel();
     }
+
+    /// <summary>A cancel was consumed by a push: later pushes start uncancelled.</summary>
+    public void Renew(CancellationTokenSource consumed) => Interlocked.CompareExchange(ref Cancel, new CancellationTokenSource(), consumed);
 }
 
 /// <summary>The C ABI: every export checks its arguments, catches everything and reports through ml_last_error().</summary>
@@ -77,14 +83,19 @@ public static unsafe partial class Exports
         try { return body(); }
         catch (OperationCanceledException) { return Fail(Status.Cancelled, "cancelled"); }
         catch (InvalidParameterException e) { return Fail(Status.Argument, e.Message); }
-        catch (MaLiangException e) when (e.Message.Contains("backend", StringComparison.OrdinalIgnoreCase)) { return Fail(Status.Backend, e.Message); }
+        catch (BackendUnavailableException e) { return Fail(Status.Backend, e.Message); }
         catch (MaLiangException e) { return Fail(Status.Input, e.Message); }
-        catch (IOException e) { return Fail(Status.Input, e.Message); }
-        catch (UnauthorizedAccessException e) { return Fail(Status.Input, e.Message); }
+        catch (IOException e) { return Fail(Status.Io, e.Message); }
+        catch (UnauthorizedAccessException e) { return Fail(Status.Io, e.Message); }
         catch (Exception e) { return Fail(Status.Internal, $"{e.GetType().Name}: {e.Message}"); }
     }
 
-    private static Handle? Get(nint h) => h == 0 ? null : GCHandle.FromIntPtr(h).Target as Handle;
+    // Handles are ids into a table, never reused: a stale or foreign pointer finds nothing (ML_ERR_ARGUMENT) instead of
+    // another localizer or a crash.
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<nint, Handle> s_handles = new();
+    private static long s_lastHandle = 0x4D4C0000;
+
+    private static Handle? Get(nint h) => h != 0 && s_handles.TryGetValue(h, out var handle) ? handle : null;
 
     [UnmanagedCallersOnly(EntryPoint = "ml_version")]
     public static byte* MlVersion() => s_version;
@@ -138,7 +149,9 @@ public static unsafe partial class Exports
         return Guard(() =>
         {
             var localizer = new Localizer(FromNative(s));
-            *outHandle = GCHandle.ToIntPtr(GCHandle.Alloc(new Handle(localizer)));
+            nint id = (nint)Interlocked.Add(ref s_lastHandle, 16);
+            s_handles[id] = new Handle(localizer);
+            *outHandle = id;
             return Ok();
         });
     }
@@ -147,11 +160,15 @@ public static unsafe partial class Exports
     public static int MlDestroy(nint h)
     {
         if (h == 0) return Ok();
+        var handle = Get(h);
+        if (handle == null) return Fail(Status.Argument, "ml_destroy: not a live localizer (destroyed already?)");
+        int was = Interlocked.CompareExchange(ref handle.State, 2, 0);
+        if (was == 1) return Fail(Status.Argument, "ml_destroy: a push is running on this localizer; cancel it and let ml_push_frames return first");
+        if (was == 2) return Fail(Status.Argument, "ml_destroy: not a live localizer (destroyed already?)");
         return Guard(() =>
         {
-            var gc = GCHandle.FromIntPtr(h);
-            (gc.Target as Handle)?.Localizer.Dispose();
-            gc.Free();
+            s_handles.TryRemove(h, out _);
+            handle.Localizer.Dispose();
             return Ok();
         });
     }
@@ -170,22 +187,36 @@ public static unsafe partial class Exports
             return Fail(Status.Argument, $"ml_push_frames: row_stride_bytes {rowStrideBytes} is less than a row of {width * bpp} bytes");
         int roi = handle.Localizer.Settings.RoiSize;
         if (width < roi || height < roi) return Fail(Status.Input, $"ml_push_frames: frames of {width}x{height} px are smaller than the {roi}x{roi} ROI");
-        return Guard(() =>
+        if ((long)width * height > int.MaxValue) return Fail(Status.Argument, $"ml_push_frames: a {width}x{height} frame has more than 2^31-1 pixels");
+        int state = Interlocked.CompareExchange(ref handle.State, 1, 0);
+        if (state != 0) return Fail(Status.Argument, state == 1 ? "ml_push_frames: another push is running on this localizer" : "ml_push_frames: the localizer was destroyed");
+        try
         {
-            using var src = new PointerFrameSource(pixels, width, height, count, (PixelType)pixelType, rowStrideBytes);
-            handle.LastAddress = src.Address;
-            // A cancel that arrived between pushes stops this one (maliang.h: "the push in progress (or the next one)").
-            try
+            return Guard(() =>
             {
-                handle.Localizer.Push(src, 0, count, null, handle.Progress != null ? handle : null, handle.Cancel.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                handle.Cancel.Dispose(); handle.Cancel = new CancellationTokenSource();
-                throw;
-            }
-            return Ok();
-        });
+                using var src = new PointerFrameSource(pixels, width, height, count, (PixelType)pixelType, rowStrideBytes);
+                handle.LastAddress = src.Address;
+                // A cancel that arrived between pushes stops this one (maliang.h: "the push in progress (or the next one)"),
+                // and one asked for by the last chunk's progress callback still makes this push return ML_ERR_CANCELLED.
+                var cancel = handle.Cancel;
+                try
+                {
+                    handle.Localizer.Push(src, 0, count, null, handle.Progress != null ? handle : null, cancel.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    handle.Renew(cancel);
+                    throw;
+                }
+                if (cancel.IsCancellationRequested)
+                {
+                    handle.Renew(cancel);
+                    return Fail(Status.Cancelled, "cancelled");
+                }
+                return Ok();
+            });
+        }
+        finally { Volatile.Write(ref handle.State, 0); }
     }
 
     [UnmanagedCallersOnly(EntryPoint = "ml_set_progress")]

@@ -25,7 +25,8 @@ typedef enum ml_status {
     ML_ERR_INPUT = 2,      /* bad input data or file (named in the message) */
     ML_ERR_CANCELLED = 3,  /* ml_cancel() or the progress callback stopped the call */
     ML_ERR_BACKEND = 4,    /* the requested backend (GPU) is not available */
-    ML_ERR_INTERNAL = 5    /* anything unexpected; the message says what */
+    ML_ERR_INTERNAL = 5,   /* anything unexpected; the message says what */
+    ML_ERR_IO = 6          /* a file could not be read or written (folder missing, permissions, disk full) */
 } ml_status;
 
 typedef enum ml_pixel_type { ML_PIXEL_UINT8 = 0, ML_PIXEL_UINT16 = 1, ML_PIXEL_UINT32 = 2, ML_PIXEL_FLOAT32 = 3, ML_PIXEL_INT16 = 4, ML_PIXEL_INT32 = 5 } ml_pixel_type;
@@ -76,7 +77,8 @@ typedef struct ml_summary {
 
 typedef struct ml_localizer ml_localizer;
 
-/* Progress: called after each chunk of frames; return non-zero to cancel. frames_total is 0 when open-ended. */
+/* Progress: called after each chunk of frames, on the pushing thread; return non-zero to cancel. frames_total counts
+ * every frame pushed so far plus those of this push. */
 typedef int32_t (*ml_progress_fn)(int32_t frames_done, int32_t frames_total, int64_t localizations, void* user);
 
 const char* ml_version(void);                 /* "0.1.0" */
@@ -85,14 +87,21 @@ const char* ml_last_error(void);              /* thread-local; "" when none */
 int32_t ml_default_settings(ml_settings* settings);
 
 int32_t ml_create(const ml_settings* settings, ml_localizer** out);
-int32_t ml_destroy(ml_localizer* localizer);  /* null is fine */
+/* Null is fine. Handles are ids that are never reused: a destroyed or foreign handle is ML_ERR_ARGUMENT everywhere (no
+ * crash, never another localizer). Destroying while a push runs on it is refused (ML_ERR_ARGUMENT): cancel, then destroy
+ * after ml_push_frames has returned. */
+int32_t ml_destroy(ml_localizer* localizer);
 
 /* Localizes `count` frames of width x height at `pixels` (read in place, not copied); row_stride_bytes = 0 means packed
- * rows. Frames are numbered after those pushed before. Results accumulate until ml_clear_results(). */
+ * rows; row r of frame k starts at pixels + (k * height + r) * row_stride_bytes. width x height must be < 2^31 pixels.
+ * Frames are numbered after those pushed before. Results accumulate until ml_clear_results(). One push at a time per
+ * localizer (a second concurrent push is ML_ERR_ARGUMENT). */
 int32_t ml_push_frames(ml_localizer* localizer, const void* pixels, int32_t width, int32_t height, int32_t count,
                        int64_t row_stride_bytes, int32_t pixel_type);
 int32_t ml_set_progress(ml_localizer* localizer, ml_progress_fn callback, void* user);
-int32_t ml_cancel(ml_localizer* localizer);   /* thread-safe: stops the push in progress (or the next one) */
+/* Thread-safe: stops the push in progress, or else the next one, which then returns ML_ERR_CANCELLED (a push whose
+ * progress callback returned non-zero returns ML_ERR_CANCELLED even when it was the last chunk). */
+int32_t ml_cancel(ml_localizer* localizer);
 
 int32_t ml_result_count(ml_localizer* localizer, int64_t* count);
 /* Copies results [first, first + capacity) into out; *written = how many were copied. */

@@ -20,7 +20,7 @@ import numpy as np
 ML_ABI_VERSION = 1
 
 # ml_status
-ML_OK, ML_ERR_ARGUMENT, ML_ERR_INPUT, ML_ERR_CANCELLED, ML_ERR_BACKEND, ML_ERR_INTERNAL = range(6)
+ML_OK, ML_ERR_ARGUMENT, ML_ERR_INPUT, ML_ERR_CANCELLED, ML_ERR_BACKEND, ML_ERR_INTERNAL, ML_ERR_IO = range(7)
 
 # ml_pixel_type, keyed by numpy dtype (native byte order)
 PIXEL_TYPES = {
@@ -57,6 +57,10 @@ class Cancelled(MaLiangError):
 
 class BackendUnavailable(MaLiangError, OSError):
     """ML_ERR_BACKEND: the requested fit backend (OpenCL, CUDA) is not available on this machine."""
+
+
+class MaLiangIOError(MaLiangError, OSError):
+    """ML_ERR_IO: a file could not be read or written (missing folder, permissions, disk full)."""
 
 
 class NativeError(MaLiangError, RuntimeError):
@@ -249,6 +253,8 @@ def check(status: int, what: str = "") -> None:
         raise Cancelled(msg)
     if status == ML_ERR_BACKEND:
         raise BackendUnavailable(msg)
+    if status == ML_ERR_IO:
+        raise MaLiangIOError(msg)
     raise NativeError(f"{msg} (status {status})")
 
 

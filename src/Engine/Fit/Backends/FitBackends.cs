@@ -69,7 +69,7 @@ public static class FitBackends
             case BackendKind.Cuda:
             {
                 var why = CudaRuntime.UnavailableReason;
-                if (why is not null) throw new MaLiangException($"backend cuda: {why}. Devices found: {GpuDevices.Describe()}");
+                if (why is not null) throw new BackendUnavailableException($"backend cuda: {why}. Devices found: {GpuDevices.Describe()}");
                 var b = new CudaFitBackend(Math.Max(device, 0));
                 description = $"{b.Name} (compute capability {b.Device.ComputeCapability})";
                 return b;
@@ -78,10 +78,10 @@ public static class FitBackends
             {
                 var devs = OpenClRuntime.Devices();
                 if (devs.Count == 0)
-                    throw new MaLiangException($"backend opencl: {OpenClRuntime.LibraryError ?? "no OpenCL device"}. Devices found: {GpuDevices.Describe()}");
+                    throw new BackendUnavailableException($"backend opencl: {OpenClRuntime.LibraryError ?? "no OpenCL device"}. Devices found: {GpuDevices.Describe()}");
                 OpenClDevice d;
                 if (device >= 0)
-                    d = device < devs.Count ? devs[device] : throw new MaLiangException($"backend opencl: no device {device}. Devices found: {GpuDevices.Describe()}");
+                    d = device < devs.Count ? devs[device] : throw new BackendUnavailableException($"backend opencl: no device {device}. Devices found: {GpuDevices.Describe()}");
                 else d = devs.FirstOrDefault(x => x.IsGpu) ?? devs[0];
                 var b = new OpenClFitBackend(d);
                 description = $"{b.Name} ({d.Type}, {d.Platform})";

@@ -41,7 +41,7 @@ public final class MaLiang {
     static final int SUMMARY_BYTES = 7 * 8 + 5 * 8 + 2 * 4 + 64;
 
     public static final int ML_OK = 0, ML_ERR_ARGUMENT = 1, ML_ERR_INPUT = 2, ML_ERR_CANCELLED = 3, ML_ERR_BACKEND = 4,
-            ML_ERR_INTERNAL = 5;
+            ML_ERR_INTERNAL = 5, ML_ERR_IO = 6;
 
     private static final Charset UTF8 = Charset.forName("UTF-8");
     private static volatile String loadError;
