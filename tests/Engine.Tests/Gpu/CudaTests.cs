@@ -24,7 +24,7 @@ public class CudaTests
         Assert.That(CudaRuntime.Devices(), Is.Empty);
         var ex = Assert.Throws<MaLiangException>(() => new CudaFitBackend())!;
         Assert.That(ex.Message, Is.EqualTo("CUDA: libcuda.so.1 not found — no NVIDIA driver"));
-        var ex2 = Assert.Throws<MaLiangException>(() => FitBackends.Create(BackendKind.Cuda, out _))!;
+        var ex2 = Assert.Throws<BackendUnavailableException>(() => FitBackends.Create(BackendKind.Cuda, out _))!;
         Assert.That(ex2.Message, Does.Contain("libcuda.so.1 not found"));
         Assert.That(ex2.Message, Does.Contain("Devices found:"));
     }
@@ -179,14 +179,14 @@ public class FitBackendsTests
     {
         if (MaLiang.Engine.Fit.Backends.OpenCL.OpenClRuntime.Devices().Count == 0)
         {
-            var ex = Assert.Throws<MaLiangException>(() => FitBackends.Create(BackendKind.OpenCL, out _))!;
+            var ex = Assert.Throws<BackendUnavailableException>(() => FitBackends.Create(BackendKind.OpenCL, out _))!;
             Assert.That(ex.Message, Does.Contain("Devices found:"));
             return;
         }
         using var b = FitBackends.Create(BackendKind.OpenCL, out var desc);
         Assert.That(b.Name, Does.StartWith("opencl:"));
         Assert.That(desc, Does.StartWith("opencl:"));
-        var ex2 = Assert.Throws<MaLiangException>(() => FitBackends.Create(BackendKind.OpenCL, out _, device: 99))!;
+        var ex2 = Assert.Throws<BackendUnavailableException>(() => FitBackends.Create(BackendKind.OpenCL, out _, device: 99))!;
         Assert.That(ex2.Message, Does.Contain("no device 99"));
         Assert.That(ex2.Message, Does.Contain("opencl 0:"));
     }
