@@ -42,7 +42,7 @@ internal static class BenchCommand
             if (nFrames == 0) nFrames = (int)Math.Clamp(400L * 512 * 512 / ((long)edge * edge), 16, 400);
             if (nFrames < 1) throw new InvalidParameterException("frames", "must be >= 1");
             if ((long)edge * edge * nFrames > int.MaxValue) throw new InvalidParameterException("frames", $"{nFrames} frames of {edge}x{edge} px are too many for one simulated stack");
-            if (nFits < 1) throw new InvalidParameterException("fits", "must be >= 1");
+            if (nFits < 1 || nFits > 10_000_000) throw new InvalidParameterException("fits", $"must be 1 to 10,000,000, got {nFits}");
             if (mols < 0) throw new InvalidParameterException("molecules", "must be >= 0");
             if (r.GetValue(chunk) < 0) throw new InvalidParameterException("chunk-frames", "must be >= 0");
             var kind = SettingsOptions.ParseBackend(r.GetValue(backend));

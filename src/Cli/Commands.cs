@@ -29,7 +29,8 @@ internal static partial class Commands
             foreach (var e in parse.Errors) Console.Error.WriteLine($"maliang: {e.Message}");
             return ExitBadInput;
         }
-        ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; s_cancel.Cancel(); };
+        // Ctrl+C: verbs that watch Commands.Cancel stop cleanly (no partial output); the others end at once as usual.
+        ConsoleCancelEventHandler onCancel = (_, e) => { if (s_cancelWatched) { e.Cancel = true; s_cancel.Cancel(); } };
         Console.CancelKeyPress += onCancel;
         try
         {
@@ -50,6 +51,11 @@ internal static partial class Commands
             Console.Error.WriteLine($"maliang: {e.Message}");
             return ExitBadInput;
         }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"maliang: internal error: {e.GetType().Name}: {e.Message.Replace('\n', ' ')}");
+            return ExitError;
+        }
         finally
         {
             Console.CancelKeyPress -= onCancel;
@@ -60,6 +66,7 @@ internal static partial class Commands
     static partial void AddMoreCommands(RootCommand root);
 
     /// <summary>Cancellation shared by the verbs (Ctrl+C).</summary>
-    public static CancellationToken Cancel => s_cancel.Token;
+    public static CancellationToken Cancel { get { s_cancelWatched = true; return s_cancel.Token; } }
     private static readonly CancellationTokenSource s_cancel = new();
+    private static volatile bool s_cancelWatched;
 }

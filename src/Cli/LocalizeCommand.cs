@@ -36,7 +36,8 @@ internal static class LocalizeCommand
 
     public static int Run(string[] files, string outPath, string? renderPath, double magnification, LocalizerSettings settings, bool quiet)
     {
-        using var stack = TiffStack.Open(files);
+        // One file opens with its Micro-Manager / OME-TIFF set (MMStack _1, _2, ... or files named in the OME-XML).
+        using var stack = files.Length == 1 ? TiffStack.Open(files[0]) : TiffStack.Open(files);
         using var localizer = new Localizer(settings) { KeepResults = renderPath != null };
         using var writer = new LocalizationCsvWriter(outPath, settings.PixelSizeNm);
         void Sink(ReadOnlySpan<Localization> locs) => writer.Append(locs);

@@ -59,6 +59,8 @@ internal static class SimulateCommand
                 OffsetAdu = r.GetValue(offset), PhotonsPerAdu = r.GetValue(ppa), EmGain = r.GetValue(gain), ReadNoiseE = r.GetValue(readNoise),
                 Seed = r.GetValue(seed), EdgeMarginPx = 4, MinSeparationPx = 0,
             };
+            if (w < 16 || h < 16) throw new InvalidParameterException("width/height", $"simulated frames must be at least 16x16 px, got {w}x{h}");
+            s.Validate(); // photons, pixel size... before anything is derived from them
             string pat = r.GetValue(pattern)!.ToLowerInvariant();
             s.Positions = pat switch
             {
@@ -109,8 +111,10 @@ internal static class Patterns
         for (int f = 0; f < nFil; f++)
             curves[f] = (w * (0.2 + 0.6 * rnd.NextDouble()), h * (0.2 + 0.6 * rnd.NextDouble()), Math.PI * rnd.NextDouble(), 0.15 + 0.2 * rnd.NextDouble(), rnd.NextDouble() * 6.28);
         double len = Math.Max(w, h) * 1.5;
-        while (pts.Count < count)
+        // Rejection sampling inside the frame; frames are >= 16 px, so a sample lands inside often, but bound it anyway.
+        for (long attempt = 0; pts.Count < count; attempt++)
         {
+            if (attempt > 1000L * count + 100000) throw new MaLiangException($"simulate: could not place {count} emitters on filaments in a {w}x{h} frame");
             var c = curves[pts.Count % nFil];
             double t = (rnd.NextDouble() - 0.5) * len;
             double ang = c.Angle + c.Bend * Math.Sin(t / (0.25 * len) + c.Phase);

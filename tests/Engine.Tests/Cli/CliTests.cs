@@ -123,6 +123,36 @@ public class CliTests
         => AssertBadInput(Run("localize", Simulated(), "-o", P("out.csv"), "--offset", "60000"), "sim.tif", "frame 1", "offset");
 
     [Test]
+    public void MicroManagerSetOpensWholeFromItsFirstFile()
+    {
+        // Two files of one MMStack position: localize given the first file reads both (as the README says).
+        var stack = Simulated(frames: 4);
+        File.Copy(stack, P("A_MMStack_Pos0.ome.tif"));
+        File.Copy(stack, P("A_MMStack_Pos0_1.ome.tif"));
+        var r = Run("localize", P("A_MMStack_Pos0.ome.tif"), "-o", P("out.csv"), "--offset", "100");
+        Assert.That(r.Code, Is.EqualTo(0), r.Err);
+        Assert.That(r.Out, Does.Contain("8 frames"));
+        Assert.That(LocalizationCsv.Read(P("out.csv"), 100).Localizations.Max(l => l.Frame), Is.EqualTo(7));
+    }
+
+    [Test]
+    public void BenchFitsIsCapped()
+    {
+        // 20 million ROIs would overflow one batch's pixel array: a named bad parameter, not a crash.
+        var r = Run("bench", "--fits", "20000000");
+        Assert.That(r.Code, Is.EqualTo(2), "--fits is capped: a named bad parameter");
+        Assert.That(r.Err, Does.Contain("fits"));
+    }
+
+    [Test]
+    public void TinySimulationIsRefusedNotALoop()
+    {
+        var r = Run("simulate", P("t.tif"), "--truth", P("t.csv"), "--width", "8", "--height", "8", "--pattern", "filaments");
+        Assert.That(r.Code, Is.EqualTo(2));
+        Assert.That(r.Err, Does.Contain("16x16"));
+    }
+
+    [Test]
     public void MissingFile() => AssertBadInput(Run("localize", P("nope.tif"), "-o", P("out.csv")), "nope.tif");
 
     [Test]
