@@ -14,7 +14,7 @@ public enum FilterKind
 /// <summary>Which fitter runs the MLE.</summary>
 public enum BackendKind { Auto = 0, Cpu = 1, OpenCL = 2, Cuda = 3 }
 
-/// <summary>Every option of <c>maliang localize</c>. Units are in the names; defaults follow the paper.</summary>
+/// <summary>The localization settings: every option of <c>maliang localize</c>, plus the filter box width and the fit tolerance. Units are in the names; defaults follow the paper.</summary>
 public sealed class LocalizerSettings
 {
     public double PixelSizeNm { get; set; } = 100.0;
@@ -38,7 +38,7 @@ public sealed class LocalizerSettings
     /// Off with <c>--no-tolerance</c> (the paper's fixed number of steps).</summary>
     public bool UseTolerance { get; set; } = true;
     public double Tolerance { get; set; } = 1e-4;
-    /// <summary>Reject candidates closer than the ROI radius to a brighter one (the paper does).</summary>
+    /// <summary>Reject candidates within the ROI radius (Euclidean,     /// <summary>Reject candidates closer than the ROI radius to a brighter one (the paper does).</summary>lt;= r) of a brighter one (the paper does).</summary>
     public bool RejectOverlapping { get; set; } = true;
     public BackendKind Backend { get; set; } = BackendKind.Auto;
     /// <summary>Worker threads; 0 = all cores.</summary>

@@ -49,12 +49,14 @@ public sealed class CameraModel
     public void ToPhotons(ReadOnlySpan<ushort> adu, Span<float> photons)
     {
         if (photons.Length < adu.Length) throw new ArgumentException("destination too small", nameof(photons));
-        for (int i = 0; i < adu.Length; i++) photons[i] = adu[i];
+        IO.PixelConvert.U16ToFloat(adu, photons[..adu.Length]);
         ToPhotons(photons[..adu.Length]);
     }
 
     private float ToPhotonsMapped(Span<float> frame)
     {
+        if ((OffsetMap != null && OffsetMap.Length != frame.Length) || (GainMap != null && GainMap.Length != frame.Length))
+            throw new InvalidParameterException("camera maps", $"the sCMOS offset/gain maps hold {OffsetMap?.Length ?? GainMap!.Length} pixels, the frame {frame.Length}");
         float off = (float)OffsetAdu, sc = Scale, m = float.MinValue;
         for (int i = 0; i < frame.Length; i++)
         {

@@ -28,7 +28,10 @@ public sealed class RoiBatch
     public void Reserve(int capacity)
     {
         if (capacity <= Capacity) return;
-        capacity = Math.Max(capacity, Capacity * 2);
+        // Pixels is one array (indexed with int): at most Array.MaxLength floats, ~2.2 million 31x31 ROIs.
+        long most = Array.MaxLength / PixelsPerRoi;
+        if (capacity > most) throw new MaLiangException($"too many ROIs in one batch: {capacity} of {RoiSize}x{RoiSize} px (at most {most}); use smaller chunks");
+        capacity = (int)Math.Min(Math.Max(capacity, 2L * Capacity), most);
         Array.Resize(ref Pixels, capacity * PixelsPerRoi);
         Array.Resize(ref Frame, capacity);
         Array.Resize(ref Left, capacity);
@@ -67,7 +70,7 @@ public enum FitStatus : byte
     MaxIterations = 1,
     /// <summary>Non-finite values or a singular Fisher matrix: dropped.</summary>
     Failed = 2,
-    /// <summary>The centre ended too close to the ROI's edge (more than radius - 1 px from its middle): dropped.</summary>
+    /// <summary>The centre ended within 1 px of the ROI's edge (x or y outside [1, n - 1]): dropped.</summary>
     LeftRoi = 3,
 }
 

@@ -64,8 +64,7 @@ public sealed class MemoryFrameSource : IFrameSource
             var dst = destination.Slice(y * Width, Width);
             if (PixelType == PixelType.UInt16)
             {
-                var src = _u16.Span.Slice(start, Width);
-                for (int x = 0; x < src.Length; x++) dst[x] = src[x];
+                PixelConvert.U16ToFloat(_u16.Span.Slice(start, Width), dst);
             }
             else _f32.Span.Slice(start, Width).CopyTo(dst);
         }

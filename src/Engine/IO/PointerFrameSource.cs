@@ -30,27 +30,17 @@ public sealed unsafe class PointerFrameSource : IFrameSource
         _data = (byte*)data; Width = width; Height = height; FrameCount = count; PixelType = type; _strideBytes = rowStrideBytes; Name = name;
     }
 
-    public static int BytesPerPixel(PixelType t) => t switch
-    {
-        PixelType.UInt8 => 1, PixelType.UInt16 or PixelType.Int16 => 2, _ => 4,
-    };
+    public static int BytesPerPixel(PixelType t) => PixelConvert.BytesPerSample(t);
 
     public void ReadFrame(int index, Span<float> destination)
     {
         if ((uint)index >= (uint)FrameCount) throw new ArgumentOutOfRangeException(nameof(index));
+        int rowBytes = Width * BytesPerPixel(PixelType);
         for (int y = 0; y < Height; y++)
         {
             byte* row = _data + ((long)index * Height + y) * _strideBytes;
-            var dst = destination.Slice(y * Width, Width);
-            switch (PixelType)
-            {
-                case PixelType.UInt16: { var src = new ReadOnlySpan<ushort>(row, Width); for (int x = 0; x < src.Length; x++) dst[x] = src[x]; break; }
-                case PixelType.Float32: new ReadOnlySpan<float>(row, Width).CopyTo(dst); break;
-                case PixelType.UInt8: { var src = new ReadOnlySpan<byte>(row, Width); for (int x = 0; x < src.Length; x++) dst[x] = src[x]; break; }
-                case PixelType.Int16: { var src = new ReadOnlySpan<short>(row, Width); for (int x = 0; x < src.Length; x++) dst[x] = src[x]; break; }
-                case PixelType.Int32: { var src = new ReadOnlySpan<int>(row, Width); for (int x = 0; x < src.Length; x++) dst[x] = src[x]; break; }
-                case PixelType.UInt32: { var src = new ReadOnlySpan<uint>(row, Width); for (int x = 0; x < src.Length; x++) dst[x] = src[x]; break; }
-            }
+            // The same vectorised conversion the TIFF reader uses (native byte order: no swap).
+            PixelConvert.ToFloat(new ReadOnlySpan<byte>(row, rowBytes), destination.Slice(y * Width, Width), PixelType, swap: false);
         }
     }
 

@@ -81,7 +81,8 @@ public sealed class TiffStackWriter : IDisposable
         Width = width; Height = height; PixelType = pixelType;
         _frameBytes = width * height * PixelConvert.BytesPerSample(pixelType);
         _file = AtomicFile.Create(path);
-        _file.Stream.Write(new byte[DataStart]);
+        try { _file.Stream.Write(new byte[DataStart]); }
+        catch { _file.Dispose(); throw; } // no hidden temp file left behind (disk full, ...)
     }
 
     /// <summary>Appends one or more whole 16-bit frames (length a multiple of Width x Height).</summary>
@@ -140,7 +141,7 @@ public sealed class TiffStackWriter : IDisposable
             e.Entry(258, 3, 1, PixelType == PixelType.UInt16 ? 16u : 32u);
             e.Entry(259, 3, 1, 1);
             e.Entry(262, 3, 1, 1);
-            // Only the first IFD carries the description (as ImageJ does); later ones point at it too so the entry count stays fixed.
+            // Every IFD points at the one description (ImageJ reads it from the first), so each IFD has the same entry count.
             e.Entry(270, 2, (ulong)desc.Length, (ulong)descPos);
             e.Entry(273, big ? (ushort)16 : (ushort)4, 1, (ulong)(DataStart + (long)i * _frameBytes));
             e.Entry(277, 3, 1, 1);

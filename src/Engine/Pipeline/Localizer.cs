@@ -36,6 +36,8 @@ public sealed class PipelineSummary
     /// <summary>GPU backends with device detection: wall seconds of the fit kernels alone (transpose + fit, no transfers),
     /// not scaled by the threads; 0 otherwise.</summary>
     public double FitKernelSeconds { get; internal set; }
+    /// <summary>Frames after the first whose every pixel was at or below the offset (no localizations).</summary>
+    public long BlankFrames { get; internal set; }
     public int Threads { get; internal set; }
     public string Backend { get; internal set; } = "cpu";
     /// <summary>True when de-noise, noise estimate, detection and ROI cut-out ran on the GPU device.</summary>
@@ -47,7 +49,8 @@ public sealed class PipelineSummary
 
     public string Describe() =>
         $"{Frames} frames, {Localizations} localizations ({Candidates} candidates; dropped: {DroppedAtEdge} at the frame edge, " +
-        $"{DroppedOverlap} overlapping, {DroppedFitFailed} failed fits, {DroppedLeftRoi} left the ROI), {MsPerFrame:F3} ms/frame " +
+        $"{DroppedOverlap} overlapping, {DroppedFitFailed} failed fits, {DroppedLeftRoi} left the ROI)" +
+        (BlankFrames > 0 ? $", {BlankFrames} blank frames (every pixel at or below the offset)" : "") + $", {MsPerFrame:F3} ms/frame " +
         $"on {Backend} x {Threads} threads";
 }
 
@@ -220,6 +223,7 @@ public sealed class Localizer : IDisposable
             slots[i] = null!;
         }
         _summary.Frames += count;
+        _summary.BlankFrames = Interlocked.Read(ref _blankFrames);
     }
 
     /// <summary>
@@ -240,7 +244,7 @@ public sealed class Localizer : IDisposable
         RunParallel(() => Parallel.For(0, count, options, i =>
         {
             long t0 = Stopwatch.GetTimestamp();
-            try { ReadPhotons(source, first + i, chunk.AsSpan(i * px, px)); }
+            try { ReadPhotons(source, first + i, frameBase + i, chunk.AsSpan(i * px, px)); }
             catch (Exception e) when (e is not OperationCanceledException) { Failed(i, e); }
             readTicks[i] = Stopwatch.GetTimestamp() - t0;
         }));
@@ -307,13 +311,20 @@ public sealed class Localizer : IDisposable
             Return));
     }
 
-    /// <summary>Reads a frame and converts it to photons; an offset at or above every pixel is a user error, named.</summary>
-    private void ReadPhotons(IFrameSource source, int index, Span<float> photons)
+    /// <summary>
+    /// Reads a frame and converts it to photons. A first frame with every pixel at or below the offset means a wrong
+    /// offset: a user error, named. A later blank frame (a dropped camera frame, a closed shutter) is only counted: it
+    /// has no maxima, and one bad frame must not end a long run.
+    /// </summary>
+    private void ReadPhotons(IFrameSource source, int index, int frameIndex, Span<float> photons)
     {
         source.ReadFrame(index, photons);
-        if (_camera.ToPhotons(photons) <= 0)
+        if (_camera.ToPhotons(photons) > 0) return;
+        if (frameIndex == 0)
             throw new MaLiangException($"{source.Name}: frame {index + 1}: the offset {_s.OffsetAdu} ADU is at or above every pixel; check --offset (the camera baseline)");
+        Interlocked.Increment(ref _blankFrames);
     }
+    private long _blankFrames;
 
     /// <summary>
     /// Runs a parallel loop over a chunk's frames. A frame's error is recorded by <see cref="Failed"/> while the other
@@ -528,7 +539,7 @@ public sealed class Localizer : IDisposable
             var photons = _photons.AsSpan(0, px);
             var filtered = _filtered.AsSpan(0, px);
             long t0 = Stopwatch.GetTimestamp();
-            owner.ReadPhotons(source, sourceIndex, photons);
+            owner.ReadPhotons(source, sourceIndex, frameIndex, photons);
             long t1 = Stopwatch.GetTimestamp();
             _filter.Apply(photons, filtered, w, h);
             long t2 = Stopwatch.GetTimestamp();

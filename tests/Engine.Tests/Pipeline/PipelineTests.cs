@@ -99,6 +99,24 @@ public class PipelineTests
     }
 
     [Test]
+    public void ABlankFrameAfterTheFirstIsCountedNotFatal()
+    {
+        // A dropped camera frame (all zero, below the 100 ADU offset) in the middle of a run must not end it.
+        var sim = Sparse(6, 40, 1500, 10, 16);
+        int px = sim.Width * sim.Height;
+        var frames = (ushort[])sim.Frames.Clone();
+        Array.Clear(frames, 3 * px, px);
+        using var src = new MemoryFrameSource(frames, sim.Width, sim.Height, sim.FrameCount, "gap");
+        using var loc = new Localizer(new LocalizerSettings { OffsetAdu = 100 });
+        loc.Run(src);
+        Assert.That(loc.Summary.BlankFrames, Is.EqualTo(1));
+        Assert.That(loc.Summary.Frames, Is.EqualTo(6));
+        Assert.That(loc.Results.Count(l => l.Frame == 3), Is.EqualTo(0));
+        Assert.That(loc.Results.Count(l => l.Frame == 4), Is.GreaterThan(5));
+        Assert.That(loc.Summary.Describe(), Does.Contain("1 blank frames"));
+    }
+
+    [Test]
     public void FramesSmallerThanTheRoiAreRejected()
     {
         using var src = new MemoryFrameSource(new ushort[5 * 5], 5, 5, 1, "tiny");

@@ -37,7 +37,7 @@ public sealed class CpuFitBackend : IFitBackend
         var opts = options;
         if (_threads == 1 || groups < 4)
         {
-            var scratch = new FitScratch(batch.RoiSize);
+            var scratch = Scratch(batch.RoiSize);
             for (int g = 0; g < groups; g++) FitGroup(batch, g * Lanes, opts, results, scratch);
             return;
         }
@@ -50,7 +50,7 @@ public sealed class CpuFitBackend : IFitBackend
             {
                 FitResult* res = pinned;
                 Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = _threads },
-                    () => new FitScratch(batch.RoiSize),
+                    () => Scratch(batch.RoiSize),
                     (c, _, scratch) =>
                     {
                         var all = new Span<FitResult>(res, count);
@@ -61,6 +61,11 @@ public sealed class CpuFitBackend : IFitBackend
             }
         }
     }
+
+    [ThreadStatic] private static FitScratch? t_scratch;
+
+    /// <summary>This thread's scratch for ROIs of size n: allocated once per thread (and ROI size), not per call.</summary>
+    private static FitScratch Scratch(int n) => t_scratch is { } s && s.N == n ? s : (t_scratch = new FitScratch(n));
 
     /// <summary>Per-thread buffers for one group of molecules.</summary>
     internal sealed class FitScratch

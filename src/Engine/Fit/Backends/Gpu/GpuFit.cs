@@ -34,10 +34,18 @@ internal static class GpuFit
     /// Fits molecules [first, first + count) of the batch on <paramref name="ctx"/> with the given scratch buffers:
     /// upload molecule-major, transpose to pixel-major on the device, ml_fit, read back.
     /// </summary>
+    /// <summary>The kernels index ROI pixels and outputs with 32-bit ints: refuse a batch past that rather than compute garbage.</summary>
+    internal static void CheckIndexRange(int count, int pixelsPerRoi)
+    {
+        if ((long)count * Math.Max(pixelsPerRoi, OutFloats) > int.MaxValue)
+            throw new MaLiangException($"GPU fit: {count} ROIs of {pixelsPerRoi} px exceed one launch's 32-bit index range; use smaller chunks");
+    }
+
     public static void Run(GpuContext ctx, RoiBatch batch, int first, int count, in FitOptions o, Span<float> outScratch,
                            ref GpuBuffer? pix, ref GpuBuffer? pixT, ref GpuBuffer? res, Span<FitResult> results)
     {
         int np = batch.PixelsPerRoi;
+        CheckIndexRange(count, np);
         long bytes = (long)count * np * 4;
         ctx.Ensure(ref pix, bytes);
         ctx.Ensure(ref pixT, bytes);
@@ -82,6 +90,7 @@ internal sealed class GpuResidentFit : IDisposable
         if (results.Length < count) throw new ArgumentException("results span is shorter than the batch", nameof(results));
         if (roiSize > GpuFit.MaxRoi || roiSize < 3) throw new ArgumentException($"ROI size {roiSize}: the GPU fit takes 3 to {GpuFit.MaxRoi} px");
         int np = roiSize * roiSize;
+        GpuFit.CheckIndexRange(count, np);
         ctx.Ensure(ref _pixT, (long)count * np * 4);
         ctx.Ensure(ref _res, (long)count * GpuFit.OutFloats * 4);
         if (_out.Length < count * GpuFit.OutFloats) _out = new float[count * GpuFit.OutFloats];
