@@ -84,6 +84,7 @@ public static unsafe partial class Exports
         catch (OperationCanceledException) { return Fail(Status.Cancelled, "cancelled"); }
         catch (InvalidParameterException e) { return Fail(Status.Argument, e.Message); }
         catch (BackendUnavailableException e) { return Fail(Status.Backend, e.Message); }
+        catch (MaLiangException e) when (e.InnerException is IOException or UnauthorizedAccessException) { return Fail(Status.Io, e.Message); }
         catch (MaLiangException e) { return Fail(Status.Input, e.Message); }
         catch (IOException e) { return Fail(Status.Io, e.Message); }
         catch (UnauthorizedAccessException e) { return Fail(Status.Io, e.Message); }
