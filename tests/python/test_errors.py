@@ -136,3 +136,94 @@ def test_nan_and_inf_pixels_do_not_crash(sim):
     assert np.all(np.isfinite(locs["x"]) & np.isfinite(locs["y"]))
     assert not np.any(locs["frame"] == 2)  # an all-NaN frame yields nothing
     np.testing.assert_array_equal(locs[locs["frame"] == 0], ref[ref["frame"] == 0])
+
+
+def _native_must_not_be_called(monkeypatch, *names):
+    from maliang import _native as N
+
+    def refuse(*args):
+        raise AssertionError("the native call was reached: Python should have refused the input")
+
+    for name in names:
+        monkeypatch.setattr(N.lib(), name, refuse)
+
+
+def test_frames_of_2_to_the_31_pixels_are_refused_in_python(tmp_path, monkeypatch):
+    # A sparse memory map: 2^31 bytes of address space, no memory and (almost) no disk.
+    big = np.memmap(tmp_path / "big.raw", dtype=np.uint8, mode="w+", shape=(32768, 65536))
+    _native_must_not_be_called(monkeypatch, "ml_push_frames")
+    with pytest.raises(ValueError, match=r"65536x32768 px \(2147483648 pixels\)"):
+        maliang.localize(big)
+    with maliang.Localizer() as loc, pytest.raises(ValueError, match="2147483648 pixels"):
+        loc.push(big[np.newaxis])
+    del big
+
+
+@pytest.mark.parametrize("kw, exc, msg", [
+    (dict(width=64.5), TypeError, "width must be an integer"),
+    (dict(height="64"), TypeError, "height must be an integer"),
+    (dict(width=float("nan")), TypeError, "width must be an integer"),
+    (dict(width=True), TypeError, "width must be an integer"),
+    (dict(width=0), ValueError, "width must be 1 to 2147483647 px, got 0"),
+    (dict(height=-3), ValueError, "height must be 1 to 2147483647 px"),
+    (dict(width=2**31), ValueError, "width must be 1 to 2147483647 px, got 2147483648"),
+    (dict(height=2**40), ValueError, "height must be 1 to 2147483647"),
+])
+def test_render_sizes(kw, exc, msg, monkeypatch):
+    ok = np.zeros(2, dtype=maliang.LOCALIZATION_DTYPE)
+    ok["x"], ok["y"] = 3, 4
+    _native_must_not_be_called(monkeypatch, "ml_render")
+    with pytest.raises(exc, match=msg):
+        maliang.render(ok, 2, **kw)
+
+
+def test_render_extent_from_the_data_is_checked(monkeypatch):
+    far = np.zeros(2, dtype=maliang.LOCALIZATION_DTYPE)
+    far["x"] = [3, 3e9]
+    far["y"] = [4, 5]
+    with pytest.raises(ValueError, match=r"extent in x \(max x = 3e\+09 px\)"):
+        maliang.render(far, 1)
+    far["x"], far["y"] = 3, [4, 2**31]
+    with pytest.raises(ValueError, match="extent in y"):
+        maliang.render(far, 1)
+    # integral floats and numpy integers are sizes too
+    assert maliang.render(far[:1], 1, width=np.int64(8), height=6.0).shape == (6, 8)
+
+
+def test_paths_with_a_nul_byte_are_refused(tmp_path):
+    locs = np.zeros(2, dtype=maliang.LOCALIZATION_DTYPE)
+    locs["x"], locs["y"] = 3, 4
+    for bad in (str(tmp_path / "a\0b.csv"), tmp_path / "a\0b.csv", os.fsencode(str(tmp_path / "a\0b.csv"))):
+        with pytest.raises(ValueError, match="NUL byte"):
+            maliang.write_csv(bad, locs)
+        with pytest.raises(ValueError, match="NUL byte"):
+            maliang.read_csv(bad)
+    assert not (tmp_path / "a").exists()  # C would have cut the name at the NUL and written "a"
+    pytest.importorskip("h5py")
+    with pytest.raises(ValueError, match="NUL byte"):
+        maliang.save_picasso(tmp_path / "x\0y.hdf5", locs)
+    with pytest.raises(ValueError, match="movie_path contains a NUL byte"):
+        maliang.save_picasso(tmp_path / "ok.hdf5", locs, movie_path="movie\0.tif")
+    with pytest.raises(ValueError, match="NUL byte"):
+        maliang.napari_plugin.read_localizations(str(tmp_path / "a\0b.csv"), pixel_size=100)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_file_errors_are_oserrors(tmp_path):
+    from maliang import _native as N
+
+    assert maliang.MaLiangIOError is N.MaLiangIOError and "MaLiangIOError" in maliang.__all__
+    assert issubclass(maliang.MaLiangIOError, OSError) and issubclass(maliang.MaLiangIOError, maliang.MaLiangError)
+    with pytest.raises(maliang.MaLiangIOError):
+        N.check(N.ML_ERR_IO, "ml_write_csv")
+    locs = np.zeros(2, dtype=maliang.LOCALIZATION_DTYPE)
+    with pytest.raises(FileNotFoundError):
+        maliang.write_csv(tmp_path / "missing" / "x.csv", locs)
+    with pytest.raises(IsADirectoryError):
+        maliang.write_csv(tmp_path, locs)
+    with pytest.raises(FileNotFoundError):
+        maliang.read_csv(tmp_path / "missing.csv")
+    with pytest.raises(IsADirectoryError):
+        maliang.read_csv(tmp_path)
+    for f in (maliang.read_csv, maliang.write_csv):
+        assert "OSError" in f.__doc__

@@ -38,21 +38,30 @@ def test_hook_localizes_each_frame_and_passes_the_image_on(sim):
 def test_hook_accept_filters_channels_and_is_thread_safe(sim):
     stack, _, _ = sim
     hook = maliang.micromanager.live_hook(offset=100, accept=lambda md: md["Axes"]["channel"] == "640")
-    reads = []
-    stop = threading.Event()
+    reads, errors = [], []
+    stop, reading = threading.Event(), threading.Event()
 
     def reader():  # a GUI thread polling while frames arrive
-        while not stop.is_set():
-            reads.append(len(hook.localizations))
-            hook.preview(2)
+        try:
+            while not stop.is_set():
+                reads.append(len(hook.localizations))
+                hook.preview(2)
+                reading.set()
+        except BaseException as e:
+            errors.append(e)
+            reading.set()
 
     t = threading.Thread(target=reader)
     t.start()
+    assert reading.wait(30), "the reader thread never read"
     for i, frame in enumerate(stack):
         hook(frame, {"Axes": {"time": i, "channel": "640"}})
         hook(frame, {"Axes": {"time": i, "channel": "488"}})  # ignored
     stop.set()
-    t.join()
+    t.join(30)
+    assert not t.is_alive()
+    assert not errors, errors
+    assert reads, "the reader thread never read"
     assert hook.frames == 20
     np.testing.assert_array_equal(hook.localizations, maliang.localize(stack, offset=100))
     assert reads == sorted(reads)

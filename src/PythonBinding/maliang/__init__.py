@@ -19,6 +19,7 @@ from ._native import (
     BackendUnavailable,
     Cancelled,
     MaLiangError,
+    MaLiangIOError,
     MaLiangValueError,
     NativeError,
     library_path,
@@ -37,8 +38,8 @@ __all__ = [
     "localize", "Localizer", "render", "read_csv",
     "drift_correct", "merge", "filter", "filter_mask", "density_filter", "density_mask", "frc", "motion",
     "DRIFT_DTYPE", "FRC_DTYPE", "FILTER_COLUMNS", "write_csv", "save_picasso", "to_dataframe",
-    "LOCALIZATION_DTYPE", "PICASSO_DTYPE", "DEFAULTS", "MaLiangError", "MaLiangValueError", "Cancelled",
-    "BackendUnavailable", "NativeError", "library_path", "native_version", "__version__",
+    "LOCALIZATION_DTYPE", "PICASSO_DTYPE", "DEFAULTS", "MaLiangError", "MaLiangValueError", "MaLiangIOError",
+    "Cancelled", "BackendUnavailable", "NativeError", "library_path", "native_version", "__version__",
 ]
 
 _SUBMODULES = {"dask", "micromanager", "napari_plugin", "testing"}

@@ -125,6 +125,9 @@ def _as_frames(frames, roi: int):
         raise ValueError(f"maliang: frames of {w}x{h} px are smaller than the {roi}x{roi} ROI")
     if max(n, h, w) > 2**31 - 1:
         raise ValueError(f"maliang: shape {a.shape} is too large for the C ABI (int32 sizes)")
+    if h * w >= 2**31:
+        raise ValueError(f"maliang: frames of {w}x{h} px ({h * w} pixels) are too large: the engine takes frames of "
+                         f"fewer than 2^31 pixels")
     dt = a.dtype
     if dt.byteorder not in ("=", "|") and dt != dt.newbyteorder("="):
         dt = dt.newbyteorder("=")  # big-endian -> native
@@ -159,8 +162,11 @@ class Localizer:
 
     Settings are those of :func:`localize`. Frame numbers (0-based) count every frame pushed to this localizer.
     Use as a context manager (``with maliang.Localizer(...) as loc:``) or call :meth:`close`; a finalizer frees the
-    native handle when the object is collected. :meth:`cancel` may be called from any thread and stops the push in
-    progress (which raises :class:`maliang.Cancelled`). Other methods are serialized by a lock.
+    native handle when the object is collected. :meth:`cancel` may be called from any thread (also while another
+    thread closes the localizer) and stops the push in progress, or else the next push (which raises
+    :class:`maliang.Cancelled`). Other methods are serialized by a lock: :meth:`close` from another thread waits for
+    the push in progress to return. From inside the progress callback, :meth:`close`, :meth:`push`, :meth:`clear` and
+    :meth:`set_progress` raise RuntimeError (return True from the callback to cancel instead).
     """
 
     def __init__(self, *, progress: Optional[Callable[[int, int, int], Optional[bool]]] = None, **settings):
@@ -170,7 +176,9 @@ class Localizer:
         h = ctypes.c_void_p()
         N.check(self._lib.ml_create(ctypes.byref(self._settings), ctypes.byref(h)), "ml_create")
         self._handle = h
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # serializes push/read/close; held for the whole of a push
+        self._handle_lock = threading.Lock()  # only around destroying (close) and ml_cancel: never held by a push
+        self._in_push = False  # True while ml_push_frames runs (the progress callback runs on the pushing thread)
         self._finalizer = weakref.finalize(self, _destroy, h, self._lib)
         self._progress = None
         self._callback = None  # the CFUNCTYPE object: kept alive as long as the native side may call it
@@ -181,9 +189,12 @@ class Localizer:
 
     # -- lifetime -------------------------------------------------------------------------------------------------
     def close(self) -> None:
-        """Frees the native localizer (idempotent)."""
+        """Frees the native localizer (idempotent). Called from another thread while a push runs, it waits for the
+        push to return; called from the progress callback (on the pushing thread) it raises RuntimeError."""
         with self._lock:
-            self._finalizer()
+            self._not_in_callback("close()")
+            with self._handle_lock:
+                self._finalizer()
 
     @property
     def closed(self) -> bool:
@@ -200,18 +211,29 @@ class Localizer:
             raise ValueError("maliang: this Localizer is closed")
         return self._handle
 
+    def _not_in_callback(self, what: str) -> None:
+        # Call with self._lock held: _in_push is then only True when this thread is the pushing one, i.e. we were
+        # called from the progress callback, in the middle of ml_push_frames.
+        if self._in_push:
+            raise RuntimeError(f"maliang: {what} cannot be called from the progress callback while the Localizer is "
+                               f"pushing frames; return True from the callback to cancel the push, then call it after "
+                               f"push() has returned")
+
     # -- progress and cancellation ----------------------------------------------------------------------------------
     def set_progress(self, progress) -> None:
         """``progress(frames_done, frames_total, localizations)`` is called after each chunk of frames from the thread
         that pushes; returning True cancels. frames_done counts frames of this localizer; frames_total is the count
-        this push (or localize() call) will reach. An exception in the callback cancels the push and is re-raised."""
+        this push (or localize() call) will reach. An exception in the callback cancels the push and is re-raised
+        by :meth:`push` (or :func:`localize`)."""
         if progress is not None and not callable(progress):
             raise TypeError("maliang: progress must be callable(frames_done, frames_total, localizations) or None")
         with self._lock:
+            self._not_in_callback("set_progress()")
             h = self._h()
             if progress is None:
-                self._callback = None
                 N.check(self._lib.ml_set_progress(h, ctypes.cast(None, N.PROGRESS_FN), None), "ml_set_progress")
+                self._callback = None
+                self._progress = None
                 return
 
             def trampoline(done, total, locs, _user):
@@ -227,9 +249,13 @@ class Localizer:
             self._progress = progress
 
     def cancel(self) -> None:
-        """Stops the push in progress, from any thread (ml_cancel is thread-safe)."""
-        if self._finalizer.alive:
-            N.check(self._lib.ml_cancel(self._handle), "ml_cancel")
+        """Stops the push in progress, or else the next push (which then raises :class:`maliang.Cancelled`).
+
+        Thread-safe (ml_cancel is): call it from any thread, also from the progress callback. A closed localizer,
+        or one being closed by another thread at the same time, is left alone (no error)."""
+        with self._handle_lock:
+            if self._finalizer.alive:
+                N.check(self._lib.ml_cancel(self._handle), "ml_cancel")
 
     # -- frames in, localizations out -------------------------------------------------------------------------------
     def push(self, frames) -> np.ndarray:
@@ -237,34 +263,35 @@ class Localizer:
 
         uint16 and float32 (and uint8, int16, int32, uint32) frames are read in place by the engine without a copy,
         C-contiguous or with padded/strided rows; other dtypes are converted once to float32 (see :func:`localize`).
-        All results stay available through :meth:`results` until :meth:`clear`."""
+        All results stay available through :meth:`results` until :meth:`clear`. A cancelled push raises
+        :class:`maliang.Cancelled` (``.partial``: the localizations of this push so far); an exception raised by the
+        progress callback is re-raised here."""
         with self._lock:
+            self._not_in_callback("push()")
             h = self._h()
             a, ptype, n, hgt, wid, stride, per_frame = _as_frames(frames, self._settings.roi_size)
             first = self.result_count()
-            self._callback_error = None
             self._frames_total = self.frames + n
+            chunks = [(a[i].ctypes.data, 1) for i in range(n)] if per_frame else [(a.ctypes.data, n)]
+            status = N.ML_OK
+            self._callback_error = None
+            self._in_push = True
             try:
-                if per_frame:
-                    for i in range(n):
-                        f = a[i]
-                        self._push(h, f.ctypes.data, wid, hgt, 1, stride, ptype)
-                else:
-                    self._push(h, a.ctypes.data, wid, hgt, n, stride, ptype)
-            except N.Cancelled as e:
-                err = self._callback_error
-                self._callback_error = None
-                partial = self._read(first)
-                if err is not None:
-                    raise err
-                raise N.Cancelled(str(e), partial) from None
+                for address, count in chunks:
+                    status = self._lib.ml_push_frames(h, ctypes.c_void_p(address), wid, hgt, count, stride, ptype)
+                    if status != N.ML_OK or self._callback_error is not None:
+                        break
+                message = N.last_error() if status != N.ML_OK else ""  # same thread, before any other call
+            finally:
+                self._in_push = False
+            err, self._callback_error = self._callback_error, None
+            if err is not None:  # whatever the status (ML_OK, ML_ERR_CANCELLED, ...): the callback's exception wins
+                raise err
+            if status == N.ML_ERR_CANCELLED:
+                raise N.Cancelled(message or "maliang: the push was cancelled", self._read(first))
+            if status != N.ML_OK:
+                N.check(status, "ml_push_frames")
             return self._read(first)
-
-    def _push(self, h, address, w, hgt, n, stride, ptype):
-        st = self._lib.ml_push_frames(h, ctypes.c_void_p(address), w, hgt, n, stride, ptype)
-        if st == N.ML_ERR_CANCELLED and self._callback_error is not None:
-            raise N.Cancelled("cancelled by an exception in the progress callback")
-        N.check(st, "ml_push_frames")
 
     def result_count(self) -> int:
         with self._lock:
@@ -289,6 +316,7 @@ class Localizer:
     def clear(self) -> None:
         """Forgets the results kept so far (frame numbering goes on)."""
         with self._lock:
+            self._not_in_callback("clear()")
             N.check(self._lib.ml_clear_results(self._h()), "ml_clear_results")
 
     def summary(self) -> dict:

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import ctypes
+import errno
 import math
+import numbers
 import os
 from pathlib import Path
 
@@ -60,11 +62,43 @@ def as_localizations(locs) -> np.ndarray:
     return out
 
 
-def _path(path) -> bytes:
+def _path(path, name: str = "path") -> bytes:
+    """``path`` (str, bytes or os.PathLike) as bytes for the C ABI. An empty path, or one with a NUL byte (which C would
+    silently cut short), is a ValueError, as for open()."""
     p = os.fspath(path)
     if not p:
-        raise ValueError("maliang: path is empty")
-    return os.fsencode(p)
+        raise ValueError(f"maliang: {name} is empty")
+    b = os.fsencode(p)
+    if b"\0" in b:
+        raise ValueError(f"maliang: {name} contains a NUL byte: {p!r}")
+    return b
+
+
+_MAX_SIZE = 2**31 - 1
+
+
+def image_size(name: str, given, values: np.ndarray, axis: str) -> int:
+    """A camera frame width/height in px for ml_render / Picasso's YAML: ``given`` must be integral (TypeError) and
+    1 to 2^31-1 (ValueError); None means the extent of the localizations (ceil of the largest finite ``axis``
+    coordinate, at least 1), which must fit too."""
+    if given is not None:
+        if isinstance(given, bool) or not isinstance(given, numbers.Integral):
+            if isinstance(given, numbers.Real) and not isinstance(given, bool) and float(given).is_integer():
+                given = int(given)
+            else:
+                raise TypeError(f"maliang: {name} must be an integer number of px, got {type(given).__name__} {given!r}")
+        g = int(given)
+        if not 1 <= g <= _MAX_SIZE:
+            raise ValueError(f"maliang: {name} must be 1 to {_MAX_SIZE} px, got {g}")
+        return g
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return 1
+    top = float(finite.max())
+    if top > _MAX_SIZE:
+        raise ValueError(f"maliang: the localizations' extent in {axis} (max {axis} = {top:g} px) gives a {name} beyond "
+                         f"{_MAX_SIZE} px; pass {name}= (camera px) explicitly or drop the outliers")
+    return max(1, int(math.ceil(top)))
 
 
 def _pixel_size(pixel_size) -> float:
@@ -78,19 +112,34 @@ def _pixel_size(pixel_size) -> float:
 
 def write_csv(path, locs, pixel_size: float = 100.0) -> None:
     """Writes localizations as ThunderSTORM-compatible CSV (DESIGN.md columns: nm, photons, 1-based frames),
-    atomically, with the engine's writer (ml_write_csv)."""
+    atomically, with the engine's writer (ml_write_csv).
+
+    File errors (missing folder, permissions, disk full) raise OSError (:class:`maliang.MaLiangIOError`); a path that
+    is empty or contains a NUL byte raises ValueError."""
     a = as_localizations(locs)
     px = _pixel_size(pixel_size)
-    N.check(N.lib().ml_write_csv(_path(path), N.ptr(a) if len(a) else None, len(a), px), "ml_write_csv")
+    p = _path(path)
+    folder = os.path.dirname(p) or b"."
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(errno.ENOENT, "maliang: cannot write the CSV, no such folder", os.fsdecode(folder))
+    if os.path.isdir(p):
+        raise IsADirectoryError(errno.EISDIR, "maliang: cannot write the CSV, the path is a folder", os.fsdecode(p))
+    N.check(N.lib().ml_write_csv(p, N.ptr(a) if len(a) else None, len(a), px), "ml_write_csv")
 
 
 def read_csv(path, pixel_size: float = 100.0) -> np.ndarray:
     """Reads a MaLiang or ThunderSTORM CSV (quoted or unquoted headers, any column order; frame, x, y required) with
-    the engine's reader (ml_read_csv); lengths in nm become px through ``pixel_size``; frames become 0-based."""
+    the engine's reader (ml_read_csv); lengths in nm become px through ``pixel_size``; frames become 0-based.
+
+    File errors raise OSError: FileNotFoundError for a missing file, :class:`maliang.MaLiangIOError` when it cannot be
+    read; a malformed table raises ValueError (:class:`maliang.MaLiangValueError`, naming the line or column); a path
+    that is empty or contains a NUL byte raises ValueError."""
     px = _pixel_size(pixel_size)
     p = _path(path)
     if not os.path.exists(p):
-        raise FileNotFoundError(f"maliang: {os.fsdecode(p)}: no such file")
+        raise FileNotFoundError(errno.ENOENT, "maliang: no such file", os.fsdecode(p))
+    if os.path.isdir(p):
+        raise IsADirectoryError(errno.EISDIR, "maliang: cannot read a CSV, the path is a folder", os.fsdecode(p))
     lib = N.lib()
     count = ctypes.c_int64()
     N.check(lib.ml_read_csv(p, px, None, 0, ctypes.byref(count)), "ml_read_csv")
@@ -168,7 +217,8 @@ def save_picasso(path, locs, *, width=None, height=None, frames=None, pixel_size
     Localize writes them (movie info: Byte Order, Data Type, Frames, Height, Width; then localize info: Box Size,
     Pixelsize, Fit method, ...). ``width``/``height`` (camera px) and ``frames`` default to the extent of the
     localizations; ``settings`` (the keyword settings given to :func:`maliang.localize`) fill roi and pixel_size.
-    Needs h5py and PyYAML. Returns the two paths."""
+    Needs h5py and PyYAML. Returns the two paths. File errors raise OSError; a path that is empty or contains a NUL
+    byte raises ValueError."""
     try:
         import h5py
     except ImportError as e:  # pragma: no cover
@@ -186,19 +236,13 @@ def save_picasso(path, locs, *, width=None, height=None, frames=None, pixel_size
     pic = to_picasso(locs)
     a = as_localizations(locs)
 
-    def extent(v, given, name):
-        if given is not None:
-            g = int(given)
-            if g <= 0:
-                raise ValueError(f"maliang: {name} must be > 0, got {given}")
-            return g
-        finite = v[np.isfinite(v)]
-        return max(1, int(math.ceil(float(finite.max())))) if len(finite) else 1
-
-    w = extent(a["x"], width, "width")
-    h = extent(a["y"], height, "height")
+    w = image_size("width", width, a["x"], "x")
+    h = image_size("height", height, a["y"], "y")
     nf = int(frames) if frames is not None else (int(a["frame"].max()) + 1 if len(a) else 0)
-    path = Path(path)
+    _path(path)
+    if movie_path is not None:
+        _path(movie_path, "movie_path")
+    path = Path(os.fsdecode(os.fspath(path)))
     yaml_path = path.with_suffix(".yaml")
     movie = {
         "Byte Order": "<",
@@ -209,7 +253,7 @@ def save_picasso(path, locs, *, width=None, height=None, frames=None, pixel_size
         "Generated by": f"MaLiang {__version__}",
     }
     if movie_path is not None:
-        movie["File"] = os.fspath(movie_path)
+        movie["File"] = os.fsdecode(os.fspath(movie_path))
     loc_info = {
         "Box Size": int(roi),
         "Convergence Criterion": float(s["tolerance"]),

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from . import _native as N
-from .io import as_localizations
+from .io import as_localizations, image_size
 
 METHODS = {"gaussian": 0, "histogram": 1}
 
@@ -19,7 +19,9 @@ def render(locs, magnification: float = 10, method: str = "gaussian", *, sigma: 
     ``width``/``height`` are the camera frame size in px (default: the localizations' extent, ceil of max x/y); the
     image is ``ceil(height * magnification) x ceil(width * magnification)``; output pixel (r, c) spans camera
     coordinates [c, c+1) / magnification. ``method="gaussian"`` draws each molecule as a normalized Gaussian of
-    sigma = its uncertainty (or ``sigma`` px, if given); ``"histogram"`` counts molecules per output pixel."""
+    sigma = its uncertainty (or ``sigma`` px, if given); ``"histogram"`` counts molecules per output pixel.
+    ``width``/``height`` must be integers, 1 to 2^31-1 px (TypeError, ValueError); so must the extent computed from
+    the localizations."""
     a = as_localizations(locs)
     if not isinstance(method, str) or method.lower() not in METHODS:
         raise ValueError(f"maliang: method {method!r} is not one of {', '.join(METHODS)}")
@@ -32,16 +34,8 @@ def render(locs, magnification: float = 10, method: str = "gaussian", *, sigma: 
     if math.isnan(sg) or sg < 0 or math.isinf(sg):
         raise ValueError(f"maliang: sigma must be a finite number >= 0 px (or None), got {sigma}")
 
-    def extent(v, given, name):
-        if given is not None:
-            if int(given) <= 0:
-                raise ValueError(f"maliang: {name} must be > 0 px, got {given}")
-            return int(given)
-        finite = v[np.isfinite(v)]
-        return max(1, int(math.ceil(float(finite.max())))) if len(finite) else 1
-
-    w = extent(a["x"], width, "width")
-    h = extent(a["y"], height, "height")
+    w = image_size("width", width, a["x"], "x")
+    h = image_size("height", height, a["y"], "y")
     lib = N.lib()
     ow, oh = ctypes.c_int32(), ctypes.c_int32()
     lp = N.ptr(a) if len(a) else None
