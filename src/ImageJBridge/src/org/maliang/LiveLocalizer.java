@@ -19,6 +19,17 @@ import java.util.List;
  * <p>Frames are 8-bit (byte[]), 16-bit (short[], read unsigned, as cameras and ImageJ store them) or float[], all of
  * the size given to the constructor. The array is kept until its frame is localized: do not reuse it after push
  * (Micro-Manager's popNextImage() and getRawPixels() return a fresh array per image).</p>
+ *
+ * <p>Frame numbers ({@link MaLiang.Localization#frame}, 0-based) are acquisition indices: the number of the
+ * {@code push} call that queued the frame, counted from 0 over the life of this object. {@link #cancel()} drops
+ * frames, and the engine numbers only the frames it is given, so this class adds the difference back: a frame pushed
+ * after a cancel keeps the number of its push (frame 1000 stays 1000 even when frames 600..999 were dropped), and
+ * numbers then have gaps where frames were cancelled. {@link #summary()}{@code .frames} and {@link #framesDone()}
+ * count the frames actually localized.</p>
+ *
+ * <p>If the worker fails (a library error, or any Throwable such as an OutOfMemoryError), it stops and keeps the
+ * failure: every later {@link #push(Object)} and {@link #flush()} throws an IllegalStateException carrying it, so an
+ * acquisition loop never waits for a dead worker.</p>
  */
 public final class LiveLocalizer implements AutoCloseable {
     private final MaLiang.Settings settings;
@@ -28,8 +39,14 @@ public final class LiveLocalizer implements AutoCloseable {
     private final Object queueLock = new Object();
     private final ArrayDeque<Object> queue = new ArrayDeque<Object>();
     private boolean closing, busy;
-    private long framesQueued;
+    /** True only while the worker is inside the native push (set under queueLock just before, cleared just after). */
+    private boolean pushing;
+    private long framesQueued, framesCancelled;
+    /** cancel() calls so far, and those that reached the library (ml_cancel, only while pushing). */
+    private long cancels, nativeCancels;
     private volatile RuntimeException failure;
+    private final Object closeLock = new Object();
+    private boolean closed;
 
     private final Object storeLock = new Object();
     private final ArrayList<MaLiang.Localization> store = new ArrayList<MaLiang.Localization>();
@@ -160,54 +177,119 @@ public final class LiveLocalizer implements AutoCloseable {
         rethrow();
     }
 
-    /** Drops the queued frames and stops the fit in progress; the localizations so far stay. Thread-safe. */
+    /**
+     * Drops the queued frames and stops the fit in progress (the frames of its chunk not yet done are dropped too); the
+     * localizations so far stay, and frames pushed afterwards are localized as usual, keeping their acquisition index
+     * as frame number (see the class comment). Thread-safe. The library is asked to cancel (ml_cancel) only while a
+     * push is actually running: a cancel reaching it between pushes would stop the next push, i.e. frames pushed after
+     * this call.
+     */
     public void cancel() {
         synchronized (queueLock) {
+            framesCancelled += queue.size();
             queue.clear();
+            cancels++;
+            if (pushing) {
+                nativeCancels++;
+                localizer.cancel();
+            }
             queueLock.notifyAll();
-            if (busy) localizer.cancel(); // only the chunk in progress: frames pushed later still count
         }
     }
 
-    /** Localizes the frames still queued, then stops the worker and frees the native localizer. */
+    /**
+     * Localizes the frames still queued, then stops the worker and frees the native localizer. Idempotent; any number of
+     * threads may call it at once (each returns once the localizer is closed).
+     */
     @Override public void close() {
-        synchronized (queueLock) {
-            if (closing && !worker.isAlive()) return;
-            closing = true;
-            queueLock.notifyAll();
+        synchronized (closeLock) {
+            if (closed) return;
+            synchronized (queueLock) {
+                closing = true;
+                queueLock.notifyAll();
+            }
+            boolean interrupted = false;
+            while (worker.isAlive()) {
+                try { worker.join(); } catch (InterruptedException e) { interrupted = true; }
+            }
+            if (interrupted) Thread.currentThread().interrupt();
+            localizer.close();
+            closed = true;
         }
-        try { worker.join(); } catch (InterruptedException e) { Thread.currentThread().interrupt(); }
-        localizer.close();
     }
+
+    /** True once {@link #close()} has been called. */
+    public boolean isClosed() { synchronized (queueLock) { return closing; } }
 
     // ---------------------------------------------------------------------------------------------------------------
     // Worker
 
     private void work() {
         List<Object> chunk = new ArrayList<Object>();
+        boolean staleCancel = false; // a cancel reached the library just after a push finished: it may stop the next one
         try {
             while (true) {
+                long firstIndex, cancelsAtTake;
                 synchronized (queueLock) {
                     while (queue.isEmpty() && !closing) queueLock.wait();
                     if (queue.isEmpty() && closing) return;
                     chunk.clear();
+                    firstIndex = framesQueued - queue.size(); // the queue holds the last queue.size() frames pushed
+                    cancelsAtTake = cancels;
                     Class<?> type = queue.peekFirst().getClass();
                     while (!queue.isEmpty() && chunk.size() < maxBatch && queue.peekFirst().getClass() == type)
                         chunk.add(queue.pollFirst());
                     busy = true;
                     queueLock.notifyAll(); // room for the producer
                 }
-                try {
-                    localizer.pushFrames(chunk.toArray(), width, height);
-                } catch (MaLiangException e) {
-                    if (!e.isCancelled()) throw e;
+                long engineFirst = localizer.framesPushed();
+                long offset = firstIndex - engineFirst; // acquisition index - engine frame number
+                int done = 0;
+                while (done < chunk.size()) {
+                    long nativeAtStart;
+                    synchronized (queueLock) {
+                        if (cancels != cancelsAtTake) { // cancelled after this chunk was taken: drop what is left of it
+                            framesCancelled += chunk.size() - done;
+                            break;
+                        }
+                        pushing = true;
+                        nativeAtStart = nativeCancels;
+                    }
+                    boolean cancelled = false, cancelledDuring;
+                    long before = localizer.framesPushed();
+                    try {
+                        Object[] part = (done == 0 ? chunk : chunk.subList(done, chunk.size())).toArray();
+                        localizer.pushFrames(part, width, height);
+                    } catch (MaLiangException e) {
+                        if (!e.isCancelled()) throw e;
+                        cancelled = true;
+                    } finally {
+                        synchronized (queueLock) {
+                            pushing = false;
+                            cancelledDuring = nativeCancels != nativeAtStart;
+                        }
+                    }
+                    done += (int) (localizer.framesPushed() - before);
+                    if (!cancelled) {
+                        staleCancel = cancelledDuring; // asked too late to stop this push: the library may keep it
+                    } else if (!cancelledDuring && staleCancel) {
+                        staleCancel = false; // the late cancel of an earlier push stopped this one: push the rest again
+                    } else {
+                        staleCancel = false;
+                        synchronized (queueLock) { framesCancelled += chunk.size() - done; }
+                        break;
+                    }
                 }
+                chunk.clear(); // let the arrays go
                 MaLiang.Localization[] fresh = localizer.results();
                 localizer.clearResults();
                 lastSummary = localizer.summary();
                 synchronized (storeLock) {
                     store.ensureCapacity(store.size() + fresh.length);
-                    for (MaLiang.Localization l : fresh) store.add(l);
+                    for (MaLiang.Localization l : fresh) {
+                        l.frame = (int) (l.frame + offset);
+                        store.add(l);
+                    }
                     framesDone = localizer.framesPushed();
                 }
                 synchronized (queueLock) {
@@ -217,11 +299,12 @@ public final class LiveLocalizer implements AutoCloseable {
             }
         } catch (InterruptedException e) {
             failure = new IllegalStateException("worker interrupted");
-        } catch (RuntimeException e) {
-            failure = e;
+        } catch (Throwable t) { // not only RuntimeException: an Error must not leave push() and flush() waiting forever
+            failure = t instanceof RuntimeException ? (RuntimeException) t : new IllegalStateException(t.toString(), t);
         } finally {
             synchronized (queueLock) {
                 busy = false;
+                pushing = false;
                 queueLock.notifyAll();
             }
         }
@@ -233,8 +316,11 @@ public final class LiveLocalizer implements AutoCloseable {
     /** Frames pushed so far (queued or localized). */
     public long framesQueued() { synchronized (queueLock) { return framesQueued; } }
 
-    /** Frames localized so far. */
+    /** Frames localized so far (frames dropped by {@link #cancel()} not counted). */
     public long framesDone() { return framesDone; }
+
+    /** Frames dropped by {@link #cancel()} so far (after {@link #flush()}: framesDone + framesCancelled = framesQueued). */
+    public long framesCancelled() { synchronized (queueLock) { return framesCancelled; } }
 
     /** Frames waiting for the worker. */
     public int backlog() { synchronized (queueLock) { return queue.size() + (busy ? 1 : 0); } }
@@ -242,7 +328,7 @@ public final class LiveLocalizer implements AutoCloseable {
     /** The engine's summary after the last chunk (null before the first). */
     public MaLiang.Summary summary() { return lastSummary; }
 
-    /** The worker's failure, or null. */
+    /** The worker's failure, or null (an Error or checked exception is wrapped in an IllegalStateException). */
     public RuntimeException failure() { return failure; }
 
     public int localizationCount() { synchronized (storeLock) { return store.size(); } }

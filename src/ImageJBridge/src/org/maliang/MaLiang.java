@@ -15,6 +15,7 @@ import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * Java binding of libmaliang.so (the C ABI in src/Native/maliang.h), by JNA direct mapping.
@@ -144,6 +145,36 @@ public final class MaLiang {
         if (msg.isEmpty()) msg = what + " failed with status " + status;
         throw new MaLiangException(status, msg);
     }
+
+    /** Memory.close() exists (JNA 5.12 and later). */
+    private static final boolean MEMORY_CLOSE = hasMemoryClose();
+
+    private static boolean hasMemoryClose() {
+        try {
+            Memory.class.getMethod("close");
+            return true;
+        } catch (Throwable t) { // NoSuchMethodException with JNA < 5.12
+            return false;
+        }
+    }
+
+    /**
+     * Frees native memory now (Memory.close(), JNA 5.12 and later). With an older JNA (Fiji and Micro-Manager have
+     * shipped JNA 4.x and 5.x before 5.12) Memory has no close(): it is not called, a NoSuchMethodError is caught, and the
+     * memory is left to the garbage collector (Memory's finalizer or cleaner frees it). Every Memory of this binding is
+     * freed through here. Null is fine.
+     */
+    public static void free(Memory m) {
+        if (m == null || !MEMORY_CLOSE) return;
+        try {
+            m.close();
+        } catch (NoSuchMethodError e) {
+            // JNA < 5.12 after all (a class loader mixing JNA versions): the GC frees it
+        }
+    }
+
+    /** False when this JNA has no Memory.close() (JNA &lt; 5.12): {@link #free(Memory)} then leaves memory to the GC. */
+    public static boolean canFreeMemoryNow() { return MEMORY_CLOSE; }
 
     static byte[] cString(String s) {
         byte[] b = s.getBytes(UTF8);
@@ -397,10 +428,13 @@ public final class MaLiang {
 
     /**
      * A localizer (ml_localizer*). Push frames, read {@link #results()}. Not thread-safe, except {@link #cancel()}, which
-     * any thread may call to stop the push in progress; see {@link LiveLocalizer} for a thread-safe wrapper.
+     * any thread may call to stop the push in progress, and {@link #close()}, which any number of threads may call at
+     * once (one frees the localizer; a close during a push waits for that push to return, as the library refuses to
+     * destroy a localizer that is pushing); see {@link LiveLocalizer} for a thread-safe wrapper.
      */
     public static final class Localizer implements AutoCloseable {
-        private Pointer handle;
+        /** The ml_localizer* (an id in the library); null once closed. Read without a lock by cancel(). */
+        private final AtomicReference<Pointer> handle = new AtomicReference<Pointer>();
         private final Settings settings;
         private final Memory scratch = new Memory(16);
         private Memory staging;          // native buffer frames are copied into, reused between pushes
@@ -415,7 +449,7 @@ public final class MaLiang {
             this.settings.struct_size = this.settings.size();
             this.settings.write();
             check(Api.ml_create(this.settings.getPointer(), scratch), "ml_create");
-            handle = scratch.getPointer(0);
+            handle.set(scratch.getPointer(0));
         }
 
         /** A copy of the settings this localizer runs with. */
@@ -429,8 +463,9 @@ public final class MaLiang {
         public int height() { return height; }
 
         private Pointer open() {
-            if (handle == null) throw new IllegalStateException("this Localizer is closed");
-            return handle;
+            Pointer h = handle.get();
+            if (h == null) throw new IllegalStateException("this Localizer is closed");
+            return h;
         }
 
         private int frames(int length, int w, int h, String what) {
@@ -447,7 +482,7 @@ public final class MaLiang {
 
         private Memory stage(long bytes) {
             if (staging == null || staging.size() < bytes) {
-                if (staging != null) staging.close();
+                free(staging);
                 staging = new Memory(bytes);
             }
             return staging;
@@ -457,7 +492,7 @@ public final class MaLiang {
         public void push(short[] pixels, int w, int h) { push(pixels, w, h, false); }
 
         /** As {@link #push(short[], int, int)}; {@code signed} reads the values as int16 instead of uint16. */
-        public void push(short[] pixels, int w, int h, boolean signed) {
+        public synchronized void push(short[] pixels, int w, int h, boolean signed) {
             if (pixels == null) throw new IllegalArgumentException("pixels is null");
             int n = frames(pixels.length, w, h, "short[] pixels");
             Memory m = stage(2L * pixels.length);
@@ -466,7 +501,7 @@ public final class MaLiang {
         }
 
         /** Localizes one or more 8-bit frames (unsigned byte[]). */
-        public void push(byte[] pixels, int w, int h) {
+        public synchronized void push(byte[] pixels, int w, int h) {
             if (pixels == null) throw new IllegalArgumentException("pixels is null");
             int n = frames(pixels.length, w, h, "byte[] pixels");
             Memory m = stage(pixels.length);
@@ -475,7 +510,7 @@ public final class MaLiang {
         }
 
         /** Localizes one or more 32-bit float frames. */
-        public void push(float[] pixels, int w, int h) {
+        public synchronized void push(float[] pixels, int w, int h) {
             if (pixels == null) throw new IllegalArgumentException("pixels is null");
             int n = frames(pixels.length, w, h, "float[] pixels");
             Memory m = stage(4L * pixels.length);
@@ -494,7 +529,7 @@ public final class MaLiang {
         }
 
         /** Zero-copy: localizes {@code count} packed frames that already lie in native memory at {@code pixels}. */
-        public void push(Pointer pixels, int w, int h, int count, PixelType type) {
+        public synchronized void push(Pointer pixels, int w, int h, int count, PixelType type) {
             if (pixels == null) throw new IllegalArgumentException("pixels is null");
             if (type == null) throw new IllegalArgumentException("pixel type is null");
             if (count < 1) throw new IllegalArgumentException("count " + count + " must be >= 1");
@@ -507,7 +542,7 @@ public final class MaLiang {
 
         /** Copies frames (pixel arrays of one stack, each w*h) into the staging buffer and pushes them as one chunk:
          * the engine then works on the chunk's frames in parallel. All arrays must be of the same type. */
-        public void pushFrames(Object[] frames, int w, int h) {
+        public synchronized void pushFrames(Object[] frames, int w, int h) {
             if (frames == null || frames.length == 0) throw new IllegalArgumentException("frames is null or empty");
             Object first = frames[0];
             PixelType type = first instanceof short[] ? PixelType.UINT16 : first instanceof byte[] ? PixelType.UINT8
@@ -529,7 +564,7 @@ public final class MaLiang {
             pushNative(m, w, h, frames.length, type);
         }
 
-        private void pushNative(Pointer p, int w, int h, int count, PixelType type) {
+        private synchronized void pushNative(Pointer p, int w, int h, int count, PixelType type) {
             Pointer hd = open();
             // A cancel that arrived between pushes is kept by the library and stops this push (maliang.h).
             int rc = Api.ml_push_frames(hd, p, w, h, count, 0L, type.code);
@@ -544,15 +579,19 @@ public final class MaLiang {
 
         /** Stops the push in progress (or the next one) with a {@link MaLiangException} of status ML_ERR_CANCELLED. Thread-safe. */
         public void cancel() {
-            Pointer h = handle;
+            Pointer h = handle.get();
             if (h != null) Api.ml_cancel(h);
         }
 
         /** The address the engine read the last push from (the staging buffer: proof that frames were not copied again). */
         public long lastPushAddress() {
             Memory m = new Memory(8);
-            check(Api.ml_last_push_address(open(), m), "ml_last_push_address");
-            return Pointer.nativeValue(m.getPointer(0));
+            try {
+                check(Api.ml_last_push_address(open(), m), "ml_last_push_address");
+                return Pointer.nativeValue(m.getPointer(0));
+            } finally {
+                free(m);
+            }
         }
 
         /** Address of the reusable staging buffer (0 before the first array push). */
@@ -579,7 +618,7 @@ public final class MaLiang {
                 check(Api.ml_read_results(open(), first, out, n, scratch), "ml_read_results");
                 return decode(out, (int) scratch.getLong(0));
             } finally {
-                out.close();
+                free(out);
             }
         }
 
@@ -592,17 +631,24 @@ public final class MaLiang {
                 check(Api.ml_get_summary(open(), m), "ml_get_summary");
                 return Summary.read(m);
             } finally {
-                m.close();
+                free(m);
             }
         }
 
-        public boolean isClosed() { return handle == null; }
+        public boolean isClosed() { return handle.get() == null; }
 
-        @Override public void close() {
-            Pointer h = handle;
-            handle = null;
-            if (h != null) Api.ml_destroy(h);
-            if (staging != null) { staging.close(); staging = null; }
+        /**
+         * Frees the native localizer and the staging buffer. Idempotent and safe when several threads call it at once:
+         * the handle is taken by exactly one of them. It waits for a push running on another thread to return (pushes
+         * and close hold this object's lock; call {@link #cancel()} first to make that quick).
+         */
+        @Override public synchronized void close() {
+            Pointer h = handle.getAndSet(null);
+            if (h == null) return;
+            Api.ml_destroy(h); // cannot be refused here: no push runs while we hold the lock
+            Memory st = staging;
+            staging = null;
+            free(st);
         }
     }
 
@@ -621,7 +667,7 @@ public final class MaLiang {
         try {
             check(Api.ml_write_csv(cString(path), m, locs.length, pixelSizeNm), "ml_write_csv");
         } finally {
-            if (m != null) m.close();
+            free(m);
         }
     }
 
@@ -642,7 +688,7 @@ public final class MaLiang {
             check(Api.ml_read_csv(p, pixelSizeNm, out, n, count), "ml_read_csv");
             return decode(out, (int) count.getLong(0));
         } finally {
-            out.close();
+            free(out);
         }
     }
 
@@ -687,10 +733,10 @@ public final class MaLiang {
                 check(Api.ml_render(m, locs.length, width, height, magnification, method, sigmaPx, out, (long) w * h, wh, wh.share(4)), "ml_render");
                 return new Image(w, h, out.getFloatArray(0, w * h), pixelSizeNm > 0 ? pixelSizeNm / magnification : 0);
             } finally {
-                out.close();
+                free(out);
             }
         } finally {
-            if (m != null) m.close();
+            free(m);
         }
     }
 }

@@ -161,10 +161,10 @@ public final class Post {
                 MaLiang.check(Api.ml_drift_correct(in, locs.length, method, o, out, dx, dy, f, frames), "ml_drift_correct");
                 return new DriftResult(MaLiang.decode(out, locs.length), dx.getDoubleArray(0, (int) f), dy.getDoubleArray(0, (int) f));
             } finally {
-                out.close(); dx.close(); dy.close();
+                MaLiang.free(out); MaLiang.free(dx); MaLiang.free(dy);
             }
         } finally {
-            in.close();
+            MaLiang.free(in);
         }
     }
 
@@ -185,7 +185,7 @@ public final class Post {
             MaLiang.check(Api.ml_merge(in, locs.length, radiusPx, maxGapFrames, out, locs.length, count), "ml_merge");
             return MaLiang.decode(out, (int) count.getLong(0));
         } finally {
-            in.close(); out.close();
+            MaLiang.free(in); MaLiang.free(out);
         }
     }
 
@@ -207,8 +207,8 @@ public final class Post {
             MaLiang.check(Api.ml_filter_expression(in, locs.length, MaLiang.cString(expression), pixelSizeNm, keep, null), "ml_filter_expression");
             return toBooleans(keep, locs.length);
         } finally {
-            if (in != null) in.close();
-            if (keep != null) keep.close();
+            MaLiang.free(in);
+            MaLiang.free(keep);
         }
     }
 
@@ -228,7 +228,7 @@ public final class Post {
             MaLiang.check(Api.ml_density_filter(in, locs.length, radiusPx, minNeighbours, keep, null), "ml_density_filter");
             return toBooleans(keep, locs.length);
         } finally {
-            in.close(); keep.close();
+            MaLiang.free(in); MaLiang.free(keep);
         }
     }
 
@@ -298,7 +298,7 @@ public final class Post {
             return new FrcResult(res.getDouble(0), curve.getDoubleArray(0, m), curve.getDoubleArray(8L * FRC_MAX_POINTS, m),
                     curve.getDoubleArray(16L * FRC_MAX_POINTS, m), threshold);
         } finally {
-            in.close(); res.close(); curve.close();
+            MaLiang.free(in); MaLiang.free(res); MaLiang.free(curve);
         }
     }
 
@@ -347,7 +347,7 @@ public final class Post {
                     window2First, window2Last, pixelSizeNm, out), "ml_motion");
             return MotionResult.read(out);
         } finally {
-            in.close(); out.close();
+            MaLiang.free(in); MaLiang.free(out);
         }
     }
 }

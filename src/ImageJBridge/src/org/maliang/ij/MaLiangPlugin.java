@@ -76,7 +76,39 @@ public class MaLiangPlugin implements PlugIn {
             fail(e.getMessage());
         } catch (MaLiangException e) {
             fail(e.isCancelled() ? "cancelled" : e.getMessage());
+        } catch (LinkageError e) { // NoClassDefFoundError: JNA (or a part of MaLiang_.jar) could not be loaded
+            fail(linkageMessage(e));
         }
+    }
+
+    /** The one line shown when JNA is not on the class path. */
+    public static final String JNA_MISSING = "JNA is missing: put jna.jar on the class path; Fiji ships it";
+
+    /**
+     * Whether JNA can be loaded by the class loader that loaded this plugin, probed without initializing anything. Must
+     * be checked before org.maliang.MaLiang is touched: without JNA that class cannot even be linked, and every use of
+     * it is a NoClassDefFoundError instead of a message.
+     */
+    static boolean jnaPresent() {
+        try {
+            Class.forName("com.sun.jna.Native", false, MaLiangPlugin.class.getClassLoader());
+            return true;
+        } catch (ClassNotFoundException e) {
+            return false;
+        } catch (LinkageError e) {
+            return false;
+        }
+    }
+
+    static void requireJna() {
+        if (!jnaPresent()) throw new UserError(JNA_MISSING);
+    }
+
+    /** The message for a LinkageError that escaped a command (also used by PostPlugin). */
+    static String linkageMessage(LinkageError e) {
+        String m = String.valueOf(e.getMessage());
+        if (!jnaPresent() || m.contains("com/sun/jna") || m.contains("com.sun.jna")) return JNA_MISSING;
+        return "MaLiang_.jar could not be loaded (" + e + "): reinstall MaLiang_.jar together with libmaliang and restart ImageJ";
     }
 
     /** Shows the error and, when a macro runs this command, aborts the macro with the same message. */
@@ -99,6 +131,7 @@ public class MaLiangPlugin implements PlugIn {
     }
 
     static void requireLibrary() {
+        requireJna(); // before MaLiang is touched
         if (!MaLiang.isAvailable()) throw new UserError(MaLiang.loadError());
     }
 
@@ -229,12 +262,23 @@ public class MaLiangPlugin implements PlugIn {
     /**
      * Localizes every slice of {@code imp} (a VirtualStack is read one frame at a time). Each frame is copied once into
      * the localizer's native staging buffer and pushed in chunks; Esc stops between chunks. Returns null when cancelled.
+     * A signed 16-bit image (stored by ImageJ as value + 32768) is localized with offset + 32768, said in the Log.
      */
     public static MaLiang.Localization[] localizeStack(ImagePlus imp, MaLiang.Settings s, boolean showProgress) {
         ImageStack stack = imp.getStack();
         int n = stack.getSize(), w = stack.getWidth(), h = stack.getHeight();
         if (w < s.roi_size || h < s.roi_size)
             throw new UserError(imp.getTitle() + ": frames of " + w + "x" + h + " px are smaller than the " + s.roi_size + "x" + s.roi_size + " ROI");
+        Calibration cal = imp.getCalibration();
+        if (imp.getBitDepth() == 16 && cal != null && cal.isSigned16Bit()) {
+            // ImageJ keeps a signed 16-bit image as unsigned raw values = value + 32768 (and calibrates them back): the
+            // engine reads the raw values, so the camera offset moves by the same 32768.
+            MaLiang.Settings signed = s.clone();
+            signed.offset_adu = s.offset_adu + 32768;
+            IJ.log("MaLiang: " + imp.getTitle() + " is signed 16-bit, stored as value + 32768: localizing the stored values"
+                    + " with offset " + s.offset_adu + " + 32768 = " + signed.offset_adu + " ADU");
+            s = signed;
+        }
         int chunk = Math.min(chunkFrames(), n);
         long t0 = System.nanoTime();
         MaLiang.Localizer loc = new MaLiang.Localizer(s);
@@ -394,6 +438,7 @@ public class MaLiangPlugin implements PlugIn {
     }
 
     void camera() {
+        requireJna(); // MaLiang.Settings is a JNA Structure
         GenericDialog gd = new GenericDialog("MaLiang Camera Setup");
         addCamera(gd);
         gd.showDialog();
@@ -406,7 +451,8 @@ public class MaLiangPlugin implements PlugIn {
     }
 
     void about() {
-        String v = MaLiang.isAvailable() ? MaLiang.version() : "not loaded: " + MaLiang.loadError();
+        String v = !jnaPresent() ? "not loaded: " + JNA_MISSING
+                : MaLiang.isAvailable() ? MaLiang.version() : "not loaded: " + MaLiang.loadError();
         IJ.showMessage("About MaLiang", "MaLiang single-molecule localization (Poisson MLE)\nlibmaliang " + v
                 + "\nQuan, Li et al., Opt. Express 18(11) 2010");
     }

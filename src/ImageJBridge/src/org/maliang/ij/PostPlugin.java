@@ -45,11 +45,13 @@ public class PostPlugin implements PlugIn {
             MaLiangPlugin.fail(e.getMessage());
         } catch (MaLiangException e) {
             MaLiangPlugin.fail(e.isCancelled() ? "cancelled" : e.getMessage());
+        } catch (LinkageError e) { // NoClassDefFoundError: JNA (or a part of MaLiang_.jar) could not be loaded
+            MaLiangPlugin.fail(MaLiangPlugin.linkageMessage(e));
         }
     }
 
     static MaLiang.Localization[] session(String command) {
-        MaLiangPlugin.requireLibrary();
+        MaLiangPlugin.requireLibrary(); // probes JNA before MaLiang is touched
         return MaLiangPlugin.requireSession(command);
     }
 

@@ -48,4 +48,47 @@ public class BeanshellTest {
         System.out.println("  live_localize.bsh vs ground truth: " + m);
         assertTrue(m.toString(), m.recall() >= 0.98);
     }
+
+    /** A consumer too slow for a small circular buffer: the camera stops on overflow, and the script says so. */
+    @Test public void overflowIsReported() throws Exception {
+        FakeCore core = new FakeCore(Env.data("sparse.tif"), 2);
+        core.exposureMs = 1;
+        core.popDelayMs = 25;
+        Interpreter bsh = new Interpreter();
+        bsh.set("mmc", core);
+        bsh.set("nFrames", 60);
+        bsh.set("exportPath", "");
+        bsh.set("showPreview", false);
+        bsh.source(Env.ROOT + "/examples/micromanager/live_localize.bsh");
+        assertTrue(core.isBufferOverflowed());
+        int popped = ((Number) bsh.get("popped")).intValue();
+        assertTrue("popped " + popped, popped < 60);
+        assertEquals(Boolean.TRUE, bsh.get("overflowed"));
+        assertTrue(core.log.toString(), core.log.toString().contains("only " + popped + " of 60 frames were acquired: the circular buffer overflowed"));
+        assertTrue("live closed", ((org.maliang.LiveLocalizer) bsh.get("live")).isClosed());
+        assertEquals(popped, ((org.maliang.LiveLocalizer) bsh.get("live")).framesDone());
+    }
+
+    /** An error in the acquisition loop (here the camera) still closes the live localizer (finally). */
+    @Test public void errorStillClosesTheLocalizer() throws Exception {
+        FakeCore core = new FakeCore(Env.data("sparse.tif"), 1000);
+        core.exposureMs = 1;
+        core.failPopAt = 5;
+        Interpreter bsh = new Interpreter();
+        bsh.set("mmc", core);
+        bsh.set("nFrames", 60);
+        bsh.set("exportPath", "");
+        bsh.set("showPreview", false);
+        try {
+            bsh.source(Env.ROOT + "/examples/micromanager/live_localize.bsh");
+            fail("the camera error did not stop the script");
+        } catch (bsh.EvalError e) {
+            assertTrue(e.toString(), e.toString().contains("camera error at image 5"));
+        }
+        assertTrue("stopSequenceAcquisition was called", core.stopCalled);
+        org.maliang.LiveLocalizer live = (org.maliang.LiveLocalizer) bsh.get("live");
+        assertNotNull(live);
+        assertTrue("live closed after the error", live.isClosed());
+        assertEquals(4, live.framesDone());
+    }
 }

@@ -260,4 +260,104 @@ public class BindingTest {
             assertEquals(20, l.summary().frames);
         }
     }
+
+    /** MaLiang.free: every Memory goes through it; a JNA without Memory.close() (NoSuchMethodError) leaves it to the GC. */
+    @Test public void freeToleratesAJnaWithoutMemoryClose() throws Exception {
+        assertTrue("JNA " + com.sun.jna.Native.VERSION + " has Memory.close()", MaLiang.canFreeMemoryNow());
+        MaLiang.free(null);
+        Memory m = new Memory(64);
+        MaLiang.free(m);
+        assertFalse(m.valid());
+        MaLiang.free(m); // twice is fine
+        final boolean[] called = {false};
+        Memory old = new Memory(64) {
+            @Override public void close() { called[0] = true; throw new NoSuchMethodError("com.sun.jna.Memory.close()V"); }
+        };
+        MaLiang.free(old); // must not throw
+        assertTrue(called[0]);
+        // no Memory is closed directly anywhere in the binding: only MaLiang.free may call close() on one
+        File dir = new File(Env.ROOT, "src/ImageJBridge/src/org/maliang");
+        java.util.List<File> files = new java.util.ArrayList<File>(Arrays.asList(dir.listFiles()));
+        files.addAll(Arrays.asList(new File(dir, "ij").listFiles()));
+        java.util.regex.Pattern decl = java.util.regex.Pattern.compile("\\bMemory\\s+(\\w+)\\s*[=;,)]");
+        for (File f : files) {
+            if (!f.getName().endsWith(".java")) continue;
+            String src = new String(java.nio.file.Files.readAllBytes(f.toPath()), "UTF-8");
+            java.util.Set<String> names = new java.util.HashSet<String>();
+            java.util.regex.Matcher dm = decl.matcher(src);
+            while (dm.find()) names.add(dm.group(1));
+            for (String name : names) {
+                java.util.regex.Matcher cm = java.util.regex.Pattern.compile("\\b" + name + "\\.close\\(\\)").matcher(src);
+                int count = 0;
+                while (cm.find()) count++;
+                int allowed = f.getName().equals("MaLiang.java") && name.equals("m") ? 1 : 0; // free() itself
+                assertTrue(f.getName() + ": " + name + ".close() on a Memory; use MaLiang.free(" + name + ")", count <= allowed);
+            }
+        }
+    }
+
+    /** close() from many threads at once frees the localizer once, without errors. */
+    @Test public void concurrentCloseIsSafe() throws Exception {
+        for (int round = 0; round < 20; round++) {
+            final MaLiang.Localizer l = new MaLiang.Localizer(settings());
+            l.push(blank(64 * 64), 64, 64);
+            final java.util.concurrent.CountDownLatch go = new java.util.concurrent.CountDownLatch(1);
+            final java.util.concurrent.atomic.AtomicReference<Throwable> error = new java.util.concurrent.atomic.AtomicReference<Throwable>();
+            Thread[] ts = new Thread[8];
+            for (int i = 0; i < ts.length; i++) {
+                ts[i] = new Thread(new Runnable() { public void run() {
+                    try { go.await(); l.close(); } catch (Throwable t) { error.set(t); }
+                } });
+                ts[i].start();
+            }
+            go.countDown();
+            for (Thread t : ts) t.join();
+            assertNull(String.valueOf(error.get()), error.get());
+            assertTrue(l.isClosed());
+            l.cancel(); // harmless once closed
+            try { l.resultCount(); fail("closed"); } catch (IllegalStateException e) { assertTrue(e.getMessage().contains("closed")); }
+        }
+    }
+
+    /** close() while another thread pushes waits for the push (the library refuses to destroy a pushing localizer, and
+     * the staging buffer it reads must not be freed under it). */
+    @Test(timeout = 120000) public void closeDuringAPushWaitsForIt() throws Exception {
+        final MaLiang.Localizer l = new MaLiang.Localizer(settings());
+        final short[] many = new short[w * h * 600];
+        for (int i = 0; i < 600; i++) System.arraycopy((short[]) frames[i % frames.length], 0, many, i * w * h, w * h);
+        final java.util.concurrent.atomic.AtomicReference<Throwable> error = new java.util.concurrent.atomic.AtomicReference<Throwable>();
+        Thread pusher = new Thread(new Runnable() { public void run() {
+            try { l.push(many, w, h); } catch (Throwable t) { error.set(t); }
+        } });
+        pusher.start();
+        while (l.stagingAddress() == 0) Thread.sleep(1); // the push has begun (it allocates the staging buffer)
+        Thread.sleep(20);
+        l.close();
+        pusher.join();
+        assertNull(String.valueOf(error.get()), error.get());
+        assertEquals(600, l.framesPushed());
+        assertTrue(l.isClosed());
+    }
+
+    /** ML_ERR_IO (a file that cannot be read or written) has a message that says it is an I/O error. */
+    @Test public void ioErrorsSaySo() throws Exception {
+        File dir = new File(Env.OUT, "a_folder.csv");
+        dir.mkdirs();
+        Localization one = new Localization();
+        one.x = 1; one.y = 1; one.photons = 100; one.sigma = 1;
+        try { MaLiang.writeCsv(dir.getPath(), new Localization[] {one}, 100); fail("wrote onto a folder"); }
+        catch (MaLiangException e) {
+            // maliang.h says ML_ERR_IO; the engine's AtomicFile still wraps the IOException as an input error (2)
+            assertTrue(e.status() + ": " + e.getMessage(), e.status() == MaLiang.ML_ERR_IO || e.status() == MaLiang.ML_ERR_INPUT);
+            assertEquals(e.status() == MaLiang.ML_ERR_IO, e.isIoError());
+            assertEquals(e.getMessage(), e.isIoError(), e.getMessage().startsWith("I/O error: "));
+            if (!e.isIoError()) System.out.println("  note: ml_write_csv onto a folder gave status " + e.status() + ", not ML_ERR_IO (6)");
+        }
+        MaLiangException io = new MaLiangException(MaLiang.ML_ERR_IO, "cannot write /x.csv: disk full");
+        assertTrue(io.isIoError());
+        assertEquals("I/O error: cannot write /x.csv: disk full", io.getMessage());
+        MaLiangException e = new MaLiangException(MaLiang.ML_ERR_IO, "I/O error: disk full");
+        assertEquals("I/O error: disk full", e.getMessage());
+        assertEquals("bad", new MaLiangException(MaLiang.ML_ERR_INPUT, "bad").getMessage());
+    }
 }

@@ -26,6 +26,10 @@ public class FakeCore {
     public final StringBuilder log = new StringBuilder();
     /** Time the camera takes per frame, ms (the "exposure"). */
     public double exposureMs = 2;
+    /** Extra time popNextImage() takes, ms: a slow consumer, to overflow a small buffer. */
+    public volatile long popDelayMs;
+    /** popNextImage() throws on this (1-based) pop; 0 = never. */
+    public volatile int failPopAt;
 
     public FakeCore(String tiffPath, int bufferFrames) {
         ImagePlus imp = IJ.openImage(tiffPath);
@@ -87,6 +91,8 @@ public class FakeCore {
     public String overflow() { return overflow; }
 
     public Object popNextImage() throws Exception {
+        if (failPopAt > 0 && popped.get() + 1 == failPopAt) throw new Exception("FakeCore: camera error at image " + failPopAt);
+        if (popDelayMs > 0) Thread.sleep(popDelayMs);
         Object o = buffer.pollFirst();
         if (o == null) throw new Exception("Circular buffer is empty.");
         popped.incrementAndGet();

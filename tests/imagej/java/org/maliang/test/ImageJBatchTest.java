@@ -118,4 +118,58 @@ public class ImageJBatchTest {
         assertFalse(r.out, r.out.contains("NOT REACHED"));
         assertNoStackTrace(r.out);
     }
+
+    /** Without jna.jar on the class path every command is one clear line ("JNA is missing"), never a stack trace. */
+    @Test public void missingJnaIsAClearError() throws Exception {
+        String[][] cases = {
+                {macro("error_param.ijm"), "Localize"},
+                {macro("error_post_nolocs.ijm"), "Merge"},
+                {macro("about.ijm"), "About"},
+        };
+        for (String[] c : cases) {
+            java.util.List<String> cmd = Proc.javaCmd(false);
+            cmd.addAll(java.util.Arrays.asList("-Dplugins.dir=" + Proc.ijHome(), "-cp", Env.IJ_JAR, "ij.ImageJ", "-batch", c[0]));
+            Proc.Result r = Proc.run(cmd, 120);
+            assertNotEquals(c[1] + " hung:\n" + r.out, 124, r.rc);
+            assertTrue(c[1] + ":\n" + r.out, r.out.contains("JNA is missing: put jna.jar on the class path; Fiji ships it"));
+            assertFalse(c[1] + ":\n" + r.out, r.out.contains("NoClassDefFoundError"));
+            assertFalse(c[1] + ":\n" + r.out, r.out.contains("NOT REACHED"));
+            assertNoStackTrace(r.out);
+        }
+    }
+
+    /** A signed 16-bit image (ImageJ stores value + 32768) localizes like the unsigned original, with offset + 32768. */
+    @Test public void signed16BitImagesShiftTheOffset() throws Exception {
+        ImagePlus orig = IJ.openImage(Env.data("stack.tif"));
+        ij.ImageStack src = orig.getStack(), dst = new ij.ImageStack(src.getWidth(), src.getHeight());
+        for (int k = 1; k <= src.getSize(); k++) {
+            short[] p = ((short[]) src.getPixels(k)).clone();
+            for (int i = 0; i < p.length; i++) p[i] = (short) ((p[i] & 0xffff) + 32768); // value 100 is stored as 32868
+            dst.addSlice(null, p);
+        }
+        ImagePlus signed = new ImagePlus("signed", dst);
+        signed.getCalibration().setSigned16BitCalibration();
+        assertTrue(signed.getCalibration().isSigned16Bit());
+        org.maliang.MaLiang.Settings s = new org.maliang.MaLiang.Settings().offset(100);
+        java.io.ByteArrayOutputStream buf = new java.io.ByteArrayOutputStream();
+        java.io.PrintStream old = System.out;
+        org.maliang.MaLiang.Localization[] a, b;
+        try {
+            System.setOut(new java.io.PrintStream(buf, true, "UTF-8"));
+            a = org.maliang.ij.MaLiangPlugin.localizeStack(orig, s, false);
+            b = org.maliang.ij.MaLiangPlugin.localizeStack(signed, s, false);
+        } finally {
+            System.setOut(old);
+        }
+        assertEquals("the caller's settings are not changed", 100.0, s.offset_adu, 0);
+        String log = buf.toString("UTF-8") + (IJ.getLog() == null ? "" : IJ.getLog());
+        assertTrue(log, log.contains("signed 16-bit") && log.contains("32868"));
+        assertTrue(a.length > 0);
+        assertEquals(a.length, b.length);
+        for (int i = 0; i < a.length; i++) {
+            assertEquals(a[i].frame, b[i].frame);
+            assertEquals(a[i].x, b[i].x, 1e-4);
+            assertEquals(a[i].photons, b[i].photons, 1e-2 * Math.abs(a[i].photons));
+        }
+    }
 }

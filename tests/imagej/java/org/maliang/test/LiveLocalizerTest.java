@@ -101,4 +101,126 @@ public class LiveLocalizerTest {
             live.close();
         }
     }
+
+    static LiveLocalizer idleWorkerStopped(LiveLocalizer live) throws Exception {
+        java.lang.reflect.Field f = LiveLocalizer.class.getDeclaredField("worker");
+        f.setAccessible(true);
+        Thread worker = (Thread) f.get(live);
+        Thread.sleep(50); // the worker waits for frames
+        stop(worker);
+        worker.join(5000);
+        assertFalse("worker still alive", worker.isAlive());
+        return live;
+    }
+
+    @SuppressWarnings("deprecation")
+    static void stop(Thread t) {
+        try { t.stop(); } // ThreadDeath: an Error, not a RuntimeException
+        catch (UnsupportedOperationException e) { org.junit.Assume.assumeNoException("Thread.stop() is gone in this JVM", e); }
+    }
+
+    /** An Error in the worker (not only a RuntimeException) is kept as the failure: push() and flush() throw, never hang. */
+    @Test(timeout = 30000) public void workerErrorMakesPushAndFlushThrow() throws Exception {
+        LiveLocalizer live = idleWorkerStopped(new LiveLocalizer(settings(), 32, 32, 10, 0, 1));
+        try {
+            assertNotNull("failure kept", live.failure());
+            assertTrue(String.valueOf(live.failure().getCause()), live.failure().getCause() instanceof Error);
+            try {
+                live.push(BindingTest.blank(1024));
+                live.push(BindingTest.blank(1024)); // the queue holds 1: waited forever when the Error was not caught
+                fail("push after the worker died");
+            } catch (IllegalStateException e) {
+                assertTrue(e.getMessage(), e.getMessage().contains("stopped"));
+            }
+            try { live.flush(); fail("flush after the worker died"); }
+            catch (IllegalStateException e) { assertTrue(e.getMessage(), e.getMessage().contains("stopped")); }
+        } finally {
+            live.close();
+        }
+    }
+
+    /** cancel() with no push running reaches nothing: later frames are all localized (ml_cancel would stop the next push). */
+    @Test public void cancelWhileIdleDoesNotStopLaterFrames() throws Exception {
+        BindingTest.load();
+        Object[] frames = BindingTest.frames;
+        int w = BindingTest.w, h = BindingTest.h, n = frames.length;
+        LiveLocalizer live = new LiveLocalizer(settings(), w, h);
+        try {
+            for (Object f : frames) live.push(f);
+            live.flush();
+            int first = live.localizationCount();
+            live.cancel();
+            for (Object f : frames) live.push(f);
+            live.flush();
+            assertEquals(2 * n, live.framesDone());
+            assertEquals(0, live.framesCancelled());
+            Localization[] all = live.localizations();
+            assertEquals(2 * first, all.length);
+            for (int i = 0; i < first; i++) {
+                assertEquals(all[i].frame + n, all[first + i].frame);
+                assertEquals(all[i].x, all[first + i].x, 0);
+            }
+        } finally {
+            live.close();
+        }
+    }
+
+    /** cancel() during a long push drops frames; frames pushed later keep their acquisition index as frame number. */
+    @Test(timeout = 120000) public void cancelDuringAPushKeepsAcquisitionIndices() throws Exception {
+        BindingTest.load();
+        Object[] frames = BindingTest.frames;
+        int w = BindingTest.w, h = BindingTest.h;
+        Localization[] batch;
+        try (MaLiang.Localizer l = new MaLiang.Localizer(settings())) { l.pushFrames(frames, w, h); batch = l.results(); }
+        int many = 6000;
+        LiveLocalizer live = new LiveLocalizer(settings(), w, h, 4, 8000, 8000);
+        try {
+            for (int i = 0; i < many; i++) live.push(frames[i % frames.length]);
+            Thread.sleep(300);
+            live.cancel();
+            live.flush();
+            long done = live.framesDone(), dropped = live.framesCancelled();
+            System.out.println("  live cancel: " + done + " frames localized, " + dropped + " dropped");
+            assertTrue("the cancel dropped frames", dropped > 0);
+            assertEquals(many, done + dropped);
+            assertEquals(done, live.summary().frames);
+            int before = live.localizationCount();
+            for (Object f : frames) live.push(f);
+            live.flush();
+            assertEquals(done + frames.length, live.framesDone());
+            assertEquals(many + frames.length, live.framesQueued());
+            Localization[] after = live.localizationsSince(before);
+            assertEquals(batch.length, after.length);
+            for (int i = 0; i < after.length; i++) {
+                assertEquals("acquisition index", batch[i].frame + many, after[i].frame);
+                assertEquals(batch[i].x, after[i].x, 0);
+                assertEquals(batch[i].y, after[i].y, 0);
+            }
+            for (Localization l : live.localizationsSince(0)) assertTrue(l.frame < done || l.frame >= many);
+        } finally {
+            live.close();
+        }
+    }
+
+    /** close() from many threads at once: one frees the localizer, none fails, all return closed. */
+    @Test(timeout = 60000) public void concurrentCloseIsSafe() throws Exception {
+        for (int round = 0; round < 10; round++) {
+            final LiveLocalizer live = new LiveLocalizer(settings(), 32, 32);
+            live.push(BindingTest.blank(1024));
+            final java.util.concurrent.CountDownLatch go = new java.util.concurrent.CountDownLatch(1);
+            final AtomicReference<Throwable> error = new AtomicReference<Throwable>();
+            Thread[] ts = new Thread[6];
+            for (int i = 0; i < ts.length; i++) {
+                ts[i] = new Thread(new Runnable() { public void run() {
+                    try { go.await(); live.close(); } catch (Throwable t) { error.set(t); }
+                } });
+                ts[i].start();
+            }
+            go.countDown();
+            for (Thread t : ts) t.join();
+            assertNull(String.valueOf(error.get()), error.get());
+            assertTrue(live.isClosed());
+            assertEquals(1, live.framesDone());
+        }
+    }
 }
