@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Numerics;
-using System.Runtime.InteropServices;
 using MaLiang.Engine.Camera;
 using MaLiang.Engine.Denoise;
 
@@ -66,7 +64,7 @@ public sealed class FrameDetector
         if (adu.Length < n) throw new ArgumentException($"frame holds {adu.Length} pixels, needs {n}", nameof(adu));
         Grow(n, width, height);
         long t0 = Stopwatch.GetTimestamp();
-        Widen(adu[..n], _photons.AsSpan(0, n));
+        IO.PixelConvert.U16ToFloat(adu[..n], _photons.AsSpan(0, n));
         Camera.ToPhotons(_photons.AsSpan(0, n));
         Times.ConvertTicks += Stopwatch.GetTimestamp() - t0;
         return DetectCore(_photons.AsSpan(0, n), width, height, output);
@@ -94,20 +92,6 @@ public sealed class FrameDetector
         long t3 = Stopwatch.GetTimestamp();
         Times.FilterTicks += t1 - t0; Times.NoiseTicks += t2 - t1; Times.DetectTicks += t3 - t2; Times.Frames++;
         return new FrameDetection(thr, std, stats);
-    }
-
-    /// <summary>uint16 -> float, vectorised (the ADU -> photon conversion itself stays in <see cref="CameraModel"/>).</summary>
-    private static void Widen(ReadOnlySpan<ushort> src, Span<float> dst)
-    {
-        var vs = MemoryMarshal.Cast<ushort, Vector<ushort>>(src);
-        var vd = MemoryMarshal.Cast<float, Vector<float>>(dst);
-        for (int i = 0; i < vs.Length; i++)
-        {
-            Vector.Widen(vs[i], out Vector<uint> lo, out Vector<uint> hi);
-            vd[2 * i] = Vector.ConvertToSingle(Vector.AsVectorInt32(lo));
-            vd[2 * i + 1] = Vector.ConvertToSingle(Vector.AsVectorInt32(hi));
-        }
-        for (int i = vs.Length * Vector<ushort>.Count; i < src.Length; i++) dst[i] = src[i];
     }
 
     private static int Size(int width, int height)

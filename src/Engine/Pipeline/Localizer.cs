@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using MaLiang.Engine.Camera;
-using MaLiang.Engine.Denoise;
 using MaLiang.Engine.Detect;
 using MaLiang.Engine.Fit;
 using MaLiang.Engine.Fit.Backends;
@@ -460,11 +459,10 @@ public sealed class Localizer : IDisposable
     private sealed class Worker
     {
         private readonly LocalizerSettings _s;
-        private readonly IFrameFilter _filter;
-        private readonly Detector _detector = new();
+        private readonly FrameDetector _detect;
         private readonly List<Candidate> _candidates = new();
         private readonly CpuFitBackend _fit = new(1);
-        private float[] _photons = Array.Empty<float>(), _filtered = Array.Empty<float>(), _scratch = Array.Empty<float>();
+        private float[] _photons = Array.Empty<float>();
         private FitResult[] _fitResults = Array.Empty<FitResult>();
         private RoiBatch? _refine;
         private FitResult[] _refineResults = Array.Empty<FitResult>();
@@ -520,15 +518,13 @@ public sealed class Localizer : IDisposable
         public Worker(LocalizerSettings s)
         {
             _s = s;
-            _filter = FrameFilters.Create(s);
+            _detect = new FrameDetector(s);
         }
 
         public void Ensure(int width, int height)
         {
             int px = width * height;
-            if (_photons.Length < px) { _photons = new float[px]; _filtered = new float[px]; }
-            int scratch = NoiseEstimator.ScratchLength(width, height);
-            if (_scratch.Length < scratch) _scratch = new float[scratch];
+            if (_photons.Length < px) _photons = new float[px];
         }
 
         public FrameOutput Frame(IFrameSource source, int sourceIndex, int frameIndex, Localizer owner)
@@ -537,20 +533,19 @@ public sealed class Localizer : IDisposable
             o.FrameIndex = frameIndex;
             int w = source.Width, h = source.Height, px = w * h;
             var photons = _photons.AsSpan(0, px);
-            var filtered = _filtered.AsSpan(0, px);
             long t0 = Stopwatch.GetTimestamp();
             owner.ReadPhotons(source, sourceIndex, frameIndex, photons);
             long t1 = Stopwatch.GetTimestamp();
-            _filter.Apply(photons, filtered, w, h);
-            long t2 = Stopwatch.GetTimestamp();
-            float noise = NoiseEstimator.RobustStd(filtered, w, h, _scratch);
-            float threshold = (float)(_s.Threshold * noise);
-            _candidates.Clear();
-            o.Stats = _detector.Detect(filtered, w, h, threshold, _s.RoiRadius, _s.RejectOverlapping, _candidates);
+            // Filter, robust noise, threshold and maxima: the one FrameDetector (the tests' reference too).
+            var before = _detect.Times;
+            o.Stats = _detect.Detect(photons, w, h, _candidates).Stats;
+            var after = _detect.Times;
             int r = _s.RoiRadius;
             foreach (var c in _candidates) o.Batch.Add(photons, w, frameIndex, c.X - r, c.Y - r);
             long t3 = Stopwatch.GetTimestamp();
-            o.ReadTicks = t1 - t0; o.DenoiseTicks = t2 - t1; o.DetectTicks = t3 - t2;
+            o.ReadTicks = t1 - t0;
+            o.DenoiseTicks = after.FilterTicks - before.FilterTicks;
+            o.DetectTicks = (t3 - t1) - o.DenoiseTicks;
             if (owner._cpuFit)
             {
                 if (_fitResults.Length < o.Batch.Count) _fitResults = new FitResult[Math.Max(o.Batch.Count, 2 * _fitResults.Length)];
