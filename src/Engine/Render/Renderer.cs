@@ -1,3 +1,4 @@
+using MaLiang.Engine.Simulate;
 using MaLiang.Engine.Post;
 
 namespace MaLiang.Engine.Render;
@@ -272,8 +273,9 @@ public static class Renderer
                 if (x1 < x0 || y1 < y0) continue;
                 if (ex.Length < x1 - x0 + 1) ex = new double[2 * (x1 - x0 + 1)];
                 if (ey.Length < y1 - y0 + 1) ey = new double[2 * (y1 - y0 + 1)];
-                Integrated(ex, x0, x1, u, sx);
-                Integrated(ey, y0, y1, v, sy);
+                // The one pixel-integrated Gaussian (Simulate/ExpectedImage.cs), unit integral.
+                IntegratedGaussian.PixelFractions(x0, u, sx, ex.AsSpan(0, x1 - x0 + 1));
+                IntegratedGaussian.PixelFractions(y0, v, sy, ey.AsSpan(0, y1 - y0 + 1));
                 double wt = weights is null ? 1.0 : weights[i];
                 for (int y = y0; y <= y1; y++)
                 {
@@ -286,28 +288,5 @@ public static class Renderer
             return (ex, ey);
         }, _ => { });
         return img;
-    }
-
-    /// <summary>e[k] = integral of the unit Gaussian (centre c, sigma s) over pixel [a+k, a+k+1), for a..b.</summary>
-    private static void Integrated(double[] e, int a, int b, double c, double s)
-    {
-        double k = 1.0 / (Math.Sqrt(2.0) * s);
-        double prev = Erf((a - c) * k);
-        for (int i = a; i <= b; i++)
-        {
-            double next = Erf((i + 1 - c) * k);
-            e[i - a] = 0.5 * (next - prev);
-            prev = next;
-        }
-    }
-
-    /// <summary>erf with |error| &lt; 1.2e-7 (Numerical Recipes erfc Chebyshev fit).</summary>
-    internal static double Erf(double x)
-    {
-        double z = Math.Abs(x);
-        double t = 1.0 / (1.0 + 0.5 * z);
-        double r = t * Math.Exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +
-                   t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
-        return x >= 0 ? 1.0 - r : r - 1.0;
     }
 }
