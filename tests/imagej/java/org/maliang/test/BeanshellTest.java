@@ -16,18 +16,26 @@ import org.junit.Test;
  * from it, the live preview and the CSV export: the CSV must match the simulator's ground truth.
  */
 public class BeanshellTest {
+    static final String SCRIPT = Env.ROOT + "/examples/micromanager/live_localize.bsh";
+
+    /** A Beanshell interpreter set up as the script panel would be: the core, 60 frames, export path, preview. */
+    static Interpreter script(FakeCore core, String exportPath, boolean showPreview) throws Exception {
+        Interpreter bsh = new Interpreter();
+        bsh.set("mmc", core);
+        bsh.set("nFrames", 60);
+        bsh.set("exportPath", exportPath);
+        bsh.set("showPreview", showPreview);
+        return bsh;
+    }
+
     @Test public void liveLocalizeScriptWithStandInCore() throws Exception {
         FakeCore core = new FakeCore(Env.data("sparse.tif"), 1000);
         core.exposureMs = 3;
         String csv = Env.OUT + "/bsh_live.csv";
         new File(csv).delete();
-        Interpreter bsh = new Interpreter();
-        bsh.set("mmc", core);
-        bsh.set("nFrames", 60);
-        bsh.set("exportPath", csv);
         boolean display = !java.awt.GraphicsEnvironment.isHeadless() && System.getenv("DISPLAY") != null;
-        bsh.set("showPreview", display);
-        bsh.source(Env.ROOT + "/examples/micromanager/live_localize.bsh");
+        Interpreter bsh = script(core, csv, display);
+        bsh.source(SCRIPT);
 
         assertTrue("stopSequenceAcquisition was called", core.stopCalled);
         assertEquals(60, core.produced.get());
@@ -54,12 +62,8 @@ public class BeanshellTest {
         FakeCore core = new FakeCore(Env.data("sparse.tif"), 2);
         core.exposureMs = 1;
         core.popDelayMs = 25;
-        Interpreter bsh = new Interpreter();
-        bsh.set("mmc", core);
-        bsh.set("nFrames", 60);
-        bsh.set("exportPath", "");
-        bsh.set("showPreview", false);
-        bsh.source(Env.ROOT + "/examples/micromanager/live_localize.bsh");
+        Interpreter bsh = script(core, "", false);
+        bsh.source(SCRIPT);
         assertTrue(core.isBufferOverflowed());
         int popped = ((Number) bsh.get("popped")).intValue();
         assertTrue("popped " + popped, popped < 60);
@@ -74,13 +78,9 @@ public class BeanshellTest {
         FakeCore core = new FakeCore(Env.data("sparse.tif"), 1000);
         core.exposureMs = 1;
         core.failPopAt = 5;
-        Interpreter bsh = new Interpreter();
-        bsh.set("mmc", core);
-        bsh.set("nFrames", 60);
-        bsh.set("exportPath", "");
-        bsh.set("showPreview", false);
+        Interpreter bsh = script(core, "", false);
         try {
-            bsh.source(Env.ROOT + "/examples/micromanager/live_localize.bsh");
+            bsh.source(SCRIPT);
             fail("the camera error did not stop the script");
         } catch (bsh.EvalError e) {
             assertTrue(e.toString(), e.toString().contains("camera error at image 5"));
