@@ -7,6 +7,7 @@ pkgs=(
   python3-pandas python3-nbclient python3-ipykernel python3-nbformat python3-matplotlib python3-yaml
   python3-setuptools python3-pip python3-wheel
   pocl-opencl-icd ocl-icd-libopencl1 ocl-icd-opencl-dev clinfo xvfb xauth time
+  g++ zlib1g-dev
 )
 missing=()
 for p in "${pkgs[@]}"; do

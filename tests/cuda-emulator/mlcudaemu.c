@@ -14,8 +14,8 @@
  *    synchronous, as the CUDA documentation specifies. Kernel parameters are copied at launch, as CUDA does.
  *  - Checks a real driver makes and that catch host bugs: no current context -> CUDA_ERROR_INVALID_CONTEXT, a device
  *    pointer or range outside every allocation -> CUDA_ERROR_INVALID_VALUE, unknown handles -> CUDA_ERROR_INVALID_HANDLE.
- *  - Test controls (not CUDA API): mlemu_set_memory_limit, mlemu_fail_launch, mlemu_bytes_in_use, mlemu_pinned_in_use,
- *    mlemu_streams_live, mlemu_launches.
+ *  - Test controls (not CUDA API): mlemu_set_memory_limit, mlemu_fail_launch, mlemu_reset_error, mlemu_bytes_in_use,
+ *    mlemu_peak_bytes, mlemu_pinned_in_use, mlemu_streams_live, mlemu_primary_refs, mlemu_launches.
  *
  * Kernels run on one host thread, block by block and thread by thread (MaLiang's kernels use neither shared memory nor
  * barriers). All entry points hold one global lock.
@@ -65,7 +65,7 @@ static int valid_ctx(Ctx* c) { return c != NULL && c->magic == CTX_MAGIC && c->a
 /* ---------------------------------------------------------------- allocations */
 typedef struct Alloc { uintptr_t base; size_t size; int pinned; struct Alloc* next; } Alloc;
 static Alloc* g_allocs;
-static size_t g_device_bytes, g_pinned_bytes;
+static size_t g_device_bytes, g_pinned_bytes, g_peak_bytes;
 
 static Alloc* find_alloc(uintptr_t p, size_t n, int pinned)
 {
@@ -88,6 +88,7 @@ static void* add_alloc(size_t bytes, int pinned)
     if (!p || !a) { free(p); free(a); return NULL; }
     a->base = (uintptr_t)p; a->size = bytes; a->pinned = pinned; a->next = g_allocs; g_allocs = a;
     if (pinned) g_pinned_bytes += bytes; else g_device_bytes += bytes;
+    if (g_device_bytes > g_peak_bytes) g_peak_bytes = g_device_bytes;
     return p;
 }
 
@@ -684,6 +685,8 @@ void mlemu_fail_launch(long pass, int status) { LOCK(); g_fail_after = pass; g_f
 /* Clears a sticky kernel error (a real context would have to be recreated). */
 void mlemu_reset_error(void) { LOCK(); g_sticky = 0; UNLOCK(); }
 size_t mlemu_bytes_in_use(void) { return g_device_bytes; }
+/* Most device memory in use at once since the last reset (the reset sets it to what is in use now). */
+size_t mlemu_peak_bytes(int reset) { LOCK(); if (reset) g_peak_bytes = g_device_bytes; size_t p = g_peak_bytes; UNLOCK(); return p; }
 size_t mlemu_pinned_in_use(void) { return g_pinned_bytes; }
 int mlemu_streams_live(void) { return g_streams_live; }
 long mlemu_launches(void) { return g_launches; }
@@ -694,7 +697,8 @@ typedef struct Prog { char* src; char* log; char* ptx; size_t ptxSize; } Prog;
 enum { NVRTC_SUCCESS = 0, NVRTC_ERROR_INVALID_INPUT = 3, NVRTC_ERROR_INVALID_PROGRAM = 4, NVRTC_ERROR_INVALID_OPTION = 5,
        NVRTC_ERROR_COMPILATION = 6 };
 
-int nvrtcVersion(int* major, int* minor) { if (!major || !minor) return NVRTC_ERROR_INVALID_INPUT; *major = 12; *minor = 4; return 0; }
+/* A version no real NVRTC has, so the engine's kernel cache (keyed by it) never serves emulator "PTX" to a real driver. */
+int nvrtcVersion(int* major, int* minor) { if (!major || !minor) return NVRTC_ERROR_INVALID_INPUT; *major = 99; *minor = 0; return 0; }
 
 const char* nvrtcGetErrorString(int e)
 {

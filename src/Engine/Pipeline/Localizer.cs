@@ -116,6 +116,12 @@ public sealed class Localizer : IDisposable
     }
 
     private bool UsesDeviceDetection => _gpu is not null && DeviceDetection;
+
+    /// <summary>Frames per chunk of the last <see cref="Push"/>: <see cref="ChunkFramesFor"/>, or fewer after the device
+    /// ran out of memory (the chunk is halved and redone, and later pushes of the same frame size keep the smaller chunk).</summary>
+    public int ChunkFramesInUse => _gpuChunkFramesInUse;
+    private int _gpuChunkFramesInUse;
+    private long _lastChunkPixels;
     public LocalizerSettings Settings => _s;
     public PipelineSummary Summary => _summary;
     /// <summary>Frames pushed so far; the next frame pushed gets this 0-based index.</summary>
@@ -166,14 +172,33 @@ public sealed class Localizer : IDisposable
         var sw = Stopwatch.StartNew();
         int total = progress == null ? 0 : _summary.Frames + count;
         int chunk = ChunkFramesFor(source.Width, source.Height);
+        if (UsesDeviceDetection && _gpuChunkFramesInUse > 0 && _lastChunkPixels == (long)source.Width * source.Height)
+            chunk = Math.Min(chunk, _gpuChunkFramesInUse);   // an earlier out-of-memory on this frame size
+        _lastChunkPixels = (long)source.Width * source.Height;
+        _gpuChunkFramesInUse = chunk;
         _summary.DeviceDetection = UsesDeviceDetection;
-        for (int c = 0; c < count; c += chunk)
+        for (int c = 0; c < count;)
         {
             cancel.ThrowIfCancellationRequested();
             int m = Math.Min(chunk, count - c);
-            if (UsesDeviceDetection) ProcessChunkOnDevice(source, first + c, m, cancel);
+            if (UsesDeviceDetection)
+            {
+                long blank = Interlocked.Read(ref _blankFrames);
+                try { ProcessChunkOnDevice(source, first + c, m, cancel); }
+                catch (Exception e) when (m > 1 && GpuMemory.IsOutOfMemory(e))
+                {
+                    // The device is short of memory for this many frames (a smaller GPU, another process): free the
+                    // detector's buffers, halve the chunk and redo it. Nothing of the chunk was merged yet.
+                    Interlocked.Exchange(ref _blankFrames, blank);
+                    _detector?.Dispose();
+                    _detector = null;
+                    chunk = _gpuChunkFramesInUse = Math.Max(1, m / 2);
+                    continue;
+                }
+            }
             else ProcessChunk(source, first + c, m, cancel);
             Merge(m, sink);
+            c += m;
             progress?.Report(new PipelineProgress(_summary.Frames, total, _summary.Localizations));
         }
         _summary.WallSeconds += sw.Elapsed.TotalSeconds;

@@ -7,7 +7,9 @@ using NUnit.Framework;
 
 namespace MaLiang.Engine.Tests.Gpu;
 
-/// <summary>CUDA: run where an NVIDIA driver, a device and NVRTC are present; elsewhere they skip with the reason.</summary>
+/// <summary>CUDA: run where an NVIDIA driver, a device and NVRTC are present (or tests/cuda-emulator, in CI's second pass
+/// over the "Cuda" category); elsewhere they skip with the reason.</summary>
+[Category("Cuda")]
 public class CudaTests
 {
     private static void RequireCuda()
@@ -18,7 +20,7 @@ public class CudaTests
     [Test]
     public void MissingDriverGivesAClearMessage()
     {
-        if (NativeLibrary.TryLoad(CuNative.LibraryName, out var h)) { NativeLibrary.Free(h); Assert.Ignore("an NVIDIA driver is installed here"); }
+        if (NativeLibrary.TryLoad(CuNative.LibraryName, out var h)) { NativeLibrary.Free(h); Assert.Ignore($"a CUDA driver ({CuNative.LibraryName}) is loadable here"); }
         Assert.That(CudaRuntime.DriverLoaded, Is.False);
         Assert.That(CudaRuntime.UnavailableReason, Is.EqualTo("CUDA: libcuda.so.1 not found — no NVIDIA driver"));
         Assert.That(CudaRuntime.Devices(), Is.Empty);
@@ -139,7 +141,8 @@ public class CudaTests
     }
 }
 
-/// <summary>Backend selection (runs everywhere).</summary>
+/// <summary>Backend selection (runs everywhere; again with CUDA present in the "Cuda" pass).</summary>
+[Category("Cuda")]
 public class FitBackendsTests
 {
     [Test]

@@ -1,5 +1,6 @@
 using MaLiang.Engine.Fit;
 using MaLiang.Engine.Fit.Backends;
+using MaLiang.Engine.Fit.Backends.Cuda;
 using MaLiang.Engine.Fit.Backends.OpenCL;
 using MaLiang.Engine.IO;
 using MaLiang.Engine.Pipeline;
@@ -11,19 +12,27 @@ namespace MaLiang.Engine.Tests.Pipeline;
 
 /// <summary>
 /// The whole pipeline on an OpenCL device (de-noise, noise, detection, ROI cut-out and fit on the device; neighbour
-/// refinement on the CPU) against the CPU pipeline on the same stacks. Runs on PoCL in CI; the CUDA backend shares the
-/// host code (Localizer, GpuDetector, GpuResidentFit) and the kernel source.
+/// refinement on the CPU) against the CPU pipeline on the same stacks, on each GPU API: OpenCL (PoCL in CI) and CUDA (an
+/// NVIDIA GPU, or tests/cuda-emulator in CI's second pass over the "Cuda" category).
 /// </summary>
 public class GpuPipelineTests
 {
-    private static SimulationResult Stack(int frames, int emitters, double minSeparation, int seed) => Simulator.Run(new SimulationSettings
+    /// <summary>A backend of that API, or the test is skipped with the reason there is none.</summary>
+    private static IGpuFitBackend Backend(string api)
+    {
+        if (api == "opencl") return new OpenClFitBackend(OpenClTests.DeviceOrIgnore());
+        CudaDriver.Require();
+        return new CudaFitBackend();
+    }
+
+    internal static SimulationResult Stack(int frames, int emitters, double minSeparation, int seed) => Simulator.Run(new SimulationSettings
     {
         Width = 160, Height = 128, Frames = frames, EmitterCount = emitters, Photons = 1500, BackgroundPhotons = 10,
         PsfSigmaPx = 1.3, OffsetAdu = 100, Seed = seed, MinSeparationPx = minSeparation, EdgeMarginPx = 1,
         OffToOn = 0.5, OnToOff = 0.5,
     });
 
-    private static (Localization[] Locs, PipelineSummary Summary) Run(SimulationResult sim, LocalizerSettings s, IFitBackend? backend,
+    internal static (Localization[] Locs, PipelineSummary Summary) Run(SimulationResult sim, LocalizerSettings s, IFitBackend? backend,
                                                                      Action<Localizer>? setup = null)
     {
         using var src = new MemoryFrameSource(sim.Frames, sim.Width, sim.Height, sim.FrameCount);
@@ -33,7 +42,7 @@ public class GpuPipelineTests
         return (loc.Results.ToArray(), loc.Summary);
     }
 
-    private static void AssertSame(Localization[] cpu, Localization[] gpu, PipelineSummary cs, PipelineSummary gs)
+    internal static void AssertSame(Localization[] cpu, Localization[] gpu, PipelineSummary cs, PipelineSummary gs)
     {
         Assert.That(gs.Frames, Is.EqualTo(cs.Frames));
         Assert.That(gs.Candidates, Is.EqualTo(cs.Candidates), "candidates");
@@ -56,17 +65,20 @@ public class GpuPipelineTests
         TestContext.Out.WriteLine($"{cpu.Length} localizations, {cs.Candidates} candidates, max |dx|,|dy| = {maxDx:G3} px");
     }
 
-    [TestCase(FilterKind.Maliang, true)]
-    [TestCase(FilterKind.Wavelet, true)]
-    [TestCase(FilterKind.Maliang, false)]   // overlapping candidates kept: neighbour refinement on the CPU after the device fit
-    [TestCase(FilterKind.Wavelet, false)]
-    public void WholePipelineOnOpenClEqualsTheCpuPipeline(FilterKind filter, bool rejectOverlapping)
+    [TestCase("opencl", FilterKind.Maliang, true)]
+    [TestCase("opencl", FilterKind.Wavelet, true)]
+    [TestCase("opencl", FilterKind.Maliang, false)]   // overlapping candidates kept: neighbour refinement on the CPU after the device fit
+    [TestCase("opencl", FilterKind.Wavelet, false)]
+    [TestCase("cuda", FilterKind.Maliang, true, Category = "Cuda")]
+    [TestCase("cuda", FilterKind.Wavelet, true, Category = "Cuda")]
+    [TestCase("cuda", FilterKind.Maliang, false, Category = "Cuda")]
+    [TestCase("cuda", FilterKind.Wavelet, false, Category = "Cuda")]
+    public void WholePipelineOnTheGpuEqualsTheCpuPipeline(string api, FilterKind filter, bool rejectOverlapping)
     {
-        var device = OpenClTests.DeviceOrIgnore();
+        using var backend = Backend(api);
         var sim = Stack(11, 70, rejectOverlapping ? 6 : 3, 31);
         var s = new LocalizerSettings { OffsetAdu = 100, Filter = filter, RejectOverlapping = rejectOverlapping, Threads = 2 };
         var (cpu, cs) = Run(sim, s, new CpuFitBackend(2));
-        using var backend = new OpenClFitBackend(device);
         // 4 frames per chunk: chunks of 4, 4, 3 frames, so frame numbering across chunks is checked too.
         var (gpu, gs) = Run(sim, s, backend, l => l.GpuChunkFrames = 4);
         Assert.That(gs.DeviceDetection, Is.True);
@@ -80,13 +92,13 @@ public class GpuPipelineTests
         Assert.That(gs.FitKernelSeconds, Is.GreaterThan(0).And.LessThanOrEqualTo(gs.FitSeconds));
     }
 
-    [Test]
-    public void RoisThroughTheHostGiveTheSameResultsAsRoisKeptOnTheDevice()
+    [TestCase("opencl")]
+    [TestCase("cuda", Category = "Cuda")]
+    public void RoisThroughTheHostGiveTheSameResultsAsRoisKeptOnTheDevice(string api)
     {
-        var device = OpenClTests.DeviceOrIgnore();
+        using var backend = Backend(api);
         var sim = Stack(6, 60, 3, 32);
         var s = new LocalizerSettings { OffsetAdu = 100, RejectOverlapping = false, Threads = 2 };
-        using var backend = new OpenClFitBackend(device);
         var (a, sa) = Run(sim, s, backend);
         var (b, sb) = Run(sim, s, backend, l => l.KeepRoisOnDevice = false);
         var (c, sc) = Run(sim, s, backend, l => l.DeviceDetection = false);   // CPU detection, device fit
@@ -119,12 +131,12 @@ public class GpuPipelineTests
         Assert.That(cpu.ChunkFramesFor(512, 512), Is.EqualTo(cpu.ChunkFrames));
     }
 
-    [Test]
-    public void OffsetAboveEveryPixelIsReportedFromTheDevicePath()
+    [TestCase("opencl")]
+    [TestCase("cuda", Category = "Cuda")]
+    public void OffsetAboveEveryPixelIsReportedFromTheDevicePath(string api)
     {
-        var device = OpenClTests.DeviceOrIgnore();
+        using var backend = Backend(api);
         var sim = Stack(3, 10, 6, 33);
-        using var backend = new OpenClFitBackend(device);
         var ex = Assert.Throws<MaLiangException>(() => Run(sim, new LocalizerSettings { OffsetAdu = 60000, Threads = 2 }, backend))!;
         Assert.That(ex.Message, Does.Contain("offset"));
     }

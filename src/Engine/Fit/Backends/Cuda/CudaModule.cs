@@ -6,7 +6,9 @@ namespace MaLiang.Engine.Fit.Backends.Cuda;
 
 /// <summary>
 /// One device's primary context with the MaLiang kernels loaded (NVRTC for the device's own architecture, disk-cached).
-/// Every call makes the context current on the calling thread first, so any thread may use it (callers serialize).
+/// Every call pushes the context on the calling thread and pops it afterwards (<see cref="Enter"/>), so any thread may
+/// use it (callers serialize) and a host application's own current context (another Fiji plugin, PyTorch in the same
+/// Python process) is left as it was.
 /// </summary>
 internal sealed unsafe class CudaModule : IDisposable
 {
@@ -34,11 +36,17 @@ internal sealed unsafe class CudaModule : IDisposable
         _ctx = ctx;
         try
         {
-            MakeCurrent();
-            Image = NvrtcCompiler.Compile(source ?? KernelSource.Assemble(GpuApi.Cuda, KernelSource.All), Device.ComputeMajor, Device.ComputeMinor);
-            nint mod;
-            fixed (byte* p = Image.Bytes) Check(cuModuleLoadData(&mod, p), $"cuModuleLoadData({(Image.IsCubin ? "CUBIN" : "PTX")} for {Image.Architecture})");
-            _module = mod;
+            using (Enter())
+            {
+                Image = NvrtcCompiler.Compile(source ?? KernelSource.Assemble(GpuApi.Cuda, KernelSource.All), Device.ComputeMajor, Device.ComputeMinor);
+                nint mod;
+                int st;
+                fixed (byte* p = Image.Bytes) st = cuModuleLoadData(&mod, p);
+                if (st != CUDA_SUCCESS)
+                    throw new CudaException($"cuModuleLoadData({(Image.IsCubin ? "CUBIN" : "PTX")} for {Image.Architecture})", st,
+                        ModuleLoadHint(st, Image, NvrtcCompiler.Version(), CudaRuntime.DriverVersion));
+                _module = mod;
+            }
         }
         catch
         {
@@ -48,11 +56,41 @@ internal sealed unsafe class CudaModule : IDisposable
         }
     }
 
-    public void MakeCurrent() => Check(cuCtxSetCurrent(_ctx), "cuCtxSetCurrent");
+    /// <summary>What to do when the driver refuses the compiled kernels: almost always NVRTC newer than the driver (its
+    /// PTX version is unknown to the driver) or a stale cache entry.</summary>
+    internal static string? ModuleLoadHint(int status, CudaImage image, string nvrtcVersion, int driverVersion)
+    {
+        if (status is not (200 or 209 or 218 or 222)) return null;   // INVALID_IMAGE, NO_BINARY_FOR_GPU, INVALID_PTX, UNSUPPORTED_PTX_VERSION
+        string driver = $"{driverVersion / 1000}.{driverVersion % 1000 / 10}";
+        return $"the driver (CUDA {driver}) cannot load the {(image.IsCubin ? "CUBIN" : "PTX")} that NVRTC {nvrtcVersion} made for {image.Architecture}"
+             + (image.FromCache ? $" (from the kernel cache {NvrtcCompiler.CacheDirectory()}: delete it and retry)" : "")
+             + $". NVRTC must not be newer than the driver: update the NVIDIA driver, or set CUDA_PATH to a CUDA toolkit <= {driver}";
+    }
+
+    /// <summary>Makes this context current on the calling thread until the scope is disposed, then restores the caller's.</summary>
+    public Scope Enter()
+    {
+        if (_ctx == 0) throw new ObjectDisposedException(nameof(CudaModule));
+        Check(cuCtxPushCurrent(_ctx), "cuCtxPushCurrent");
+        return new Scope(true);
+    }
+
+    /// <summary>Best effort for clean-up paths (dispose, free): never throws.</summary>
+    private Scope TryEnter() => new(_ctx != 0 && cuCtxPushCurrent(_ctx) == CUDA_SUCCESS);
+
+    public readonly struct Scope(bool pushed) : IDisposable
+    {
+        public void Dispose()
+        {
+            if (!pushed) return;
+            nint popped;
+            cuCtxPopCurrent(&popped);
+        }
+    }
 
     public (long Free, long Total) MemoryInfo()
     {
-        MakeCurrent();
+        using var _ = Enter();
         nuint free, total;
         Check(cuMemGetInfo(&free, &total), "cuMemGetInfo");
         return ((long)free, (long)total);
@@ -61,7 +99,7 @@ internal sealed unsafe class CudaModule : IDisposable
     /// <summary>Device memory; throws <see cref="CudaException"/> (OutOfMemory true) when there is not enough.</summary>
     public ulong Alloc(long bytes)
     {
-        MakeCurrent();
+        using var _ = Enter();
         ulong p;
         Check(cuMemAlloc(&p, (nuint)Math.Max(bytes, 4)), $"cuMemAlloc({bytes} B)");
         return p;
@@ -70,14 +108,14 @@ internal sealed unsafe class CudaModule : IDisposable
     public void Free(ulong p)
     {
         if (p == 0 || _ctx == 0) return;
-        cuCtxSetCurrent(_ctx);
+        using var _ = TryEnter();
         cuMemFree(p);
     }
 
     /// <summary>Page-locked host memory, so async copies really overlap with kernels.</summary>
     public void* AllocHost(long bytes)
     {
-        MakeCurrent();
+        using var _ = Enter();
         void* p;
         Check(cuMemHostAlloc(&p, (nuint)Math.Max(bytes, 4), CU_MEMHOSTALLOC_PORTABLE), $"cuMemHostAlloc({bytes} B)");
         return p;
@@ -86,13 +124,13 @@ internal sealed unsafe class CudaModule : IDisposable
     public void FreeHost(void* p)
     {
         if (p == null || _ctx == 0) return;
-        cuCtxSetCurrent(_ctx);
+        using var _ = TryEnter();
         cuMemFreeHost(p);
     }
 
     public nint CreateStream()
     {
-        MakeCurrent();
+        using var _ = Enter();
         nint s;
         Check(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING), "cuStreamCreate");
         return s;
@@ -101,30 +139,41 @@ internal sealed unsafe class CudaModule : IDisposable
     public void DestroyStream(nint s)
     {
         if (s == 0 || _ctx == 0) return;
-        cuCtxSetCurrent(_ctx);
+        using var _ = TryEnter();
         cuStreamDestroy(s);
     }
 
     public void Synchronize(nint stream)
     {
-        MakeCurrent();
+        using var _ = Enter();
         Check(cuStreamSynchronize(stream), "cuStreamSynchronize");
+    }
+
+    /// <summary>Waits for a stream on a failure path: never throws (the error that got us here is the one to report).</summary>
+    public void TrySynchronize(nint stream)
+    {
+        if (stream == 0 || _ctx == 0) return;
+        using var _ = TryEnter();
+        cuStreamSynchronize(stream);
     }
 
     public nint Function(string name)
     {
-        if (_functions.TryGetValue(name, out var f)) return f;
-        var n = Encoding.ASCII.GetBytes(name + "\0");
-        fixed (byte* p = n) Check(cuModuleGetFunction(&f, _module, p), $"cuModuleGetFunction({name})");
-        _functions[name] = f;
-        return f;
+        lock (_functions)   // the backend's fit and its detector's context may launch from different threads
+        {
+            if (_functions.TryGetValue(name, out var f)) return f;
+            var n = Encoding.ASCII.GetBytes(name + "\0");
+            using (Enter())
+                fixed (byte* p = n) Check(cuModuleGetFunction(&f, _module, p), $"cuModuleGetFunction({name})");
+            _functions[name] = f;
+            return f;
+        }
     }
 
     /// <summary>1-D launch of <paramref name="workItems"/> threads (rounded up to the block; kernels check their index).</summary>
     public void Launch(string kernel, long workItems, nint stream, ReadOnlySpan<KArg> args)
     {
         if (workItems <= 0) return;
-        MakeCurrent();
         nint f = Function(kernel);
         ulong* slots = stackalloc ulong[args.Length];
         void** ptrs = stackalloc void*[args.Length];
@@ -141,14 +190,15 @@ internal sealed unsafe class CudaModule : IDisposable
         }
         long blocks = (workItems + BlockSize - 1) / BlockSize;
         if (blocks > int.MaxValue) throw new ArgumentOutOfRangeException(nameof(workItems), "launch too large");
+        using var _ = Enter();
         Check(cuLaunchKernel(f, (uint)blocks, 1, 1, BlockSize, 1, 1, 0, stream, ptrs, null), $"cuLaunchKernel({kernel})");
     }
 
     public void Dispose()
     {
         if (_ctx == 0) return;
-        cuCtxSetCurrent(_ctx);
-        if (_module != 0) { cuModuleUnload(_module); _module = 0; }
+        using (TryEnter())
+            if (_module != 0) { cuModuleUnload(_module); _module = 0; }
         cuDevicePrimaryCtxRelease(_dev);
         _ctx = 0;
     }
@@ -194,7 +244,8 @@ internal sealed unsafe class CudaGpuContext : GpuContext
         if (data.IsEmpty) return;
         var cb = (CudaBuffer)b;
         if (offsetBytes + data.Length > cb.Bytes) throw new ArgumentOutOfRangeException(nameof(data), $"write of {data.Length} B at {offsetBytes} into a {cb.Bytes} B buffer");
-        _cu.MakeCurrent();
+        using var _ = _cu.Enter();
+        // From pageable memory: the driver stages the data before returning; the sync keeps the span's lifetime obvious.
         fixed (byte* p = data) CuNative.Check(CuNative.cuMemcpyHtoDAsync(cb.Pointer + (ulong)offsetBytes, p, (nuint)data.Length, _stream), "cuMemcpyHtoDAsync");
         _cu.Synchronize(_stream);
     }
@@ -204,7 +255,7 @@ internal sealed unsafe class CudaGpuContext : GpuContext
         if (data.IsEmpty) return;
         var cb = (CudaBuffer)b;
         if (offsetBytes + data.Length > cb.Bytes) throw new ArgumentOutOfRangeException(nameof(data), $"read of {data.Length} B at {offsetBytes} from a {cb.Bytes} B buffer");
-        _cu.MakeCurrent();
+        using var _ = _cu.Enter();
         fixed (byte* p = data)
         {
             CuNative.Check(CuNative.cuMemcpyDtoHAsync(p, cb.Pointer + (ulong)offsetBytes, (nuint)data.Length, _stream), "cuMemcpyDtoHAsync");
@@ -217,7 +268,7 @@ internal sealed unsafe class CudaGpuContext : GpuContext
         var cb = (CudaBuffer)b;
         if (bytes < 0) bytes = cb.Bytes;
         if (bytes / 4 == 0) return;
-        _cu.MakeCurrent();
+        using var _ = _cu.Enter();
         CuNative.Check(CuNative.cuMemsetD32Async(cb.Pointer, (uint)value, (nuint)(bytes / 4), _stream), "cuMemsetD32Async");
     }
 

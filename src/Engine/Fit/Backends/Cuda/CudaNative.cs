@@ -26,7 +26,9 @@ internal static unsafe class CuNative
     public static readonly delegate* unmanaged<nuint*, int, int> cuDeviceTotalMem;
     public static readonly delegate* unmanaged<nint*, int, int> cuDevicePrimaryCtxRetain;
     public static readonly delegate* unmanaged<int, int> cuDevicePrimaryCtxRelease;
-    public static readonly delegate* unmanaged<nint, int> cuCtxSetCurrent;
+    public static readonly delegate* unmanaged<nint, int> cuCtxPushCurrent;
+    public static readonly delegate* unmanaged<nint*, int> cuCtxPopCurrent;
+    public static readonly delegate* unmanaged<nint*, int> cuCtxGetCurrent;
     public static readonly delegate* unmanaged<int> cuCtxSynchronize;
     public static readonly delegate* unmanaged<nint*, void*, int> cuModuleLoadData;
     public static readonly delegate* unmanaged<nint*, nint, byte*, int> cuModuleGetFunction;
@@ -66,7 +68,9 @@ internal static unsafe class CuNative
             cuDeviceTotalMem = (delegate* unmanaged<nuint*, int, int>)Sym(lib, "cuDeviceTotalMem_v2");
             cuDevicePrimaryCtxRetain = (delegate* unmanaged<nint*, int, int>)Sym(lib, "cuDevicePrimaryCtxRetain");
             cuDevicePrimaryCtxRelease = (delegate* unmanaged<int, int>)(NativeLibrary.TryGetExport(lib, "cuDevicePrimaryCtxRelease_v2", out var rel) ? rel : Sym(lib, "cuDevicePrimaryCtxRelease"));
-            cuCtxSetCurrent = (delegate* unmanaged<nint, int>)Sym(lib, "cuCtxSetCurrent");
+            cuCtxPushCurrent = (delegate* unmanaged<nint, int>)Sym(lib, "cuCtxPushCurrent_v2");
+            cuCtxPopCurrent = (delegate* unmanaged<nint*, int>)Sym(lib, "cuCtxPopCurrent_v2");
+            cuCtxGetCurrent = (delegate* unmanaged<nint*, int>)Sym(lib, "cuCtxGetCurrent");
             cuCtxSynchronize = (delegate* unmanaged<int>)Sym(lib, "cuCtxSynchronize");
             cuModuleLoadData = (delegate* unmanaged<nint*, void*, int>)Sym(lib, "cuModuleLoadData");
             cuModuleGetFunction = (delegate* unmanaged<nint*, nint, byte*, int>)Sym(lib, "cuModuleGetFunction");

@@ -86,3 +86,15 @@ internal abstract class GpuContext : IDisposable
         b = Alloc(Math.Max(bytes, 64));
     }
 }
+
+/// <summary>Out-of-memory on either GPU API, so callers can split their work instead of failing.</summary>
+internal static class GpuMemory
+{
+    public static bool IsOutOfMemory(Exception e) => e switch
+    {
+        Cuda.CudaException c => c.OutOfMemory,
+        // CL_MEM_OBJECT_ALLOCATION_FAILURE, CL_OUT_OF_RESOURCES (how several drivers report a full device), CL_OUT_OF_HOST_MEMORY
+        OpenCL.OpenClException o => o.Status is -4 or -5 or -6,
+        _ => false,
+    };
+}
