@@ -135,6 +135,47 @@ public class CliTests
         Assert.That(LocalizationCsv.Read(P("out.csv"), 100).Localizations.Max(l => l.Frame), Is.EqualTo(7));
     }
 
+    [Test, Category("Cuda")]
+    public void LocalizeOnCudaWritesTheCpuLocalizations()
+    {
+        Gpu.CudaDriver.Require();
+        var stack = Simulated(frames: 8, size: 96);
+        var cpu = Run("localize", stack, "-o", P("cpu.csv"), "--offset", "100", "--backend", "cpu", "--quiet");
+        var cuda = Run("localize", stack, "-o", P("cuda.csv"), "--offset", "100", "--backend", "cuda");
+        Assert.That(cpu.Code, Is.EqualTo(0), cpu.Err);
+        Assert.That(cuda.Code, Is.EqualTo(0), cuda.Err);
+        Assert.That(cuda.Out + cuda.Err, Does.Contain("cuda:"), "the summary names the backend");
+        var a = LocalizationCsv.Read(P("cpu.csv"), 100).Localizations;
+        var b = LocalizationCsv.Read(P("cuda.csv"), 100).Localizations;
+        Assert.That(b.Length, Is.EqualTo(a.Length).And.GreaterThan(20));
+        for (int i = 0; i < a.Length; i++)
+        {
+            Assert.That(b[i].Frame, Is.EqualTo(a[i].Frame));
+            Assert.That(b[i].X, Is.EqualTo(a[i].X).Within(1e-4), $"x of localization {i}");
+            Assert.That(b[i].Y, Is.EqualTo(a[i].Y).Within(1e-4), $"y of localization {i}");
+        }
+    }
+
+    [Test, Category("Cuda")]
+    public void BenchOnCudaPrintsTheContractKeysAndTheDevice()
+    {
+        Gpu.CudaDriver.Require();
+        var r = Run("bench", "--backend", "cuda", "--json", "--frames", "16", "--fits", "20000", "--size", "128", "--molecules", "20");
+        Assert.That(r.Code, Is.EqualTo(0), r.Err);
+        using var doc = System.Text.Json.JsonDocument.Parse(r.Out);
+        var o = doc.RootElement;
+        foreach (var key in new[] { "ms_per_frame_total", "ms_per_frame_read", "ms_per_frame_denoise", "ms_per_frame_detect", "ms_per_frame_fit",
+                                    "frames", "localizations_per_frame", "fits_per_second", "fits", "fits_kept", "rmse_over_crlb", "threads",
+                                    "backend", "device", "device_detection", "chunk_frames", "fits_per_second_kernel", "ms_per_frame_fit_kernel" })
+            Assert.That(o.TryGetProperty(key, out _), Is.True, $"key {key}");
+        Assert.That(o.GetProperty("backend").GetString(), Does.StartWith("cuda:"));
+        Assert.That(o.GetProperty("device").GetString(), Is.EqualTo(MaLiang.Engine.Fit.Backends.Cuda.CudaRuntime.Devices()[0].Name));
+        Assert.That(o.GetProperty("frames").GetInt32(), Is.EqualTo(16));
+        Assert.That(o.GetProperty("fits").GetInt32(), Is.EqualTo(20000));
+        Assert.That(o.GetProperty("rmse_over_crlb").GetDouble(), Is.InRange(0.9, 1.1), "the same precision as the CPU backend");
+        Assert.That(o.GetProperty("fits_per_second_kernel").GetDouble(), Is.GreaterThan(0));
+    }
+
     [Test]
     public void BenchFitsIsCapped()
     {
