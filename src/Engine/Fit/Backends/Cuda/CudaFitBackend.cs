@@ -181,7 +181,7 @@ public sealed unsafe class CudaFitBackend : IGpuFitBackend
         var pixT = new DevicePtr(s.PixT);
         var res = new DevicePtr(s.Res);
         _cu.Launch("ml_transpose", (long)np * n, s.Stream, [pix.Arg, pixT.Arg, np, n]);
-        _cu.Launch("ml_fit", n, s.Stream, [pixT.Arg, batch.RoiSize, n, o.PsfSigmaPx, o.FixedSigma ? 1 : 0, o.MaxIterations,
+        _cu.Launch(GpuFit.FitKernel(batch.RoiSize), n, s.Stream, [pixT.Arg, batch.RoiSize, n, o.PsfSigmaPx, o.FixedSigma ? 1 : 0, o.MaxIterations,
                                             o.UseTolerance ? 1 : 0, o.Tolerance, res.Arg]);
         Check(cuMemcpyDtoHAsync(s.HostRes, s.Res, (nuint)((long)n * GpuFit.OutFloats * 4), s.Stream), "cuMemcpyDtoHAsync");
     }

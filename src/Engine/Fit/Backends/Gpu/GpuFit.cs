@@ -8,6 +8,10 @@ internal static class GpuFit
     /// <summary>Largest ROI edge the kernel's private tables hold (ML_MAX_ROI).</summary>
     public const int MaxRoi = 31;
 
+    /// <summary>The fit kernel for an ROI edge: ml_fit_7x7 for the default 7 px (the edge a compile-time constant, so the
+    /// pixel loops unroll and the per-axis tables stay in registers), ml_fit for any other. Same results.</summary>
+    public static string FitKernel(int roiSize) => roiSize == 7 ? "ml_fit_7x7" : "ml_fit";
+
     public static void CheckArgs(RoiBatch batch, in FitOptions options, Span<FitResult> results)
     {
         if (results.Length < batch.Count) throw new ArgumentException("results span is shorter than the batch", nameof(results));
@@ -52,7 +56,7 @@ internal static class GpuFit
         ctx.Ensure(ref res, (long)count * OutFloats * 4);
         ctx.Write(pix!, batch.Pixels.AsSpan(first * np, count * np));
         ctx.Launch("ml_transpose", (long)np * count, pix!, pixT!, np, count);
-        ctx.Launch("ml_fit", count, pixT!, batch.RoiSize, count, o.PsfSigmaPx, o.FixedSigma ? 1 : 0, o.MaxIterations,
+        ctx.Launch(FitKernel(batch.RoiSize), count, pixT!, batch.RoiSize, count, o.PsfSigmaPx, o.FixedSigma ? 1 : 0, o.MaxIterations,
                    o.UseTolerance ? 1 : 0, o.Tolerance, res!);
         var outs = outScratch[..(count * OutFloats)];
         ctx.Read(res!, outs);
@@ -97,7 +101,7 @@ internal sealed class GpuResidentFit : IDisposable
         ctx.Finish();
         long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
         ctx.Launch("ml_transpose", (long)np * count, rois, _pixT!, np, count);
-        ctx.Launch("ml_fit", count, _pixT!, roiSize, count, o.PsfSigmaPx, o.FixedSigma ? 1 : 0, o.MaxIterations,
+        ctx.Launch(GpuFit.FitKernel(roiSize), count, _pixT!, roiSize, count, o.PsfSigmaPx, o.FixedSigma ? 1 : 0, o.MaxIterations,
                    o.UseTolerance ? 1 : 0, o.Tolerance, _res!);
         ctx.Finish();
         LastKernelSeconds = (System.Diagnostics.Stopwatch.GetTimestamp() - t0) / (double)System.Diagnostics.Stopwatch.Frequency;
