@@ -240,10 +240,10 @@ public sealed class GpuDetector : IDisposable
                 // NoFilter: F = (I - median of the noise subsample of I) x 1
                 var s = Gather(_frames!, w, h, nf, out int ns);
                 var med = new float[nf];
+                var work = new float[ns];
                 for (int f = 0; f < nf; f++)
                 {
-                    var fin = Finite(s.AsSpan(f * ns, ns));
-                    med[f] = fin.IsEmpty ? 0f : Selection.Median(fin);
+                    med[f] = NoiseEstimator.MedianOfSamples(s.AsSpan(f * ns, ns), work);
                     if (float.IsNaN(med[f])) med[f] = 0f;
                 }
                 _ctx.Ensure(ref _med, nf * 4L);
@@ -265,31 +265,13 @@ public sealed class GpuDetector : IDisposable
         return s;
     }
 
-    /// <summary>Moves the finite values to the front (NoiseEstimator skips non-finite pixels).</summary>
-    private static Span<float> Finite(Span<float> v)
-    {
-        int m = 0;
-        for (int i = 0; i < v.Length; i++) if (float.IsFinite(v[i])) v[m++] = v[i];
-        return v[..m];
-    }
-
     private float[] RunNoise(int w, int h, int nf)
     {
         var s = Gather(_filt!, w, h, nf, out int ns);
         var noise = new float[nf];
-        for (int f = 0; f < nf; f++) noise[f] = RobustNoise(s.AsSpan(f * ns, ns));
+        var work = new float[ns];
+        for (int f = 0; f < nf; f++) noise[f] = NoiseEstimator.RobustStdOfSamples(s.AsSpan(f * ns, ns), work);
         return noise;
-    }
-
-    /// <summary>1.4826 x lower-median(|v - lower-median(v)|) of the finite values, reordering <paramref name="v"/>
-    /// (what <see cref="NoiseEstimator.RobustStd"/> computes from its subsample); 0 when none is finite.</summary>
-    public static float RobustNoise(Span<float> v)
-    {
-        var s = Finite(v);
-        if (s.IsEmpty) return 0f;
-        float med = Selection.Median(s);
-        for (int i = 0; i < s.Length; i++) s[i] = MathF.Abs(s[i] - med);
-        return NoiseEstimator.MadToStd * Selection.Median(s);
     }
 
     public void Dispose()
