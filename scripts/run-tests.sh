@@ -9,42 +9,37 @@ add() { passed=$((passed + $1)); failed=$((failed + $2)); }
 
 # NUnit, detailed console log (so a skipped test's reason is in the log). The run ends with "Total tests: T",
 # "Passed: P", "Failed: F", "Skipped: S" lines; a skipped test is listed with its reason under it.
-for proj in tests/*.Tests/*.csproj; do
-  [ -f "$proj" ] || continue
-  log=out/test/$(basename "$proj" .csproj).log
-  dotnet test "$proj" -c Release --no-build -nologo --logger "console;verbosity=detailed" > "$log" 2>&1
+# nunit LABEL LOG PROJECT [dotnet test options...]: runs, prints failures, skip reasons and one count line, adds the counts.
+nunit() {
+  local label=$1 log=$2 proj=$3; shift 3
+  dotnet test "$proj" -c Release --no-build -nologo --logger "console;verbosity=detailed" "$@" > "$log" 2>&1
   grep -E "^\s+Failed [A-Za-z]" -A8 "$log" | head -80 || true
+  local skips t p f
   skips=$(grep -E "^\s+Skipped [A-Za-z]" -A2 "$log" | grep -vE "^\s+Skipped |Error Message:|^--" | sed 's/^ *//' | sort | uniq -c)
   [ -z "$skips" ] || printf 'skipped (count, reason):\n%s\n' "$skips"
   t=$(grep -E "^Total tests: [0-9]+" "$log" | tail -1 | grep -oE "[0-9]+")
   p=$(grep -E "^\s+Passed: [0-9]+$" "$log" | tail -1 | grep -oE "[0-9]+")
   f=$(grep -E "^\s+Failed: [0-9]+$" "$log" | tail -1 | grep -oE "[0-9]+")
-  if [ -z "$t" ]; then echo "run-tests: $proj produced no summary (see $log)"; tail -20 "$log"; add 0 1; rc=1; continue; fi
+  if [ -z "$t" ]; then echo "run-tests: $label produced no summary (see $log)"; tail -20 "$log"; add 0 1; rc=1; return; fi
   p=${p:-0}; f=${f:-0}
-  echo "$(basename "$proj" .csproj): $t tests, $p passed, $f failed"
+  echo "$label: $t tests, $p passed, $f failed"
   add "$p" "$f"; [ "$f" -eq 0 ] || rc=1
+}
+
+for proj in tests/*.Tests/*.csproj; do
+  [ -f "$proj" ] || continue
+  nunit "$(basename "$proj" .csproj)" "out/test/$(basename "$proj" .csproj).log" "$proj"
 done
 
 # The "Cuda" category again, on tests/cuda-emulator (libcuda + NVRTC stand-ins that run the CUDA kernel source on the
 # CPU, with deferred streams and fault injection), so the CUDA host code is exercised on machines without an NVIDIA GPU.
 # Where a real NVIDIA driver is installed the first pass already ran these on the GPU and this pass is left out.
 if [ -f tests/Engine.Tests/Engine.Tests.csproj ] && ! ldconfig -p 2>/dev/null | grep -q "libcuda.so.1 "; then
-  log=out/test/Engine.Tests.cuda-emulator.log
   if tests/cuda-emulator/build.sh > out/test/cuda-emulator-build.log 2>&1; then
     emu=$PWD/build/cuda-emulator
     LD_LIBRARY_PATH="$emu/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" CUDA_PATH="$emu" XDG_CACHE_HOME="$PWD/out/test/cuda-emulator-cache" \
-      dotnet test tests/Engine.Tests/Engine.Tests.csproj -c Release --no-build -nologo --filter "TestCategory=Cuda" \
-      --logger "console;verbosity=detailed" > "$log" 2>&1
-    grep -E "^\s+Failed [A-Za-z]" -A8 "$log" | head -80 || true
-    t=$(grep -E "^Total tests: [0-9]+" "$log" | tail -1 | grep -oE "[0-9]+")
-    p=$(grep -E "^\s+Passed: [0-9]+$" "$log" | tail -1 | grep -oE "[0-9]+")
-    f=$(grep -E "^\s+Failed: [0-9]+$" "$log" | tail -1 | grep -oE "[0-9]+")
-    if [ -z "$t" ]; then echo "run-tests: the CUDA emulator pass produced no summary (see $log)"; tail -20 "$log"; add 0 1; rc=1
-    else
-      p=${p:-0}; f=${f:-0}
-      echo "Engine.Tests, category Cuda on the CUDA emulator (CPU, not a GPU): $t tests, $p passed, $f failed"
-      add "$p" "$f"; [ "$f" -eq 0 ] || rc=1
-    fi
+      nunit "Engine.Tests, category Cuda on the CUDA emulator (CPU, not a GPU)" out/test/Engine.Tests.cuda-emulator.log \
+            tests/Engine.Tests/Engine.Tests.csproj --filter "TestCategory=Cuda"
   else
     echo "run-tests: building tests/cuda-emulator failed (see out/test/cuda-emulator-build.log)"; tail -20 out/test/cuda-emulator-build.log; add 0 1; rc=1
   fi
