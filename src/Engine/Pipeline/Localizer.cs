@@ -75,8 +75,6 @@ public sealed class Localizer : IDisposable
     private readonly IGpuFitBackend? _gpu;
     private readonly GpuDetectOptions _gpuDetectOptions;
     private GpuDetector? _detector;
-    private float[] _chunk = Array.Empty<float>();
-    private long[] _readTicks = Array.Empty<long>();
     private int[] _roiStart = Array.Empty<int>();
 
     /// <summary>Pixels per chunk when <see cref="GpuChunkFrames"/> is 0 (auto): 32 Mpx = 128 frames of 512x512
@@ -177,31 +175,120 @@ public sealed class Localizer : IDisposable
         _lastChunkPixels = (long)source.Width * source.Height;
         _gpuChunkFramesInUse = chunk;
         _summary.DeviceDetection = UsesDeviceDetection;
-        for (int c = 0; c < count;)
-        {
-            cancel.ThrowIfCancellationRequested();
-            int m = Math.Min(chunk, count - c);
-            if (UsesDeviceDetection)
+        if (UsesDeviceDetection) PushOnDevice(source, first, count, chunk, sink, progress, total, cancel);
+        else
+            for (int c = 0; c < count; c += chunk)
             {
-                long blank = Interlocked.Read(ref _blankFrames);
-                try { ProcessChunkOnDevice(source, first + c, m, cancel); }
+                cancel.ThrowIfCancellationRequested();
+                int m = Math.Min(chunk, count - c);
+                ProcessChunk(source, first + c, m, cancel);
+                Merge(m, sink);
+                progress?.Report(new PipelineProgress(_summary.Frames, total, _summary.Localizations));
+            }
+        _summary.WallSeconds += sw.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>
+    /// A chunk of frames read and converted to photons on the CPU threads, ready for the device. Two of them: the CPU
+    /// reads chunk k+1 into one while the device works on chunk k from the other (and the threads refine and collect
+    /// its results), so that reading does not wait for the device nor the device for reading.
+    /// </summary>
+    private sealed class StagedChunk
+    {
+        public float[] Photons = [];
+        public long[] ReadTicks = [];
+        public bool[] Blank = [];
+        public int Count;
+        public Exception? Error;       // the lowest frame's read error, thrown when the chunk's turn comes
+        public int ErrorIndex;
+        public Task? Reading;
+    }
+    private readonly StagedChunk[] _staged = [new(), new()];
+
+    /// <summary>Reads frames [first, first + count) of the source (numbered from <paramref name="frameBase"/>) into
+    /// <paramref name="sc"/> on the threads. A frame's error is kept in the chunk, not thrown.</summary>
+    private void Stage(StagedChunk sc, IFrameSource source, int first, int count, int frameBase, CancellationToken cancel)
+    {
+        int px = source.Width * source.Height;
+        if (sc.Photons.Length < (long)count * px) sc.Photons = new float[(long)count * px];
+        if (sc.ReadTicks.Length < count) { sc.ReadTicks = new long[count]; sc.Blank = new bool[count]; }
+        sc.Count = count;
+        sc.Error = null;
+        var photons = sc.Photons; var ticks = sc.ReadTicks; var blank = sc.Blank;
+        Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = _threads, CancellationToken = cancel }, i =>
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            try { blank[i] = ReadPhotons(source, first + i, frameBase + i, photons.AsSpan(i * px, px)); }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                lock (sc) if (sc.Error is null || i < sc.ErrorIndex) { sc.Error = e; sc.ErrorIndex = i; }
+            }
+            ticks[i] = Stopwatch.GetTimestamp() - t0;
+        });
+    }
+
+    private static void WaitQuietly(StagedChunk? sc)
+    {
+        try { sc?.Reading?.Wait(); }
+        catch (AggregateException) { }   // a cancelled or failed read-ahead of frames that will not be used
+    }
+
+    /// <summary>The device path of <see cref="Push"/>: chunks of <paramref name="chunk"/> frames, each read ahead while the
+    /// previous one is on the device. On out-of-memory the chunk is halved (the frames already staged are kept).</summary>
+    private void PushOnDevice(IFrameSource source, int first, int count, int chunk, Action<ReadOnlySpan<Localization>>? sink,
+                              IProgress<PipelineProgress>? progress, int total, CancellationToken cancel)
+    {
+        if (count == 0) return;
+        int which = 0;
+        var cur = _staged[0];
+        Stage(cur, source, first, Math.Min(chunk, count), _summary.Frames, cancel);
+        StagedChunk? next = null;
+        try
+        {
+            for (int c = 0; c < count;)
+            {
+                cancel.ThrowIfCancellationRequested();
+                if (cur.Error is { } error) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(error).Throw();
+                int m = cur.Count, after = c + m;
+                if (after < count)
+                {
+                    var n = next = _staged[1 - which];
+                    int nm = Math.Min(chunk, count - after), nBase = _summary.Frames + m;
+                    n.Reading = Task.Run(() => Stage(n, source, first + after, nm, nBase, cancel), CancellationToken.None);
+                }
+                try { ProcessChunkOnDevice(source, cur, cancel); }
                 catch (Exception e) when (m > 1 && GpuMemory.IsOutOfMemory(e))
                 {
                     // The device is short of memory for this many frames (a smaller GPU, another process): free the
-                    // detector's buffers, halve the chunk and redo it. Nothing of the chunk was merged yet.
-                    Interlocked.Exchange(ref _blankFrames, blank);
+                    // detector's buffers, halve the chunk and redo it. Nothing of the chunk was merged yet; its first
+                    // half is staged already, the read-ahead (which started after the whole chunk) is dropped.
+                    WaitQuietly(next);
+                    next = null;
                     _detector?.Dispose();
                     _detector = null;
                     chunk = _gpuChunkFramesInUse = Math.Max(1, m / 2);
+                    cur.Count = chunk;
                     continue;
                 }
+                for (int i = 0; i < m; i++) if (cur.Blank[i]) Interlocked.Increment(ref _blankFrames);
+                Merge(m, sink);
+                c += m;
+                progress?.Report(new PipelineProgress(_summary.Frames, total, _summary.Localizations));
+                if (next is not null)
+                {
+                    next.Reading!.GetAwaiter().GetResult();   // only cancellation escapes Stage
+                    next.Reading = null;
+                    cur = next;
+                    next = null;
+                    which = 1 - which;
+                }
             }
-            else ProcessChunk(source, first + c, m, cancel);
-            Merge(m, sink);
-            c += m;
-            progress?.Report(new PipelineProgress(_summary.Frames, total, _summary.Localizations));
         }
-        _summary.WallSeconds += sw.Elapsed.TotalSeconds;
+        finally
+        {
+            WaitQuietly(next);   // never return while a read-ahead still uses the source or the buffers
+            if (next is not null) next.Reading = null;
+        }
     }
 
     private void ProcessChunk(IFrameSource source, int first, int count, CancellationToken cancel)
@@ -257,22 +344,13 @@ public sealed class Localizer : IDisposable
     /// neighbour refinement (when overlapping candidates are kept; it needs the photon frames, hence the chunk buffer)
     /// and the conversion to localizations.
     /// </summary>
-    private void ProcessChunkOnDevice(IFrameSource source, int first, int count, CancellationToken cancel)
+    private void ProcessChunkOnDevice(IFrameSource source, StagedChunk staged, CancellationToken cancel)
     {
-        int frameBase = _summary.Frames, w = source.Width, h = source.Height, px = w * h;
-        if (_chunk.Length < (long)count * px) _chunk = new float[(long)count * px];
-        if (_readTicks.Length < count) { _readTicks = new long[count]; _roiStart = new int[count + 1]; }
+        int count = staged.Count, frameBase = _summary.Frames, w = source.Width, h = source.Height, px = w * h;
+        if (_roiStart.Length < count + 1) _roiStart = new int[count + 1];
         if (_slots.Length < count) _slots = new FrameOutput[count];
-        var chunk = _chunk; var readTicks = _readTicks; var slots = _slots;
+        var chunk = staged.Photons; var readTicks = staged.ReadTicks; var slots = _slots;
         var options = new ParallelOptions { MaxDegreeOfParallelism = _threads, CancellationToken = cancel };
-        RunParallel(() => Parallel.For(0, count, options, i =>
-        {
-            long t0 = Stopwatch.GetTimestamp();
-            try { ReadPhotons(source, first + i, frameBase + i, chunk.AsSpan(i * px, px)); }
-            catch (Exception e) when (e is not OperationCanceledException) { Failed(i, e); }
-            readTicks[i] = Stopwatch.GetTimestamp() - t0;
-        }));
-        cancel.ThrowIfCancellationRequested();
 
         var det = _detector ??= _gpu!.CreateDetector();
         var found = det.DetectOnDevice(chunk.AsSpan(0, count * px), w, h, count, _gpuDetectOptions);
@@ -340,13 +418,14 @@ public sealed class Localizer : IDisposable
     /// offset: a user error, named. A later blank frame (a dropped camera frame, a closed shutter) is only counted: it
     /// has no maxima, and one bad frame must not end a long run.
     /// </summary>
-    private void ReadPhotons(IFrameSource source, int index, int frameIndex, Span<float> photons)
+    /// <returns>True for a blank frame after the first (the caller counts it when the frame is merged).</returns>
+    private bool ReadPhotons(IFrameSource source, int index, int frameIndex, Span<float> photons)
     {
         source.ReadFrame(index, photons);
-        if (_camera.ToPhotons(photons) > 0) return;
+        if (_camera.ToPhotons(photons) > 0) return false;
         if (frameIndex == 0)
             throw new MaLiangException($"{source.Name}: frame {index + 1}: the offset {_s.OffsetAdu} ADU is at or above every pixel; check --offset (the camera baseline)");
-        Interlocked.Increment(ref _blankFrames);
+        return true;
     }
     private long _blankFrames;
 
@@ -559,7 +638,7 @@ public sealed class Localizer : IDisposable
             int w = source.Width, h = source.Height, px = w * h;
             var photons = _photons.AsSpan(0, px);
             long t0 = Stopwatch.GetTimestamp();
-            owner.ReadPhotons(source, sourceIndex, frameIndex, photons);
+            if (owner.ReadPhotons(source, sourceIndex, frameIndex, photons)) Interlocked.Increment(ref owner._blankFrames);
             long t1 = Stopwatch.GetTimestamp();
             // Filter, robust noise, threshold and maxima: the one FrameDetector (the tests' reference too).
             var before = _detect.Times;

@@ -131,6 +131,85 @@ public class GpuPipelineTests
         Assert.That(cpu.ChunkFramesFor(512, 512), Is.EqualTo(cpu.ChunkFrames));
     }
 
+    /// <summary>A source that fails on one frame and records which frames were read (by any thread) and whether a read
+    /// was still running when the localizer returned.</summary>
+    private sealed class FailingSource(IFrameSource inner, int badIndex) : IFrameSource
+    {
+        public readonly System.Collections.Concurrent.ConcurrentBag<int> Read = new();
+        private int _active;
+        public int ActiveReads => Volatile.Read(ref _active);
+        public string Name => "failing.tif";
+        public int Width => inner.Width;
+        public int Height => inner.Height;
+        public int FrameCount => inner.FrameCount;
+        public PixelType PixelType => inner.PixelType;
+        public void ReadFrame(int index, Span<float> destination)
+        {
+            Interlocked.Increment(ref _active);
+            try
+            {
+                Thread.Sleep(2);   // slow enough that the read-ahead is still going when the device chunk ends
+                Read.Add(index);
+                if (index == badIndex) throw new MaLiangException($"{Name}: frame {index + 1}: truncated");
+                inner.ReadFrame(index, destination);
+            }
+            finally { Interlocked.Decrement(ref _active); }
+        }
+        public void Dispose() => inner.Dispose();
+    }
+
+    [TestCase("opencl")]
+    [TestCase("cuda", Category = "Cuda")]
+    public void ABadFrameInALaterChunkKeepsTheEarlierChunksAndStopsTheReadAhead(string api)
+    {
+        using var backend = Backend(api);
+        var sim = Stack(12, 30, 6, 34);
+        using var src = new FailingSource(new MemoryFrameSource(sim.Frames, sim.Width, sim.Height, sim.FrameCount), badIndex: 9);
+        using var loc = new Localizer(new LocalizerSettings { OffsetAdu = 100, Threads = 2 }, backend) { GpuChunkFrames = 4 };
+        var delivered = new List<int>();
+        var ex = Assert.Throws<MaLiangException>(() => loc.Run(src, locs => { foreach (var l in locs) delivered.Add(l.Frame); }))!;
+        Assert.That(ex.Message, Is.EqualTo("failing.tif: frame 10: truncated"));
+        Assert.That(src.ActiveReads, Is.Zero, "no read-ahead still running after Run returned");
+        Assert.That(loc.FramesProcessed, Is.EqualTo(8), "chunks [0,4) and [4,8) were processed and delivered");
+        Assert.That(delivered.Distinct().Order(), Is.EqualTo(Enumerable.Range(0, 8)));
+    }
+
+    [TestCase("opencl")]
+    [TestCase("cuda", Category = "Cuda")]
+    public void BlankFramesAcrossChunksAreCountedOnceAndCancelStops(string api)
+    {
+        using var backend = Backend(api);
+        var sim = Stack(10, 30, 6, 35);
+        int px = sim.Width * sim.Height;
+        var frames = (ushort[])sim.Frames.Clone();
+        Array.Clear(frames, 3 * px, px);   // a dropped camera frame in the first chunk
+        Array.Clear(frames, 8 * px, px);   // and one in the read-ahead of the third
+        var s = new LocalizerSettings { OffsetAdu = 100, Threads = 2 };
+        using (var src = new MemoryFrameSource(frames, sim.Width, sim.Height, sim.FrameCount, "gaps"))
+        using (var cpu = new Localizer(s, new CpuFitBackend(2)))
+        using (var gpu = new Localizer(s, backend) { GpuChunkFrames = 3 })
+        {
+            cpu.Run(src);
+            gpu.Run(src);
+            Assert.That(gpu.Summary.BlankFrames, Is.EqualTo(2));
+            Assert.That(cpu.Summary.BlankFrames, Is.EqualTo(2));
+            AssertSame(cpu.Results.ToArray(), gpu.Results.ToArray(), cpu.Summary, gpu.Summary);
+        }
+        using (var src = new MemoryFrameSource(frames, sim.Width, sim.Height, sim.FrameCount, "gaps"))
+        using (var gpu = new Localizer(s, backend) { GpuChunkFrames = 3 })
+        using (var cts = new CancellationTokenSource())
+        {
+            var progress = new InlineProgress(p => { if (p.FramesDone >= 3) cts.Cancel(); });
+            Assert.That(() => gpu.Run(src, null, progress, cts.Token), Throws.InstanceOf<OperationCanceledException>());
+            Assert.That(gpu.FramesProcessed, Is.EqualTo(3));
+        }
+    }
+
+    private sealed class InlineProgress(Action<PipelineProgress> a) : IProgress<PipelineProgress>
+    {
+        public void Report(PipelineProgress value) => a(value);
+    }
+
     [TestCase("opencl")]
     [TestCase("cuda", Category = "Cuda")]
     public void OffsetAboveEveryPixelIsReportedFromTheDevicePath(string api)
