@@ -15,7 +15,7 @@
  *  - Checks a real driver makes and that catch host bugs: no current context -> CUDA_ERROR_INVALID_CONTEXT, a device
  *    pointer or range outside every allocation -> CUDA_ERROR_INVALID_VALUE, unknown handles -> CUDA_ERROR_INVALID_HANDLE.
  *  - Test controls (not CUDA API): mlemu_set_memory_limit, mlemu_fail_launch, mlemu_reset_error, mlemu_bytes_in_use,
- *    mlemu_peak_bytes, mlemu_pinned_in_use, mlemu_streams_live, mlemu_primary_refs, mlemu_launches.
+ *    mlemu_peak_bytes, mlemu_pinned_in_use, mlemu_registered_in_use, mlemu_streams_live, mlemu_primary_refs, mlemu_launches.
  *
  * Kernels run on one host thread, block by block and thread by thread (MaLiang's kernels use neither shared memory nor
  * barriers). All entry points hold one global lock.
@@ -63,9 +63,9 @@ static int valid_ctx(Ctx* c) { return c != NULL && c->magic == CTX_MAGIC && c->a
 #define NEED_CTX() do { if (!g_initialized) RETURN(CUDA_ERROR_NOT_INITIALIZED); if (!valid_ctx(current())) RETURN(CUDA_ERROR_INVALID_CONTEXT); } while (0)
 
 /* ---------------------------------------------------------------- allocations */
-typedef struct Alloc { uintptr_t base; size_t size; int pinned; struct Alloc* next; } Alloc;
+typedef struct Alloc { uintptr_t base; size_t size; int pinned; int registered; struct Alloc* next; } Alloc;
 static Alloc* g_allocs;
-static size_t g_device_bytes, g_pinned_bytes, g_peak_bytes;
+static size_t g_device_bytes, g_pinned_bytes, g_peak_bytes, g_registered_bytes;
 
 static Alloc* find_alloc(uintptr_t p, size_t n, int pinned)
 {
@@ -86,7 +86,7 @@ static void* add_alloc(size_t bytes, int pinned)
     void* p = calloc(1, bytes ? bytes : 1);
     Alloc* a = malloc(sizeof(Alloc));
     if (!p || !a) { free(p); free(a); return NULL; }
-    a->base = (uintptr_t)p; a->size = bytes; a->pinned = pinned; a->next = g_allocs; g_allocs = a;
+    a->base = (uintptr_t)p; a->size = bytes; a->pinned = pinned; a->registered = 0; a->next = g_allocs; g_allocs = a;
     if (pinned) g_pinned_bytes += bytes; else g_device_bytes += bytes;
     if (g_device_bytes > g_peak_bytes) g_peak_bytes = g_device_bytes;
     return p;
@@ -358,11 +358,40 @@ CUresult cuMemFreeHost(void* p)
     NEED_CTX();
     Alloc** link;
     Alloc* a = find_base((uintptr_t)p, 1, &link);
-    if (!a) RETURN(CUDA_ERROR_INVALID_VALUE);
+    if (!a || a->registered) RETURN(CUDA_ERROR_INVALID_VALUE);
     flush_all();
     *link = a->next;
     g_pinned_bytes -= a->size;
     free((void*)a->base);
+    free(a);
+    RETURN(CUDA_SUCCESS);
+}
+
+/* Page-locks existing host memory: copies from/to it become asynchronous, as from cuMemHostAlloc memory. */
+CUresult cuMemHostRegister_v2(void* p, size_t bytes, unsigned flags)
+{
+    (void)flags;
+    LOCK();
+    NEED_CTX();
+    if (!p || bytes == 0) RETURN(CUDA_ERROR_INVALID_VALUE);
+    for (Alloc* a = g_allocs; a; a = a->next)
+        if (a->pinned && (uintptr_t)p < a->base + a->size && a->base < (uintptr_t)p + bytes) RETURN(712);   /* CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED */
+    Alloc* a = malloc(sizeof(Alloc));
+    a->base = (uintptr_t)p; a->size = bytes; a->pinned = 1; a->registered = 1; a->next = g_allocs; g_allocs = a;
+    g_registered_bytes += bytes;
+    RETURN(CUDA_SUCCESS);
+}
+
+CUresult cuMemHostUnregister(void* p)
+{
+    LOCK();
+    NEED_CTX();
+    Alloc** link;
+    Alloc* a = find_base((uintptr_t)p, 1, &link);
+    if (!a || !a->registered) RETURN(713);   /* CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED */
+    flush_all();   /* queued copies may still use it */
+    *link = a->next;
+    g_registered_bytes -= a->size;
     free(a);
     RETURN(CUDA_SUCCESS);
 }
@@ -671,6 +700,7 @@ static const char* err_name(CUresult e)
         case 200: return "CUDA_ERROR_INVALID_IMAGE"; case 201: return "CUDA_ERROR_INVALID_CONTEXT";
         case 218: return "CUDA_ERROR_INVALID_PTX"; case 400: return "CUDA_ERROR_INVALID_HANDLE";
         case 500: return "CUDA_ERROR_NOT_FOUND"; case 700: return "CUDA_ERROR_ILLEGAL_ADDRESS";
+        case 712: return "CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED"; case 713: return "CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED";
         case 719: return "CUDA_ERROR_LAUNCH_FAILED"; default: return NULL;
     }
 }
@@ -688,6 +718,7 @@ size_t mlemu_bytes_in_use(void) { return g_device_bytes; }
 /* Most device memory in use at once since the last reset (the reset sets it to what is in use now). */
 size_t mlemu_peak_bytes(int reset) { LOCK(); if (reset) g_peak_bytes = g_device_bytes; size_t p = g_peak_bytes; UNLOCK(); return p; }
 size_t mlemu_pinned_in_use(void) { return g_pinned_bytes; }
+size_t mlemu_registered_in_use(void) { return g_registered_bytes; }
 int mlemu_streams_live(void) { return g_streams_live; }
 long mlemu_launches(void) { return g_launches; }
 int mlemu_primary_refs(void) { return g_primary_refs; }

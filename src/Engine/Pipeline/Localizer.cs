@@ -202,6 +202,7 @@ public sealed class Localizer : IDisposable
         public Exception? Error;       // the lowest frame's read error, thrown when the chunk's turn comes
         public int ErrorIndex;
         public Task? Reading;
+        public IDisposable? Pin;       // the backend's page-lock of Photons (IGpuFitBackend.PinHost)
     }
     private readonly StagedChunk[] _staged = [new(), new()];
 
@@ -210,7 +211,15 @@ public sealed class Localizer : IDisposable
     private void Stage(StagedChunk sc, IFrameSource source, int first, int count, int frameBase, CancellationToken cancel)
     {
         int px = source.Width * source.Height;
-        if (sc.Photons.Length < (long)count * px) sc.Photons = new float[(long)count * px];
+        if (sc.Photons.Length < (long)count * px)
+        {
+            sc.Pin?.Dispose();
+            sc.Pin = null;
+            sc.Photons = []; // drop the old buffer before allocating the larger one
+            // Pinned (it never moves) and page-locked by the backend, so the upload to the device runs at full speed.
+            sc.Photons = GC.AllocateUninitializedArray<float>((int)((long)count * px), pinned: true);
+            sc.Pin = _gpu?.PinHost(sc.Photons);
+        }
         if (sc.ReadTicks.Length < count) { sc.ReadTicks = new long[count]; sc.Blank = new bool[count]; }
         sc.Count = count;
         sc.Error = null;
@@ -517,6 +526,7 @@ public sealed class Localizer : IDisposable
     {
         _detector?.Dispose();
         _detector = null;
+        foreach (var sc in _staged) { sc.Pin?.Dispose(); sc.Pin = null; }
         if (_ownsBackend) _backend.Dispose();
     }
 

@@ -39,6 +39,8 @@ internal static unsafe class CudaDriver
     /// <summary>Most device memory in use at once since the last reset (<paramref name="reset"/>: start counting now).</summary>
     public static ulong PeakDeviceBytes(bool reset = false) => ((delegate* unmanaged<int, nuint>)Export("mlemu_peak_bytes"))(reset ? 1 : 0);
     public static ulong PinnedBytesInUse => ((delegate* unmanaged<nuint>)Export("mlemu_pinned_in_use"))();
+    /// <summary>Host memory page-locked with cuMemHostRegister.</summary>
+    public static ulong RegisteredBytesInUse => ((delegate* unmanaged<nuint>)Export("mlemu_registered_in_use"))();
     public static int StreamsLive => ((delegate* unmanaged<int>)Export("mlemu_streams_live"))();
     public static int PrimaryContextRefs => ((delegate* unmanaged<int>)Export("mlemu_primary_refs"))();
     public const ulong DefaultMemoryLimit = 4UL << 30;

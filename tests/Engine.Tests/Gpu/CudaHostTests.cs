@@ -99,6 +99,32 @@ public class CudaHostTests
     }
 
     [Test]
+    public void PipelineStagingBuffersArePageLockedWhileInUse()
+    {
+        CudaDriver.RequireEmulator();
+        ulong reg0 = CudaDriver.RegisteredBytesInUse;
+        var sim = GpuPipelineTests.Stack(9, 40, 6, 44);
+        int px = sim.Width * sim.Height;
+        using var backend = new CudaFitBackend();
+        ulong during = 0;
+        var s = new LocalizerSettings { OffsetAdu = 100, Threads = 2 };
+        var (cpu, cs) = GpuPipelineTests.Run(sim, s, new CpuFitBackend(2));
+        using (var src = new MemoryFrameSource(sim.Frames, sim.Width, sim.Height, sim.FrameCount))
+        using (var loc = new Localizer(s, backend) { GpuChunkFrames = 3 })
+        {
+            loc.Run(src, null, new InlineProgress(_ => during = Math.Max(during, CudaDriver.RegisteredBytesInUse)));
+            GpuPipelineTests.AssertSame(cpu, loc.Results.ToArray(), cs, loc.Summary);
+        }
+        Assert.That(during - reg0, Is.EqualTo(2UL * 3 * (ulong)px * 4), "both staging buffers of 3 frames, registered");
+        Assert.That(CudaDriver.RegisteredBytesInUse, Is.EqualTo(reg0), "unregistered when the localizer is disposed");
+    }
+
+    private sealed class InlineProgress(Action<PipelineProgress> a) : IProgress<PipelineProgress>
+    {
+        public void Report(PipelineProgress value) => a(value);
+    }
+
+    [Test]
     public void ASmallBatchDoesNotReserveAWholeChunk()
     {
         CudaDriver.RequireEmulator();

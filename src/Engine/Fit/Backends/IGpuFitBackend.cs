@@ -29,4 +29,13 @@ public interface IGpuFitBackend : IFitBackend
     /// <summary>Wall seconds of the transpose + fit kernels of the last <see cref="FitDetected"/> or <see cref="FitTimed"/>
     /// call, from a device-idle point to the kernels' end: no host-device transfers.</summary>
     double LastKernelSeconds { get; }
+
+    /// <summary>
+    /// Page-locks a host array that frames are uploaded from (it must not move: allocate it pinned, e.g.
+    /// <c>GC.AllocateUninitializedArray&lt;float&gt;(n, pinned: true)</c>), so uploads from it run at full bus speed (CUDA
+    /// copies from pageable memory go through a bounce buffer at about half the speed). Dispose the handle before the
+    /// array is dropped and before the backend. Null where the API has nothing to gain or the driver refuses: uploads
+    /// then work as before.
+    /// </summary>
+    IDisposable? PinHost(float[] pinnedArray) => null;
 }

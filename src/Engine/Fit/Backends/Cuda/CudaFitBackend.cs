@@ -66,6 +66,26 @@ public sealed unsafe class CudaFitBackend : IGpuFitBackend
         if (batch.Count == 0) return;
         lock (_lock) _resident.Run(Context, _resident.Upload(Context, batch), batch.RoiSize, batch.Count, options, results);
     }
+    public IDisposable? PinHost(float[] pinnedArray)
+    {
+        ArgumentNullException.ThrowIfNull(pinnedArray);
+        if (pinnedArray.Length == 0) return null;
+        // The caller promises a pinned (POH) array; its address is stable for its lifetime.
+        void* p = System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(pinnedArray));
+        lock (_lock) return _cu.RegisterHost(p, (long)pinnedArray.Length * sizeof(float)) ? new HostPin(this, pinnedArray, p) : null;
+    }
+
+    private sealed class HostPin(CudaFitBackend owner, float[] array, void* p) : IDisposable
+    {
+        private float[]? _array = array;   // keeps the array alive while registered
+        public void Dispose()
+        {
+            if (_array is null) return;
+            lock (owner._lock) owner._cu.UnregisterHost(p);
+            _array = null;
+        }
+    }
+
     /// <summary>Molecules per chunk now (after any out-of-memory halving).</summary>
     public int ChunkSize => _chunk;
 

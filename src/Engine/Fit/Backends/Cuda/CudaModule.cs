@@ -128,6 +128,20 @@ internal sealed unsafe class CudaModule : IDisposable
         cuMemFreeHost(p);
     }
 
+    /// <summary>Page-locks existing host memory (which must not move); false when the driver refuses (then it stays pageable).</summary>
+    public bool RegisterHost(void* p, long bytes)
+    {
+        using var _ = Enter();
+        return cuMemHostRegister(p, (nuint)bytes, CU_MEMHOSTALLOC_PORTABLE) == CUDA_SUCCESS;
+    }
+
+    public void UnregisterHost(void* p)
+    {
+        if (p == null || _ctx == 0) return;
+        using var _ = TryEnter();
+        cuMemHostUnregister(p);
+    }
+
     public nint CreateStream()
     {
         using var _ = Enter();

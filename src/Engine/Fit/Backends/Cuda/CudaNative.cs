@@ -37,6 +37,8 @@ internal static unsafe class CuNative
     public static readonly delegate* unmanaged<ulong, int> cuMemFree;
     public static readonly delegate* unmanaged<void**, nuint, uint, int> cuMemHostAlloc;
     public static readonly delegate* unmanaged<void*, int> cuMemFreeHost;
+    public static readonly delegate* unmanaged<void*, nuint, uint, int> cuMemHostRegister;
+    public static readonly delegate* unmanaged<void*, int> cuMemHostUnregister;
     public static readonly delegate* unmanaged<nuint*, nuint*, int> cuMemGetInfo;
     public static readonly delegate* unmanaged<ulong, void*, nuint, nint, int> cuMemcpyHtoDAsync;
     public static readonly delegate* unmanaged<void*, ulong, nuint, nint, int> cuMemcpyDtoHAsync;
@@ -79,6 +81,8 @@ internal static unsafe class CuNative
             cuMemFree = (delegate* unmanaged<ulong, int>)Sym(lib, "cuMemFree_v2");
             cuMemHostAlloc = (delegate* unmanaged<void**, nuint, uint, int>)Sym(lib, "cuMemHostAlloc");
             cuMemFreeHost = (delegate* unmanaged<void*, int>)Sym(lib, "cuMemFreeHost");
+            cuMemHostRegister = (delegate* unmanaged<void*, nuint, uint, int>)Sym(lib, "cuMemHostRegister_v2");
+            cuMemHostUnregister = (delegate* unmanaged<void*, int>)Sym(lib, "cuMemHostUnregister");
             cuMemGetInfo = (delegate* unmanaged<nuint*, nuint*, int>)Sym(lib, "cuMemGetInfo_v2");
             cuMemcpyHtoDAsync = (delegate* unmanaged<ulong, void*, nuint, nint, int>)Sym(lib, "cuMemcpyHtoDAsync_v2");
             cuMemcpyDtoHAsync = (delegate* unmanaged<void*, ulong, nuint, nint, int>)Sym(lib, "cuMemcpyDtoHAsync_v2");
