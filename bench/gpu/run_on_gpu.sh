@@ -7,6 +7,7 @@
 #                                1e-4 px), for the maliang and wavelet filters, with and without --keep-overlapping
 #   large_2048.*                 the 2048x2048 sCMOS stack with 1000 molecules per frame through the whole pipeline
 #                                (cpu and $BACKEND, compared too)
+#   python_cuda.json             bench/gpu/check_python_cuda.py through the Python module (needs build/native and numpy)
 #   bench_<backend>_<case>.json  maliang bench --json at 512x512/100 molecules and 2048x2048/1000 molecules (sCMOS)
 #   summary.txt                  one line per check, PASS/FAIL; the exit status is the number of failed checks
 # Environment: MALIANG (the CLI, default build/aot/maliang), OUT, BACKEND (cuda|opencl, default cuda),
@@ -126,6 +127,19 @@ for b in cpu "$BACKEND"; do
     [ -f "$OUT/large_2048_$b.csv" ] && "$MALIANG" compare "$OUT/large_2048_$b.csv" "$TMP/large_truth.csv" > "$OUT/large_2048_${b}_vs_truth.txt" 2>&1
 done
 rm -f "$TMP/large.tif"
+
+# ---- the Python module on the device (libmaliang.so from `make native`, carried as build/native) ----
+NATIVE=${MALIANG_LIBRARY:-build/native/libmaliang.so}
+if [ "$BACKEND" = cuda ] && [ -f "$NATIVE" ] && "$PYTHON" -c "import numpy" >/dev/null 2>&1; then
+    if PYTHONPATH="src/PythonBinding${PYTHONPATH:+:$PYTHONPATH}" MALIANG_LIBRARY="$NATIVE" \
+         "$PYTHON" bench/gpu/check_python_cuda.py > "$OUT/python_cuda.json" 2> "$OUT/python_cuda.err"; then
+        pass "python: maliang.localize cuda = cpu, caller's context kept ($(cat "$OUT/python_cuda.json"))"
+    else
+        fail "python: cuda check ($(cat "$OUT/python_cuda.json" 2>/dev/null); see python_cuda.err)"
+    fi
+else
+    log "SKIP python check: needs BACKEND=cuda, $NATIVE (carry build/native) and $PYTHON with numpy"
+fi
 
 # ---- benchmarks ----
 bench() {
