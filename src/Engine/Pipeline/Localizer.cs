@@ -82,6 +82,9 @@ public sealed class Localizer : IDisposable
     public const long GpuChunkPixels = 32L << 20;
     /// <summary>Most frames per chunk on a GPU backend.</summary>
     public const int MaxGpuChunkFrames = 256;
+    /// <summary>Device bytes per frame pixel of a chunk: frames, filtered, two filter temporaries (4 floats) and room
+    /// for the ROIs, their pixel-major copy and the fit results.</summary>
+    public const long DeviceBytesPerPixel = 20;
 
     /// <summary>Frames per chunk: enough to keep every thread busy, few enough that memory stays bounded.</summary>
     public int ChunkFrames { get; }
@@ -110,6 +113,9 @@ public sealed class Localizer : IDisposable
         if (!UsesDeviceDetection) return ChunkFrames;
         long px = Math.Max(1L, (long)width * height);
         int frames = _gpuChunkFrames > 0 ? _gpuChunkFrames : (int)Math.Clamp(GpuChunkPixels / px, 1, MaxGpuChunkFrames);
+        // And what half the device's free memory holds (a small or shared GPU): the detector keeps about
+        // DeviceBytesPerPixel per chunk pixel. An out-of-memory later still halves the chunk (Push).
+        if (_gpuChunkFrames == 0) frames = (int)Math.Max(1, Math.Min(frames, _gpu!.FreeMemoryBytes / 2 / (DeviceBytesPerPixel * px)));
         return (int)Math.Max(1, Math.Min(frames, (int.MaxValue / 2) / px));   // the detector's limit per call
     }
 

@@ -191,6 +191,21 @@ public class CudaHostTests
     }
 
     [Test]
+    public void PipelineChunksFollowFreeDeviceMemory()
+    {
+        CudaDriver.RequireEmulator();
+        using var backend = new CudaFitBackend();
+        using var loc = new Localizer(new LocalizerSettings { Threads = 2 }, backend);
+        Assert.That(loc.ChunkFramesFor(512, 512), Is.EqualTo(128), "4 GiB free: the 32 Mpx default");
+        CudaDriver.SetMemoryLimit(CudaDriver.DeviceBytesInUse + (40UL << 20));
+        // 40 MiB free: half of it at 20 B per pixel of 512x512 frames = 4 frames
+        Assert.That(loc.ChunkFramesFor(512, 512), Is.EqualTo((int)((40L << 20) / 2 / (Localizer.DeviceBytesPerPixel * 512 * 512))));
+        Assert.That(loc.ChunkFramesFor(2048, 2048), Is.EqualTo(1), "never below one frame");
+        loc.GpuChunkFrames = 64;
+        Assert.That(loc.ChunkFramesFor(512, 512), Is.EqualTo(64), "an explicit chunk is kept (an out-of-memory still halves it)");
+    }
+
+    [Test]
     public void ARefusedLaunchIsReportedAndTheBackendStaysUsable()
     {
         CudaDriver.RequireEmulator();

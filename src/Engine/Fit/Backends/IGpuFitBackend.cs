@@ -38,4 +38,8 @@ public interface IGpuFitBackend : IFitBackend
     /// then work as before.
     /// </summary>
     IDisposable? PinHost(float[] pinnedArray) => null;
+
+    /// <summary>Device memory free now, in bytes (CUDA: cuMemGetInfo; OpenCL has no such query: the device's global
+    /// memory). The pipeline sizes its chunks from it.</summary>
+    long FreeMemoryBytes { get; }
 }

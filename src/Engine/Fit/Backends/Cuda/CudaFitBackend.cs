@@ -43,6 +43,7 @@ public sealed unsafe class CudaFitBackend : IGpuFitBackend
     public string Name => "cuda:" + _cu.Device.Name;
     public CudaDevice Device => _cu.Device;
     public string DeviceName => _cu.Device.Name;
+    public long FreeMemoryBytes => _cu.MemoryInfo().Free;
     public double LastKernelSeconds => _resident.LastKernelSeconds;
 
     /// <summary>A detector on this backend's CUDA context (its own stream, shared with <see cref="FitDetected"/>).</summary>

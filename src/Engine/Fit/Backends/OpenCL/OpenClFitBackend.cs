@@ -18,6 +18,7 @@ public sealed class OpenClFitBackend : IGpuFitBackend
     public string Name => _ctx.Name;
     public OpenClDevice Device => _ctx.Device;
     public string DeviceName => _ctx.Device.Name;
+    public long FreeMemoryBytes => _ctx.FreeMemoryBytes;
     public double LastKernelSeconds => _resident.LastKernelSeconds;
 
     /// <summary>A detector on this backend's context and queue.</summary>
