@@ -34,7 +34,8 @@ done
 # The "Cuda" category again, on tests/cuda-emulator (libcuda + NVRTC stand-ins that run the CUDA kernel source on the
 # CPU, with deferred streams and fault injection), so the CUDA host code is exercised on machines without an NVIDIA GPU.
 # Where a real NVIDIA driver is installed the first pass already ran these on the GPU and this pass is left out.
-if [ -f tests/Engine.Tests/Engine.Tests.csproj ] && ! ldconfig -p 2>/dev/null | grep -q "libcuda.so.1 "; then
+loader_cache=$( (ldconfig -p || /sbin/ldconfig -p) 2>/dev/null )   # (not piped into grep -q: pipefail + SIGPIPE)
+if [ -f tests/Engine.Tests/Engine.Tests.csproj ] && ! grep -q "libcuda.so.1 " <<<"$loader_cache"; then
   if tests/cuda-emulator/build.sh > out/test/cuda-emulator-build.log 2>&1; then
     emu=$PWD/build/cuda-emulator
     LD_LIBRARY_PATH="$emu/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" CUDA_PATH="$emu" XDG_CACHE_HOME="$PWD/out/test/cuda-emulator-cache" \

@@ -12,8 +12,12 @@
  *    provoked), page-locked host memory, streams whose work really is deferred: launches, memsets and copies to or from
  *    pinned memory run only at a synchronisation point, in order, as on a GPU; copies from/to pageable memory are
  *    synchronous, as the CUDA documentation specifies. Kernel parameters are copied at launch, as CUDA does.
- *  - Checks a real driver makes and that catch host bugs: no current context -> CUDA_ERROR_INVALID_CONTEXT, a device
- *    pointer or range outside every allocation -> CUDA_ERROR_INVALID_VALUE, unknown handles -> CUDA_ERROR_INVALID_HANDLE.
+ *  - Checks a real driver makes and that catch host bugs: no current context, or a stream or module of another context
+ *    than the current one -> CUDA_ERROR_INVALID_CONTEXT; a device pointer or range outside every allocation ->
+ *    CUDA_ERROR_INVALID_VALUE; unknown or destroyed handles -> CUDA_ERROR_INVALID_HANDLE; after a kernel fault every
+ *    later call fails with it (clean-up calls still release, so leaks can be counted).
+ *  - Not emulated: releasing the primary context's last reference does not free what it still owns (a real driver
+ *    would); device pointers are host addresses (a kernel's out-of-bounds access is not caught).
  *  - Test controls (not CUDA API): mlemu_set_memory_limit, mlemu_fail_launch, mlemu_reset_error, mlemu_bytes_in_use,
  *    mlemu_peak_bytes, mlemu_pinned_in_use, mlemu_registered_in_use, mlemu_streams_live, mlemu_primary_refs, mlemu_launches.
  *
@@ -60,7 +64,10 @@ static __thread int t_depth;
 
 static Ctx* current(void) { return t_depth > 0 ? t_stack[t_depth - 1] : NULL; }
 static int valid_ctx(Ctx* c) { return c != NULL && c->magic == CTX_MAGIC && c->alive; }
-#define NEED_CTX() do { if (!g_initialized) RETURN(CUDA_ERROR_NOT_INITIALIZED); if (!valid_ctx(current())) RETURN(CUDA_ERROR_INVALID_CONTEXT); } while (0)
+#define NEED_CTX_CLEANUP() do { if (!g_initialized) RETURN(CUDA_ERROR_NOT_INITIALIZED); if (!valid_ctx(current())) RETURN(CUDA_ERROR_INVALID_CONTEXT); } while (0)
+/* After a kernel fault every later call fails with it, as on a real context (clean-up calls still release, so tests can
+   count leaks; mlemu_reset_error stands for recreating the context). */
+#define NEED_CTX() do { NEED_CTX_CLEANUP(); if (g_sticky) RETURN(g_sticky); } while (0)
 
 /* ---------------------------------------------------------------- allocations */
 typedef struct Alloc { uintptr_t base; size_t size; int pinned; int registered; struct Alloc* next; } Alloc;
@@ -95,7 +102,7 @@ static void* add_alloc(size_t bytes, int pinned)
 /* ---------------------------------------------------------------- modules and functions */
 typedef void (*RunFn)(void** params, unsigned gx, unsigned bx);
 typedef int (*ArgsFn)(size_t* sizes, int cap);
-typedef struct Module { int magic; void* dl; } Module;
+typedef struct Module { int magic; void* dl; struct Ctx* ctx; } Module;
 typedef struct Function { int magic; RunFn run; int nargs; size_t sizes[32]; Module* mod; } Function;
 #define MOD_MAGIC 0x4d4f4431
 #define FUN_MAGIC 0x46554e31
@@ -255,6 +262,7 @@ CUresult cuCtxCreate_v2(Ctx** ctx, unsigned flags, int dev)
     if (dev != 0) RETURN(CUDA_ERROR_INVALID_DEVICE);
     if (!ctx || t_depth >= STACK_MAX) RETURN(CUDA_ERROR_INVALID_VALUE);
     Ctx* c = malloc(sizeof(Ctx));
+    if (!c) RETURN(CUDA_ERROR_OUT_OF_MEMORY);
     c->magic = CTX_MAGIC; c->primary = 0; c->alive = 1;
     t_stack[t_depth++] = c;
     *ctx = c;
@@ -328,7 +336,7 @@ CUresult cuMemAlloc_v2(uint64_t* dptr, size_t bytes)
 CUresult cuMemFree_v2(uint64_t dptr)
 {
     LOCK();
-    NEED_CTX();
+    NEED_CTX_CLEANUP();
     Alloc** link;
     Alloc* a = find_base((uintptr_t)dptr, 0, &link);
     if (!a) RETURN(CUDA_ERROR_INVALID_VALUE);
@@ -355,7 +363,7 @@ CUresult cuMemHostAlloc(void** p, size_t bytes, unsigned flags)
 CUresult cuMemFreeHost(void* p)
 {
     LOCK();
-    NEED_CTX();
+    NEED_CTX_CLEANUP();
     Alloc** link;
     Alloc* a = find_base((uintptr_t)p, 1, &link);
     if (!a || a->registered) RETURN(CUDA_ERROR_INVALID_VALUE);
@@ -377,6 +385,7 @@ CUresult cuMemHostRegister_v2(void* p, size_t bytes, unsigned flags)
     for (Alloc* a = g_allocs; a; a = a->next)
         if (a->pinned && (uintptr_t)p < a->base + a->size && a->base < (uintptr_t)p + bytes) RETURN(712);   /* CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED */
     Alloc* a = malloc(sizeof(Alloc));
+    if (!a) RETURN(CUDA_ERROR_OUT_OF_MEMORY);
     a->base = (uintptr_t)p; a->size = bytes; a->pinned = 1; a->registered = 1; a->next = g_allocs; g_allocs = a;
     g_registered_bytes += bytes;
     RETURN(CUDA_SUCCESS);
@@ -385,7 +394,7 @@ CUresult cuMemHostRegister_v2(void* p, size_t bytes, unsigned flags)
 CUresult cuMemHostUnregister(void* p)
 {
     LOCK();
-    NEED_CTX();
+    NEED_CTX_CLEANUP();
     Alloc** link;
     Alloc* a = find_base((uintptr_t)p, 1, &link);
     if (!a || !a->registered) RETURN(713);   /* CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED */
@@ -412,11 +421,13 @@ static CUresult copy(void* dst, const void* src, size_t bytes, int toDevice, voi
     NEED_CTX();
     Stream* s = stream_of(hstream);
     if (s->magic != STR_MAGIC) RETURN(CUDA_ERROR_INVALID_HANDLE);
+    if (s != &g_null_stream && s->ctx != current()) RETURN(CUDA_ERROR_INVALID_CONTEXT);   /* another context's stream */
     uintptr_t dev = (uintptr_t)(toDevice ? dst : src);
     const void* host = toDevice ? src : dst;
     if (bytes == 0) RETURN(CUDA_SUCCESS);
     if (!host || !find_alloc(dev, bytes, 0)) RETURN(CUDA_ERROR_INVALID_VALUE);
     Op* o = calloc(1, sizeof(Op));
+    if (!o) RETURN(CUDA_ERROR_OUT_OF_MEMORY);
     o->kind = 0; o->dst = dst; o->src = src; o->bytes = bytes;
     if (find_alloc((uintptr_t)host, bytes, 1)) { enqueue(s, o); RETURN(CUDA_SUCCESS); }
     /* Pageable host memory: the copy is synchronous (after the stream's earlier work). */
@@ -440,9 +451,11 @@ CUresult cuMemsetD32Async(uint64_t dst, unsigned value, size_t count, void* hstr
     NEED_CTX();
     Stream* s = stream_of(hstream);
     if (s->magic != STR_MAGIC) RETURN(CUDA_ERROR_INVALID_HANDLE);
+    if (s != &g_null_stream && s->ctx != current()) RETURN(CUDA_ERROR_INVALID_CONTEXT);
     if (count == 0) RETURN(CUDA_SUCCESS);
     if ((dst & 3) || count > SIZE_MAX / 4 || !find_alloc((uintptr_t)dst, count * 4, 0)) RETURN(CUDA_ERROR_INVALID_VALUE);
     Op* o = calloc(1, sizeof(Op));
+    if (!o) RETURN(CUDA_ERROR_OUT_OF_MEMORY);
     o->kind = 1; o->dst = (void*)(uintptr_t)dst; o->value = value; o->count = count;
     enqueue(s, o);
     RETURN(CUDA_SUCCESS);
@@ -459,6 +472,7 @@ CUresult cuStreamCreate(void** out, unsigned flags)
         if (!g_all_streams[i])
         {
             Stream* s = calloc(1, sizeof(Stream));
+            if (!s) RETURN(CUDA_ERROR_OUT_OF_MEMORY);
             s->magic = STR_MAGIC; s->ctx = current();
             g_all_streams[i] = s;
             g_streams_live++;
@@ -474,6 +488,7 @@ CUresult cuStreamSynchronize(void* h)
     NEED_CTX();
     Stream* s = stream_of(h);
     if (s->magic != STR_MAGIC) RETURN(CUDA_ERROR_INVALID_HANDLE);
+    if (s != &g_null_stream && s->ctx != current()) RETURN(CUDA_ERROR_INVALID_CONTEXT);
     CUresult r = flush(s);
     RETURN(r);
 }
@@ -481,13 +496,13 @@ CUresult cuStreamSynchronize(void* h)
 CUresult cuStreamDestroy_v2(void* h)
 {
     LOCK();
-    NEED_CTX();
+    NEED_CTX_CLEANUP();
     Stream* s = (Stream*)h;
     if (!s || s->magic != STR_MAGIC || s == &g_null_stream) RETURN(CUDA_ERROR_INVALID_HANDLE);
+    if (s->ctx != current()) RETURN(CUDA_ERROR_INVALID_CONTEXT);
     flush(s);   /* destroying a stream lets its work finish */
     for (int i = 0; i < MAX_STREAMS; i++) if (g_all_streams[i] == s) g_all_streams[i] = NULL;
-    s->magic = 0;
-    free(s);
+    s->magic = 0;   /* kept allocated: a stale handle gets CUDA_ERROR_INVALID_HANDLE, not freed memory */
     g_streams_live--;
     RETURN(CUDA_SUCCESS);
 }
@@ -580,7 +595,10 @@ static int compile_source(const char* src, char* soPath, size_t soCap, char** lo
 {
     *log = NULL;
     const char* dir = work_dir();
-    uint64_t h = fnv1a(src, strlen(src));
+    const char* cxx = getenv("MLEMU_CXX");
+    if (!cxx || !*cxx) cxx = "c++";
+    /* The cache key covers everything the .so depends on: the header, the compiler and the source. */
+    uint64_t h = fnv1a(src, strlen(src)) ^ (fnv1a(kHeader, strlen(kHeader)) * 31) ^ (fnv1a(cxx, strlen(cxx)) * 131) ^ 0x1;
     snprintf(soPath, soCap, "%s/%016llx.so", dir, (unsigned long long)h);
     struct stat st;
     if (stat(soPath, &st) == 0) return 0;
@@ -594,10 +612,9 @@ static int compile_source(const char* src, char* soPath, size_t soCap, char** lo
     fputs(kHeader, f); fputs(src, f); fputs("\n", f); fputs(w, f); fputs("\n", f);
     fclose(f);
     free(w);
-    const char* cxx = getenv("MLEMU_CXX");
     /* -ffp-contract=off: no fused multiply-add, as --fmad=false asks of NVRTC. */
     snprintf(cmd, sizeof cmd, "%s -std=c++14 -O2 -ffp-contract=off -fno-fast-math -fPIC -shared -w -o '%s' '%s' > '%s' 2>&1",
-             cxx && *cxx ? cxx : "c++", tmpSo, cu, logPath);
+             cxx, tmpSo, cu, logPath);
     int rc = system(cmd);
     *log = read_all(logPath);
     unlink(cu); unlink(logPath);
@@ -621,7 +638,8 @@ CUresult cuModuleLoadData(Module** out, const void* image)
     void* dl = dlopen(so, RTLD_NOW | RTLD_LOCAL);
     if (!dl) RETURN(CUDA_ERROR_INVALID_IMAGE);
     Module* m = calloc(1, sizeof(Module));
-    m->magic = MOD_MAGIC; m->dl = dl;
+    if (!m) RETURN(CUDA_ERROR_OUT_OF_MEMORY);
+    m->magic = MOD_MAGIC; m->dl = dl; m->ctx = current();
     *out = m;
     RETURN(CUDA_SUCCESS);
 }
@@ -632,6 +650,7 @@ CUresult cuModuleGetFunction(Function** out, Module* m, const char* name)
     NEED_CTX();
     if (!out || !name) RETURN(CUDA_ERROR_INVALID_VALUE);
     if (!m || m->magic != MOD_MAGIC) RETURN(CUDA_ERROR_INVALID_HANDLE);
+    if (m->ctx != current()) RETURN(CUDA_ERROR_INVALID_CONTEXT);   /* a module belongs to the context it was loaded in */
     char sym[300];
     snprintf(sym, sizeof sym, "mlemu_run_%s", name);
     RunFn run = (RunFn)dlsym(m->dl, sym);
@@ -639,6 +658,7 @@ CUresult cuModuleGetFunction(Function** out, Module* m, const char* name)
     ArgsFn args = (ArgsFn)dlsym(m->dl, sym);
     if (!run || !args) RETURN(CUDA_ERROR_NOT_FOUND);
     Function* f = calloc(1, sizeof(Function));
+    if (!f) RETURN(CUDA_ERROR_OUT_OF_MEMORY);
     f->magic = FUN_MAGIC; f->run = run; f->mod = m;
     f->nargs = args(f->sizes, 32);
     if (f->nargs > 32) { free(f); RETURN(CUDA_ERROR_INVALID_VALUE); }
@@ -649,11 +669,11 @@ CUresult cuModuleGetFunction(Function** out, Module* m, const char* name)
 CUresult cuModuleUnload(Module* m)
 {
     LOCK();
-    NEED_CTX();
+    NEED_CTX_CLEANUP();
     if (!m || m->magic != MOD_MAGIC) RETURN(CUDA_ERROR_INVALID_HANDLE);
+    if (m->ctx != current()) RETURN(CUDA_ERROR_INVALID_CONTEXT);
     flush_all();
-    m->magic = 0;   /* the library stays loaded: functions obtained from it may still be referenced */
-    free(m);
+    m->magic = 0;   /* kept allocated (and the library loaded): stale module and function handles stay recognisable */
     RETURN(CUDA_SUCCESS);
 }
 
@@ -665,10 +685,12 @@ CUresult cuLaunchKernel(Function* f, unsigned gx, unsigned gy, unsigned gz, unsi
     if (!f || f->magic != FUN_MAGIC || (f->mod && f->mod->magic != MOD_MAGIC)) RETURN(CUDA_ERROR_INVALID_HANDLE);
     Stream* s = stream_of(hstream);
     if (s->magic != STR_MAGIC) RETURN(CUDA_ERROR_INVALID_HANDLE);
+    if (f->mod->ctx != current() || (s != &g_null_stream && s->ctx != current())) RETURN(CUDA_ERROR_INVALID_CONTEXT);
     if (gx == 0 || bx == 0 || bx > 1024 || gy != 1 || gz != 1 || by != 1 || bz != 1 || shared != 0 || extra != NULL)
         RETURN(CUDA_ERROR_INVALID_VALUE);   /* MaLiang launches 1-D grids without dynamic shared memory */
     if (f->nargs > 0 && !params) RETURN(CUDA_ERROR_INVALID_VALUE);
     Op* o = calloc(1, sizeof(Op));
+    if (!o) RETURN(CUDA_ERROR_OUT_OF_MEMORY);
     o->kind = 2; o->fn = f; o->gx = gx; o->bx = bx;
     if (g_fail_after == 0)
     {
@@ -681,6 +703,7 @@ CUresult cuLaunchKernel(Function* f, unsigned gx, unsigned gy, unsigned gz, unsi
     else if (g_fail_after > 0) g_fail_after--;
     o->args = calloc((size_t)(f->nargs > 0 ? f->nargs : 1), 8);
     o->argv = calloc((size_t)(f->nargs > 0 ? f->nargs : 1), sizeof(void*));
+    if (!o->args || !o->argv) { free_op(o); RETURN(CUDA_ERROR_OUT_OF_MEMORY); }
     for (int i = 0; i < f->nargs; i++)
     {
         memcpy(o->args + 8 * i, params[i], f->sizes[i] <= 8 ? f->sizes[i] : 8);   /* copied now, as CUDA does */

@@ -115,7 +115,11 @@ public sealed class Localizer : IDisposable
         int frames = _gpuChunkFrames > 0 ? _gpuChunkFrames : (int)Math.Clamp(GpuChunkPixels / px, 1, MaxGpuChunkFrames);
         // And what half the device's free memory holds (a small or shared GPU): the detector keeps about
         // DeviceBytesPerPixel per chunk pixel. An out-of-memory later still halves the chunk (Push).
-        if (_gpuChunkFrames == 0) frames = (int)Math.Max(1, Math.Min(frames, _gpu!.FreeMemoryBytes / 2 / (DeviceBytesPerPixel * px)));
+        if (_gpuChunkFrames == 0)
+        {
+            long free = _gpu!.FreeMemoryBytes + (_detector?.DeviceBytes ?? 0);   // its buffers are reused for the next chunk
+            frames = (int)Math.Max(1, Math.Min(frames, free / 2 / (DeviceBytesPerPixel * px)));
+        }
         return (int)Math.Max(1, Math.Min(frames, (int.MaxValue / 2) / px));   // the detector's limit per call
     }
 
@@ -125,7 +129,8 @@ public sealed class Localizer : IDisposable
     /// ran out of memory (the chunk is halved and redone, and later pushes of the same frame size keep the smaller chunk).</summary>
     public int ChunkFramesInUse => _gpuChunkFramesInUse;
     private int _gpuChunkFramesInUse;
-    private long _lastChunkPixels;
+    private int _oomChunkFrames;     // the chunk an out-of-memory came down to, for frames of _oomFramePixels
+    private long _oomFramePixels;
     public LocalizerSettings Settings => _s;
     public PipelineSummary Summary => _summary;
     /// <summary>Frames pushed so far; the next frame pushed gets this 0-based index.</summary>
@@ -176,9 +181,9 @@ public sealed class Localizer : IDisposable
         var sw = Stopwatch.StartNew();
         int total = progress == null ? 0 : _summary.Frames + count;
         int chunk = ChunkFramesFor(source.Width, source.Height);
-        if (UsesDeviceDetection && _gpuChunkFramesInUse > 0 && _lastChunkPixels == (long)source.Width * source.Height)
-            chunk = Math.Min(chunk, _gpuChunkFramesInUse);   // an earlier out-of-memory on this frame size
-        _lastChunkPixels = (long)source.Width * source.Height;
+        long framePixels = (long)source.Width * source.Height;
+        if (_oomFramePixels != framePixels) _oomChunkFrames = 0;   // an out-of-memory only bounds the same frame size
+        if (UsesDeviceDetection && _oomChunkFrames > 0) chunk = Math.Min(chunk, _oomChunkFrames);
         _gpuChunkFramesInUse = chunk;
         _summary.DeviceDetection = UsesDeviceDetection;
         if (UsesDeviceDetection) PushOnDevice(source, first, count, chunk, sink, progress, total, cancel);
@@ -258,18 +263,23 @@ public sealed class Localizer : IDisposable
         var cur = _staged[0];
         Stage(cur, source, first, Math.Min(chunk, count), _summary.Frames, cancel);
         StagedChunk? next = null;
+        CancellationTokenSource? readAhead = null;
         try
         {
             for (int c = 0; c < count;)
             {
                 cancel.ThrowIfCancellationRequested();
-                if (cur.Error is { } error) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(error).Throw();
+                // (After an out-of-memory halving, an error past the shortened chunk comes back when its frame is staged again.)
+                if (cur.Error is { } error && cur.ErrorIndex < cur.Count) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(error).Throw();
                 int m = cur.Count, after = c + m;
                 if (after < count)
                 {
                     var n = next = _staged[1 - which];
                     int nm = Math.Min(chunk, count - after), nBase = _summary.Frames + m;
-                    n.Reading = Task.Run(() => Stage(n, source, first + after, nm, nBase, cancel), CancellationToken.None);
+                    readAhead?.Dispose();
+                    readAhead = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+                    var token = readAhead.Token;
+                    n.Reading = Task.Run(() => Stage(n, source, first + after, nm, nBase, token), CancellationToken.None);
                 }
                 try { ProcessChunkOnDevice(source, cur, cancel); }
                 catch (Exception e) when (m > 1 && GpuMemory.IsOutOfMemory(e))
@@ -277,11 +287,13 @@ public sealed class Localizer : IDisposable
                     // The device is short of memory for this many frames (a smaller GPU, another process): free the
                     // detector's buffers, halve the chunk and redo it. Nothing of the chunk was merged yet; its first
                     // half is staged already, the read-ahead (which started after the whole chunk) is dropped.
+                    readAhead?.Cancel();
                     WaitQuietly(next);
                     next = null;
                     _detector?.Dispose();
                     _detector = null;
-                    chunk = _gpuChunkFramesInUse = Math.Max(1, m / 2);
+                    chunk = _gpuChunkFramesInUse = _oomChunkFrames = Math.Max(1, m / 2);
+                    _oomFramePixels = (long)source.Width * source.Height;
                     cur.Count = chunk;
                     continue;
                 }
@@ -291,7 +303,8 @@ public sealed class Localizer : IDisposable
                 progress?.Report(new PipelineProgress(_summary.Frames, total, _summary.Localizations));
                 if (next is not null)
                 {
-                    next.Reading!.GetAwaiter().GetResult();   // only cancellation escapes Stage
+                    try { next.Reading!.GetAwaiter().GetResult(); }   // only cancellation escapes Stage
+                    catch (OperationCanceledException) { cancel.ThrowIfCancellationRequested(); throw; }
                     next.Reading = null;
                     cur = next;
                     next = null;
@@ -301,8 +314,11 @@ public sealed class Localizer : IDisposable
         }
         finally
         {
-            WaitQuietly(next);   // never return while a read-ahead still uses the source or the buffers
+            // Never return while a read-ahead still uses the source or the buffers; on a failure, stop it first.
+            if (next is not null) readAhead?.Cancel();
+            WaitQuietly(next);
             if (next is not null) next.Reading = null;
+            readAhead?.Dispose();
         }
     }
 

@@ -206,6 +206,24 @@ public class CudaHostTests
     }
 
     [Test]
+    public void TheChunkFromFreeMemoryStaysTheSameOnTheNextPush()
+    {
+        CudaDriver.RequireEmulator();
+        var sim = GpuPipelineTests.Stack(10, 30, 6, 45);
+        long perFrame = Localizer.DeviceBytesPerPixel * sim.Width * sim.Height;
+        using var backend = new CudaFitBackend();
+        using var src = new MemoryFrameSource(sim.Frames, sim.Width, sim.Height, sim.FrameCount);
+        using var loc = new Localizer(new LocalizerSettings { OffsetAdu = 100, Threads = 2 }, backend);
+        CudaDriver.SetMemoryLimit(CudaDriver.DeviceBytesInUse + (ulong)(2 * perFrame * 30.5));   // room for 30 frames
+        loc.Push(src, 0, 10);
+        Assert.That(loc.ChunkFramesInUse, Is.EqualTo(30));
+        // The detector now holds its buffers for the next push: they count as free for it, so the chunk is not cut.
+        loc.Push(src, 0, 10);
+        Assert.That(loc.ChunkFramesInUse, Is.EqualTo(30));
+        Assert.That(loc.FramesProcessed, Is.EqualTo(20));
+    }
+
+    [Test]
     public void ARefusedLaunchIsReportedAndTheBackendStaysUsable()
     {
         CudaDriver.RequireEmulator();

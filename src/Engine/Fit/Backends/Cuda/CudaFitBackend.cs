@@ -142,6 +142,7 @@ public sealed unsafe class CudaFitBackend : IGpuFitBackend
                     // Collect what is in flight, free this round's buffers, halve the chunk and go on.
                     try { for (int s = 0; s < launched; s++) Collect(_slots[s], results); }   // 'first' is already past them
                     catch { Quiesce(); throw; }
+                    Quiesce();   // the failing slot may have queued its upload before its launch failed
                     foreach (var sl in _slots) FreeSlot(sl);
                     _chunk = Math.Max(MinChunk, _chunk / 2);
                     continue;

@@ -93,8 +93,9 @@ internal static class GpuMemory
     public static bool IsOutOfMemory(Exception e) => e switch
     {
         Cuda.CudaException c => c.OutOfMemory,
-        // CL_MEM_OBJECT_ALLOCATION_FAILURE, CL_OUT_OF_RESOURCES (how several drivers report a full device), CL_OUT_OF_HOST_MEMORY
-        OpenCL.OpenClException o => o.Status is -4 or -5 or -6,
+        // CL_MEM_OBJECT_ALLOCATION_FAILURE, CL_OUT_OF_HOST_MEMORY. Not CL_OUT_OF_RESOURCES: drivers (NVIDIA's among them)
+        // also report a kernel fault with it, which no smaller chunk cures.
+        OpenCL.OpenClException o => o.Status is -4 or -6,
         _ => false,
     };
 }

@@ -97,6 +97,19 @@ public sealed class GpuDetector : IDisposable
     internal GpuBuffer? DetectedRois => DetectedCount == 0 ? null : _rois;
     internal GpuContext Context => _ctx;
 
+    private GpuBuffer?[] Buffers() => [_frames, _filt, _tmp, _tmp2, _samples, _thr, _med, _count, _border, _overl, _cand, _sorted, _keep, _pre, _kept, _offset, _roiFrame, _left, _top, _rois];
+
+    /// <summary>Device memory this detector's buffers hold now (kept and reused by the next call).</summary>
+    public long DeviceBytes
+    {
+        get
+        {
+            long sum = 0;
+            foreach (var b in Buffers()) sum += b?.Bytes ?? 0;
+            return sum;
+        }
+    }
+
     private int[] _hostFrame = [], _hostLeft = [], _hostTop = [];
 
     /// <summary>
@@ -276,8 +289,7 @@ public sealed class GpuDetector : IDisposable
 
     public void Dispose()
     {
-        foreach (var b in new[] { _frames, _filt, _tmp, _tmp2, _samples, _thr, _med, _count, _border, _overl, _cand, _sorted, _keep, _pre, _kept, _offset, _roiFrame, _left, _top, _rois })
-            b?.Dispose();
+        foreach (var b in Buffers()) b?.Dispose();
         if (_ownsContext) _ctx.Dispose();
     }
 }
