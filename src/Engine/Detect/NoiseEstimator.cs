@@ -43,7 +43,7 @@ public static class NoiseEstimator
     public static float RobustStd(ReadOnlySpan<float> filtered, int width, int height, Span<float> scratch)
     {
         var s = Gather(filtered, width, height, scratch);
-        return RobustStdOfSamples(s, scratch.Slice(s.Length, s.Length));
+        return RobustStdOfFinite(s, scratch.Slice(s.Length, s.Length));
     }
 
     /// <summary>Lower median of the subsample (see the class remarks); NaN when no finite pixel was sampled.
@@ -51,15 +51,20 @@ public static class NoiseEstimator
     public static float Median(ReadOnlySpan<float> frame, int width, int height, Span<float> scratch)
     {
         var s = Gather(frame, width, height, scratch);
-        return MedianOfSamples(s, scratch.Slice(s.Length, s.Length));
+        return MedianOfFinite(s, scratch.Slice(s.Length, s.Length));
     }
 
     /// <summary>The formula of <see cref="RobustStd"/> on an already gathered subsample (the GPU detector gathers on the
     /// device): 1.4826 x lower-median(|v - lower-median(v)|) of the finite values. Reorders and overwrites
     /// <paramref name="samples"/>; <paramref name="work"/> needs as many floats. 0 when none is finite.</summary>
-    public static float RobustStdOfSamples(Span<float> samples, Span<float> work)
+    public static float RobustStdOfSamples(Span<float> samples, Span<float> work) => RobustStdOfFinite(KeepFinite(samples), work);
+
+    /// <summary>The lower median of the finite values of an already gathered subsample (reordered); NaN when none is
+    /// finite. <paramref name="work"/> needs as many floats as <paramref name="samples"/>.</summary>
+    public static float MedianOfSamples(Span<float> samples, Span<float> work) => MedianOfFinite(KeepFinite(samples), work);
+
+    private static float RobustStdOfFinite(Span<float> s, Span<float> work)
     {
-        var s = KeepFinite(samples);
         int m = s.Length;
         if (m == 0) return 0f;
         float med = Selection.RadixSelect(s, (m - 1) / 2, MemoryMarshal.Cast<float, uint>(work[..m]));
@@ -69,16 +74,14 @@ public static class NoiseEstimator
         return MadToStd * Selection.FromKey(Selection.SelectKeys(keys, (m - 1) / 2));
     }
 
-    /// <summary>The lower median of the finite values of an already gathered subsample (reordered); NaN when none is
-    /// finite. <paramref name="work"/> needs as many floats as <paramref name="samples"/>.</summary>
-    public static float MedianOfSamples(Span<float> samples, Span<float> work)
+    private static float MedianOfFinite(Span<float> s, Span<float> work)
     {
-        var s = KeepFinite(samples);
         int m = s.Length;
         return m == 0 ? float.NaN : Selection.RadixSelect(s, (m - 1) / 2, MemoryMarshal.Cast<float, uint>(work[..m]));
     }
 
-    /// <summary>Moves the finite values to the front (non-finite pixels are skipped, see the class remarks).</summary>
+    /// <summary>Moves the finite values to the front (non-finite pixels are skipped, see the class remarks); the CPU path's
+    /// <see cref="Gather"/> skips them while sampling.</summary>
     private static Span<float> KeepFinite(Span<float> v)
     {
         int m = 0;
