@@ -169,14 +169,15 @@ KERNEL void ml_find_maxima(GLOBAL const float* filt, GLOBAL const float* thr, in
     if (i < cap) cand[f * cap + i] = p;
 }
 
+/* Candidates stored for frame f: count[f], at most cap (ml_find_maxima's caller retries with a larger cap when more). */
+DEVFN int ml_stored(GLOBAL const int* count, int f, int cap) { int n = count[f]; return n < cap ? n : cap; }
+
 /* Puts each frame's candidates in raster order: the rank of a pixel index is the number of smaller ones (indices are unique). */
 KERNEL void ml_sort_candidates(GLOBAL const int* cand, GLOBAL const int* count, int cap, int nf, GLOBAL int* sorted)
 {
     int gid = THREAD_ID;
     if (gid >= cap * nf) return;
-    int f = gid / cap, i = gid - f * cap;
-    int n = count[f];
-    if (n > cap) n = cap;
+    int f = gid / cap, i = gid - f * cap, n = ml_stored(count, f, cap);
     if (i >= n) return;
     GLOBAL const int* c = cand + f * cap;
     int me = c[i], rank = 0;
@@ -194,9 +195,7 @@ KERNEL void ml_classify(GLOBAL const float* filt, GLOBAL const int* sorted, GLOB
 {
     int gid = THREAD_ID;
     if (gid >= cap * nf) return;
-    int f = gid / cap, i = gid - f * cap;
-    int n = count[f];
-    if (n > cap) n = cap;
+    int f = gid / cap, i = gid - f * cap, n = ml_stored(count, f, cap);
     if (i >= n) return;
     GLOBAL const int* s = sorted + f * cap;
     GLOBAL const float* img = filt + (long)f * w * h;
@@ -225,8 +224,7 @@ KERNEL void ml_prefix_kept(GLOBAL const int* keep, GLOBAL const int* count, int 
 {
     int f = THREAD_ID;
     if (f >= nf) return;
-    int n = count[f];
-    if (n > cap) n = cap;
+    int n = ml_stored(count, f, cap);
     int run = 0;
     for (int i = 0; i < n; i++) { pre[f * cap + i] = run; run += keep[f * cap + i]; }
     kept[f] = run;
@@ -248,9 +246,7 @@ KERNEL void ml_emit(GLOBAL const int* sorted, GLOBAL const int* keep, GLOBAL con
 {
     int gid = THREAD_ID;
     if (gid >= cap * nf) return;
-    int f = gid / cap, i = gid - f * cap;
-    int n = count[f];
-    if (n > cap) n = cap;
+    int f = gid / cap, i = gid - f * cap, n = ml_stored(count, f, cap);
     if (i >= n || !keep[gid]) return;
     int m = offset[f] + pre[gid];
     int p = sorted[gid], y = p / w, x = p - y * w;
