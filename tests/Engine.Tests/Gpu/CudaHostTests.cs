@@ -112,16 +112,11 @@ public class CudaHostTests
         using (var src = new MemoryFrameSource(sim.Frames, sim.Width, sim.Height, sim.FrameCount))
         using (var loc = new Localizer(s, backend) { GpuChunkFrames = 3 })
         {
-            loc.Run(src, null, new InlineProgress(_ => during = Math.Max(during, CudaDriver.RegisteredBytesInUse)));
+            loc.Run(src, null, new SyncProgress(_ => during = Math.Max(during, CudaDriver.RegisteredBytesInUse)));
             GpuPipelineTests.AssertSame(cpu, loc.Results.ToArray(), cs, loc.Summary);
         }
         Assert.That(during - reg0, Is.EqualTo(2UL * 3 * (ulong)px * 4), "both staging buffers of 3 frames, registered");
         Assert.That(CudaDriver.RegisteredBytesInUse, Is.EqualTo(reg0), "unregistered when the localizer is disposed");
-    }
-
-    private sealed class InlineProgress(Action<PipelineProgress> a) : IProgress<PipelineProgress>
-    {
-        public void Report(PipelineProgress value) => a(value);
     }
 
     [Test]

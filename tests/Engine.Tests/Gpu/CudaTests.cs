@@ -12,11 +12,6 @@ namespace MaLiang.Engine.Tests.Gpu;
 [Category("Cuda")]
 public class CudaTests
 {
-    private static void RequireCuda()
-    {
-        if (CudaRuntime.UnavailableReason is { } why) Assert.Ignore(why);
-    }
-
     [Test]
     public void MissingDriverGivesAClearMessage()
     {
@@ -97,7 +92,7 @@ public class CudaTests
     [Test]
     public void DevicesAreListed()
     {
-        RequireCuda();
+        CudaDriver.Require();
         var d = CudaRuntime.Devices()[0];
         Assert.That(d.Name, Is.Not.Empty);
         Assert.That(d.ComputeMajor, Is.GreaterThanOrEqualTo(3));
@@ -109,7 +104,7 @@ public class CudaTests
     [TestCase(9, false, false, 10)]
     public void FitsEqualTheCpuBackend(int n, bool fixedSigma, bool useTolerance, int iterations)
     {
-        RequireCuda();
+        CudaDriver.Require();
         var batch = OpenClFitTests.MixedRois(n, seed: 10 + n);
         var opt = new FitOptions(1.3f, fixedSigma, iterations, useTolerance, 1e-4f);
         var cpu = new FitResult[batch.Count];
@@ -122,7 +117,7 @@ public class CudaTests
     [Test]
     public void DetectionEqualsOpenClAndCpu()
     {
-        RequireCuda();
+        CudaDriver.Require();
         int w = 128, h = 96, nf = 4;
         var frames = GpuTestData.Frames(w, h, nf, 40, seed: 3);
         var opt = new GpuDetectOptions(FilterKind.Maliang, 3, 4f, 7, true);

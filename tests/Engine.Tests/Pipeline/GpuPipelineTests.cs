@@ -199,15 +199,10 @@ public class GpuPipelineTests
         using (var gpu = new Localizer(s, backend) { GpuChunkFrames = 3 })
         using (var cts = new CancellationTokenSource())
         {
-            var progress = new InlineProgress(p => { if (p.FramesDone >= 3) cts.Cancel(); });
+            var progress = new SyncProgress(p => { if (p.FramesDone >= 3) cts.Cancel(); });
             Assert.That(() => gpu.Run(src, null, progress, cts.Token), Throws.InstanceOf<OperationCanceledException>());
             Assert.That(gpu.FramesProcessed, Is.EqualTo(3));
         }
-    }
-
-    private sealed class InlineProgress(Action<PipelineProgress> a) : IProgress<PipelineProgress>
-    {
-        public void Report(PipelineProgress value) => a(value);
     }
 
     [TestCase("opencl")]

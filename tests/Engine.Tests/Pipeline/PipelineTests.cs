@@ -93,11 +93,6 @@ public class PipelineTests
         Assert.That(loc.FramesProcessed, Is.LessThan(64));
     }
 
-    private sealed class SyncProgress(Action<PipelineProgress> a) : IProgress<PipelineProgress>
-    {
-        public void Report(PipelineProgress value) => a(value);
-    }
-
     [Test]
     public void ABlankFrameAfterTheFirstIsCountedNotFatal()
     {
@@ -176,4 +171,10 @@ public class PipelineTests
             return d;
         }).ToList();
     }
+}
+
+/// <summary>Reports progress on the pushing thread, as it happens (System.Progress would post to the thread pool).</summary>
+internal sealed class SyncProgress(Action<PipelineProgress> a) : IProgress<PipelineProgress>
+{
+    public void Report(PipelineProgress value) => a(value);
 }
