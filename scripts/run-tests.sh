@@ -9,10 +9,12 @@ add() { passed=$((passed + $1)); failed=$((failed + $2)); }
 
 # NUnit, detailed console log (so a skipped test's reason is in the log). The run ends with "Total tests: T",
 # "Passed: P", "Failed: F", "Skipped: S" lines; a skipped test is listed with its reason under it.
-# nunit LABEL LOG PROJECT [dotnet test options...]: runs, prints failures, skip reasons and one count line, adds the counts.
+# nunit LABEL LOG PROJECT [dotnet test options...]: runs (behind the command in the runner array, if any), prints
+# failures, skip reasons and one count line, adds the counts.
+runner=()
 nunit() {
   local label=$1 log=$2 proj=$3; shift 3
-  dotnet test "$proj" -c Release --no-build -nologo --logger "console;verbosity=detailed" "$@" > "$log" 2>&1
+  "${runner[@]}" dotnet test "$proj" -c Release --no-build -nologo --logger "console;verbosity=detailed" "$@" > "$log" 2>&1
   grep -E "^\s+Failed [A-Za-z]" -A8 "$log" | head -80 || true
   local skips t p f
   skips=$(grep -E "^\s+Skipped [A-Za-z]" -A2 "$log" | grep -vE "^\s+Skipped |Error Message:|^--" | sed 's/^ *//' | sort | uniq -c)
@@ -34,13 +36,12 @@ done
 # The "Cuda" category again, on tests/cuda-emulator (libcuda + NVRTC stand-ins that run the CUDA kernel source on the
 # CPU, with deferred streams and fault injection), so the CUDA host code is exercised on machines without an NVIDIA GPU.
 # Where a real NVIDIA driver is installed the first pass already ran these on the GPU and this pass is left out.
-loader_cache=$( (ldconfig -p || /sbin/ldconfig -p) 2>/dev/null )   # (not piped into grep -q: pipefail + SIGPIPE)
-if [ -f tests/Engine.Tests/Engine.Tests.csproj ] && ! grep -q "libcuda.so.1 " <<<"$loader_cache"; then
+if [ -f tests/Engine.Tests/Engine.Tests.csproj ] && ! tests/cuda-emulator/with-cuda.sh --real-driver; then
   if tests/cuda-emulator/build.sh > out/test/cuda-emulator-build.log 2>&1; then
-    emu=$PWD/build/cuda-emulator
-    LD_LIBRARY_PATH="$emu/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" CUDA_PATH="$emu" XDG_CACHE_HOME="$PWD/out/test/cuda-emulator-cache" \
-      nunit "Engine.Tests, category Cuda on the CUDA emulator (CPU, not a GPU)" out/test/Engine.Tests.cuda-emulator.log \
-            tests/Engine.Tests/Engine.Tests.csproj --filter "TestCategory=Cuda"
+    runner=(tests/cuda-emulator/with-cuda.sh)
+    nunit "Engine.Tests, category Cuda on the CUDA emulator (CPU, not a GPU)" out/test/Engine.Tests.cuda-emulator.log \
+          tests/Engine.Tests/Engine.Tests.csproj --filter "TestCategory=Cuda"
+    runner=()
   else
     echo "run-tests: building tests/cuda-emulator failed (see out/test/cuda-emulator-build.log)"; tail -20 out/test/cuda-emulator-build.log; add 0 1; rc=1
   fi

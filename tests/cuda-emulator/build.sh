@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the CUDA driver + NVRTC stand-in (mlcudaemu.c) into build/cuda-emulator/lib64 as libcuda.so.1 and libnvrtc.so
-# (one library, two names). Use: LD_LIBRARY_PATH=build/cuda-emulator/lib64 CUDA_PATH=build/cuda-emulator <command>.
+# (one library, two names). Use it through tests/cuda-emulator/with-cuda.sh <command>.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=build/cuda-emulator/lib64

@@ -46,17 +46,8 @@ line=$(grep -E '^JAVA-TESTS: [0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
 p=$(sed -E 's/.* ([0-9]+) passed.*/\1/' <<<"$line"); f=$(sed -E 's/.* ([0-9]+) failed/\1/' <<<"$line")
 
 # backend=cuda through the binding, in its own JVM: on the NVIDIA driver where there is one, else on the CUDA emulator
-cuda_env=()
-if ! grep -q "libcuda.so.1 " <<<"$( (ldconfig -p || /sbin/ldconfig -p) 2>/dev/null )"; then
-  if tests/cuda-emulator/build.sh >/dev/null 2>&1; then
-    emu=$root/build/cuda-emulator
-    cuda_env=(env "LD_LIBRARY_PATH=$emu/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "CUDA_PATH=$emu" "XDG_CACHE_HOME=$root/out/test/cuda-emulator-cache")
-  else
-    echo "FAIL building tests/cuda-emulator for CudaBindingTest"; f=$((f + 1))
-  fi
-fi
 clog=$out/junit-cuda.log
-"${cuda_env[@]}" java -Dmaliang.root="$root" -Dmaliang.data="$root/$data" -Dmaliang.out="$root/$out" \
+tests/cuda-emulator/with-cuda.sh java -Dmaliang.root="$root" -Dmaliang.data="$root/$data" -Dmaliang.out="$root/$out" \
   -cp "$classes:$cp" org.maliang.test.RunAll org.maliang.test.CudaBindingTest 2>&1 | tee "$clog" | grep -v '^JAVA-TESTS:'
 cline=$(grep -E '^JAVA-TESTS: [0-9]+ passed, [0-9]+ failed' "$clog" | tail -1)
 if [ -n "$cline" ]; then

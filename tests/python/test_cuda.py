@@ -1,43 +1,32 @@
 """backend="cuda" through the C ABI (bench/gpu/check_python_cuda.py: the same localizations as the CPU, a caller's own CUDA
 context still current afterwards), and the GPU machine's script. On an NVIDIA machine these run on the GPU; elsewhere on
 tests/cuda-emulator (the CUDA kernel source run on the CPU: it checks the host code, not GPU speed), in subprocesses
-whose loader finds it."""
-import ctypes.util
+started through tests/cuda-emulator/with-cuda.sh."""
 import json
 import subprocess
 import sys
 
-import pytest
-
 from conftest import ROOT, env_with_package
 
-EMULATOR = ROOT / "build" / "cuda-emulator"
-
 CHECK = ROOT / "bench" / "gpu" / "check_python_cuda.py"
+WITH_CUDA = ROOT / "tests" / "cuda-emulator" / "with-cuda.sh"
 
 
-def cuda_env():
-    """The environment for the subprocess: the real driver where there is one, else the emulator (built if missing)."""
-    if ctypes.util.find_library("cuda"):
-        return env_with_package(), "NVIDIA driver"
-    if not (EMULATOR / "lib64" / "libcuda.so.1").exists():
-        r = subprocess.run([str(ROOT / "tests" / "cuda-emulator" / "build.sh")], capture_output=True, text=True, timeout=300)
-        assert r.returncode == 0, r.stdout + r.stderr
-    lib = str(EMULATOR / "lib64")
-    return env_with_package(LD_LIBRARY_PATH=lib, CUDA_PATH=str(EMULATOR),
-                            XDG_CACHE_HOME=str(ROOT / "out" / "test" / "cuda-emulator-cache")), "CUDA emulator"
+def where():
+    """Which CUDA the subprocesses get: the NVIDIA driver where there is one, else the emulator (with-cuda.sh)."""
+    return "NVIDIA driver" if subprocess.run([str(WITH_CUDA), "--real-driver"]).returncode == 0 else "CUDA emulator"
 
 
 def test_cuda_backend_equals_cpu_and_leaves_the_callers_context_current():
-    env, where = cuda_env()
-    r = subprocess.run([sys.executable, str(CHECK)], capture_output=True, text=True, timeout=300, env=env)
-    assert r.stdout.strip(), f"on the {where}:\n{r.stderr}"
+    r = subprocess.run([str(WITH_CUDA), sys.executable, str(CHECK)], capture_output=True, text=True, timeout=300,
+                       env=env_with_package())
+    assert r.stdout.strip(), f"on the {where()}:\n{r.stderr}"
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert res["backend"].startswith("cuda:"), res
     assert res["n_cpu"] == res["n_gpu"] and res["n_cpu"] > 30, res
     assert res["frames_equal"], res
     assert 0 <= res["max_dx"] <= 1e-4 and 0 <= res["max_dy"] <= 1e-4, res
-    assert res["same_context"], f"the caller's CUDA context is no longer current ({where})"
+    assert res["same_context"], f"the caller's CUDA context is no longer current ({where()})"
     assert res["ok"] and r.returncode == 0, r.stderr
 
 
@@ -45,12 +34,12 @@ def test_gpu_machine_script_passes_on_this_machine(tmp_path):
     """bench/gpu/run_on_gpu.sh is what a lent NVIDIA machine runs (device time is scarce): it must work before it gets
     there. Small sizes; on the emulator the figures mean nothing, the PASS lines do."""
     from conftest import CLI
-    env, where = cuda_env()
-    env.update(MALIANG=str(CLI), OUT=str(tmp_path / "out"), FRAMES_2048="2", BENCH_ARGS="--frames 16 --fits 20000",
-               PYTHON=sys.executable)
-    r = subprocess.run([str(ROOT / "bench" / "gpu" / "run_on_gpu.sh")], capture_output=True, text=True, timeout=900, env=env)
+    env = env_with_package(MALIANG=str(CLI), OUT=str(tmp_path / "out"), FRAMES_2048="2",
+                           BENCH_ARGS="--frames 16 --fits 20000", PYTHON=sys.executable)
+    r = subprocess.run([str(WITH_CUDA), str(ROOT / "bench" / "gpu" / "run_on_gpu.sh")], capture_output=True, text=True,
+                       timeout=900, env=env)
     summary = (tmp_path / "out" / "summary.txt").read_text()
-    assert r.returncode == 0, f"on the {where}:\n{summary}\n{r.stderr[-3000:]}"
+    assert r.returncode == 0, f"on the {where()}:\n{summary}\n{r.stderr[-3000:]}"
     lines = summary.splitlines()
     assert not [l for l in lines if l.startswith("FAIL")], summary
     for check in ["maliang devices", "python: maliang.localize cuda = cpu", "equal_maliang_reject: cpu = cuda", "equal_wavelet_overlapping: cpu = cuda",
