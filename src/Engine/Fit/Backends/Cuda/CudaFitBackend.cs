@@ -121,39 +121,41 @@ public sealed unsafe class CudaFitBackend : IGpuFitBackend
         {
             if (_chunk == 0) _chunk = ChunkFromFreeMemory(_cu.MemoryInfo().Free, batch.PixelsPerRoi);
             int first = 0;
-            while (first < count)
+            try
             {
-                // Launch up to StreamCount chunks, then collect them in order: chunk k+1's upload overlaps chunk k's kernel.
-                int launched = 0;
-                try
+                while (first < count)
                 {
-                    for (int s = 0; s < StreamCount && first < count; s++)
+                    // Launch up to StreamCount chunks, then collect them in order: chunk k+1's upload overlaps chunk k's kernel.
+                    int launched = 0;
+                    try
                     {
-                        int n = Math.Min(_chunk, count - first);
-                        var slot = _slots[s];
-                        EnsureSlot(slot, n, batch.PixelsPerRoi);
-                        Launch(slot, batch, first, n, o);
-                        first += n;
-                        launched++;
+                        for (int s = 0; s < StreamCount && first < count; s++)
+                        {
+                            int n = Math.Min(_chunk, count - first);
+                            var slot = _slots[s];
+                            EnsureSlot(slot, n, batch.PixelsPerRoi);
+                            Launch(slot, batch, first, n, o);
+                            first += n;
+                            launched++;
+                        }
                     }
+                    catch (CudaException e) when (e.OutOfMemory && _chunk > MinChunk)
+                    {
+                        // Collect what is in flight ('first' is already past it), wait for the failing slot's queued
+                        // upload, free this round's buffers, halve the chunk and go on.
+                        for (int s = 0; s < launched; s++) Collect(_slots[s], results);
+                        Quiesce();
+                        foreach (var sl in _slots) FreeSlot(sl);
+                        _chunk = Math.Max(MinChunk, _chunk / 2);
+                        continue;
+                    }
+                    for (int s = 0; s < launched; s++) Collect(_slots[s], results);
                 }
-                catch (CudaException e) when (e.OutOfMemory && _chunk > MinChunk)
-                {
-                    // Collect what is in flight, free this round's buffers, halve the chunk and go on.
-                    try { for (int s = 0; s < launched; s++) Collect(_slots[s], results); }   // 'first' is already past them
-                    catch { Quiesce(); throw; }
-                    Quiesce();   // the failing slot may have queued its upload before its launch failed
-                    foreach (var sl in _slots) FreeSlot(sl);
-                    _chunk = Math.Max(MinChunk, _chunk / 2);
-                    continue;
-                }
-                catch
-                {
-                    Quiesce();
-                    throw;
-                }
-                try { for (int s = 0; s < launched; s++) Collect(_slots[s], results); }
-                catch { Quiesce(); throw; }
+            }
+            catch
+            {
+                Quiesce();   // nothing touches the pinned buffers while copies into or out of them are queued
+                throw;
             }
         }
     }
