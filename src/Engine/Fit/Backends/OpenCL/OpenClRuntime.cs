@@ -97,21 +97,17 @@ public static unsafe class OpenClRuntime
             : $"OpenCL: no GPU device; found: {string.Join("; ", all)}");
     }
 
-    internal static string PlatformString(nint p, uint param)
-    {
-        nuint size = 0;
-        Check(clGetPlatformInfo(p, param, 0, null, &size), "clGetPlatformInfo");
-        var buf = new byte[(int)size];
-        fixed (byte* b = buf) Check(clGetPlatformInfo(p, param, size, b, null), "clGetPlatformInfo");
-        return Z(buf);
-    }
+    internal static string PlatformString(nint p, uint param) => InfoString(clGetPlatformInfo, "clGetPlatformInfo", p, param);
 
-    internal static string DeviceString(nint d, uint param)
+    internal static string DeviceString(nint d, uint param) => InfoString(clGetDeviceInfo, "clGetDeviceInfo", d, param);
+
+    /// <summary>A string property through a clGet*Info call: its size first, then the bytes.</summary>
+    private static string InfoString(delegate* unmanaged<nint, uint, nuint, void*, nuint*, int> get, string call, nint handle, uint param)
     {
         nuint size = 0;
-        Check(clGetDeviceInfo(d, param, 0, null, &size), "clGetDeviceInfo");
+        Check(get(handle, param, 0, null, &size), call);
         var buf = new byte[(int)size];
-        fixed (byte* b = buf) Check(clGetDeviceInfo(d, param, size, b, null), "clGetDeviceInfo");
+        fixed (byte* b = buf) Check(get(handle, param, size, b, null), call);
         return Z(buf);
     }
 
