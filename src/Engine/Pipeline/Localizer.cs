@@ -161,6 +161,16 @@ public sealed class Localizer : IDisposable
         _summary.Backend = _backend.Name;
     }
 
+    /// <summary>Sets (or, with null, removes) the sCMOS camera maps for the frames pushed from now on
+    /// (<see cref="LocalizerSettings.CameraMaps"/>); not while a push runs.</summary>
+    public void SetCameraMaps(CameraMaps? maps)
+    {
+        _s.CameraMaps = maps;
+        _camera = CameraModel.From(_s);
+        _readNoiseExcess = null;
+        _cameraWidth = _cameraHeight = 0;
+    }
+
     /// <summary>Forgets the results kept so far (frame numbering goes on).</summary>
     public void ClearResults() => _results.Clear();
 
