@@ -109,6 +109,10 @@ int32_t ml_set_progress(ml_localizer* localizer, ml_progress_fn callback, void* 
 int32_t ml_set_camera_maps(ml_localizer* localizer, const float* offset_adu, const float* variance_adu2,
                            const float* gain_photons_per_adu, int32_t sensor_width, int32_t sensor_height,
                            int32_t origin_x, int32_t origin_y);
+/* The same from single-image TIFF files (32-bit float or integer, read by the engine's TIFF reader), UTF-8 paths, any
+ * NULL or "" (all three: no maps). Errors name the map and its file or pixel. */
+int32_t ml_set_camera_map_files(ml_localizer* localizer, const char* offset_path, const char* variance_path,
+                                const char* gain_path, int32_t origin_x, int32_t origin_y);
 /* Thread-safe: stops the push in progress, or else the next one, which then returns ML_ERR_CANCELLED (a push whose
  * progress callback returned non-zero returns ML_ERR_CANCELLED even when it was the last chunk). */
 int32_t ml_cancel(ml_localizer* localizer);
