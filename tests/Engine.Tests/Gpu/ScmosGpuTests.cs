@@ -73,6 +73,22 @@ public class ScmosGpuTests
     }
 
     [Test]
+    public void OpenClZeroReadNoisePlanesGiveTheSameFitBitForBit()
+    {
+        var dev = OpenClTests.DeviceOrIgnore();
+        var plain = OpenClFitTests.MixedRois(7, seed: 50);
+        var zeros = new RoiBatch(7, plain.Count);
+        var z = new float[49];
+        for (int m = 0; m < plain.Count; m++) zeros.Add(plain.Roi(m), m, 0, 0, z);
+        var opt = new FitOptions(1.3f, false, 20, true, 1e-4f);
+        var a = new FitResult[plain.Count]; var b = new FitResult[plain.Count];
+        using var g = new OpenClFitBackend(dev);
+        g.Fit(plain, opt, a);
+        g.Fit(zeros, opt, b);
+        for (int i = 0; i < a.Length; i++) Assert.That(b[i], Is.EqualTo(a[i]), $"ROI {i}");
+    }
+
+    [Test]
     public void OpenClPipelineWithCameraMapsEqualsTheCpuPipeline()
     {
         var dev = OpenClTests.DeviceOrIgnore();
