@@ -118,7 +118,7 @@ public class ScmosGpuTests
                 Is.EqualTo((cpu[i].Frame, cpu[i].X, cpu[i].Y, cpu[i].Photons, cpu[i].UncertaintyX)), $"localization {i}");
     }
 
-    [Test]
+    [Test, Category("Cuda")]
     public void CudaScmosFitsEqualTheCpuBackend()
     {
         CudaDriver.Require();
