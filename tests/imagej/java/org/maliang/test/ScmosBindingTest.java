@@ -93,6 +93,16 @@ public class ScmosBindingTest {
         }
     }
 
+    /** The live localizer (Micro-Manager) with the maps: frame by frame from a queue, the CLI's localizations. */
+    @Test public void liveLocalizerTakesTheMaps() throws Exception {
+        try (org.maliang.LiveLocalizer live = new org.maliang.LiveLocalizer(settings(), w, h)) {
+            live.setCameraMapFiles(offPath, varPath, gainPath, OX, OY);
+            for (Object f : frames) live.push(f);
+            live.flush();
+            assertSameAsCli(live.localizations());
+        }
+    }
+
     @Test public void withoutTheVarianceMapTheUncertaintyIsSmaller() {
         double withVar = 0, without = 0;
         try (MaLiang.Localizer l = new MaLiang.Localizer(settings())) {
