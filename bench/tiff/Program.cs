@@ -38,6 +38,7 @@ if (args.Length >= 4 && args[0] == "write")
     int w = s.Width, h = s.Height, rps = args.Length > 4 ? int.Parse(args[4]) : 16;
     var buf = new ushort[w * h];
     var bytes = new byte[w * h * 2];
+    var strip = new byte[rps * w * 2];
     using var t = Tiff.Open(args[2], "w8"); // BigTIFF: a 512x512x1000 stack may pass 4 GB uncompressed
     for (int f = 0; f < s.FrameCount; f++)
     {
@@ -53,8 +54,10 @@ if (args.Length >= 4 && args[0] == "write")
         if (comp != Compression.PACKBITS) t.SetField(TiffTag.PREDICTOR, Predictor.HORIZONTAL);
         for (int y = 0, k = 0; y < h; y += rps, k++)
         {
+            // LibTiff.NET's predictor ignores a non-zero offset (horDiff16 throws), so each strip starts at index 0
             int rows = Math.Min(rps, h - y);
-            t.WriteEncodedStrip(k, bytes, y * w * 2, rows * w * 2);
+            Buffer.BlockCopy(bytes, y * w * 2, strip, 0, rows * w * 2);
+            t.WriteEncodedStrip(k, strip, rows * w * 2);
         }
         t.WriteDirectory();
     }

@@ -17,11 +17,13 @@ for c in lzw deflate packbits; do tb write "$tmp/plain.tif" "$tmp/$c.tif" "$c"; 
 echo "stack: 512x512x$n uint16; file sizes (MB):"
 for f in plain lzw deflate packbits; do printf '  %-9s %8.1f\n' "$f" "$(stat -c %s "$tmp/$f.tif" | awk '{print $1/1e6}')"; done
 for f in plain lzw deflate packbits; do cat "$tmp/$f.tif" >/dev/null; done
-printf '%-9s %-8s %-7s %10s %12s\n' file reader threads frames/s "peak RSS MB"
+printf '%-9s %-8s %-7s %10s %12s %10s\n' file reader threads frames/s "peak RSS MB" checksum
 run() { # file reader threads
-  local out; out=$( { /usr/bin/time -f "rss %M" dotnet "$tmp/bin/TiffBench.dll" read "$tmp/$1.tif" "$2" "$3"; } 2>&1 )
-  local fps rss; fps=$(sed -n 's/^fps \([0-9]*\).*/\1/p' <<<"$out"); rss=$(sed -n 's/^rss \([0-9]*\)/\1/p' <<<"$out")
-  printf '%-9s %-8s %-7s %10s %12.0f\n' "$1" "$2" "$3" "$fps" "$(awk "BEGIN{print $rss/1024}")"
+  local out; out=$( { /usr/bin/time -f "rss %M" dotnet "$tmp/bin/TiffBench.dll" read "$tmp/$1.tif" "$2" "$3"; } 2>&1 ) || true
+  local fps rss sum; fps=$(sed -n 's/^fps \([0-9]*\).*/\1/p' <<<"$out"); rss=$(sed -n 's/^rss \([0-9]*\)/\1/p' <<<"$out")
+  sum=$(sed -n 's/.*checksum \([0-9]*\).*/\1/p' <<<"$out")
+  [ -n "$fps" ] || { echo "$1 $2: FAILED: $out" | head -3; return; }
+  printf '%-9s %-8s %-7s %10s %12.0f %10s\n' "$1" "$2" "$3" "$fps" "$(awk "BEGIN{print $rss/1024}")" "$sum"
 }
 for threads in 1 2; do
   run plain auto "$threads"; run plain libtiff "$threads"

@@ -149,7 +149,8 @@ internal sealed class LibTiffPages : IDisposable
             throw new MaLiangException($"cannot open {_path}: {e.Message}", e);
         }
         QuietHandler.LastError = null;
-        var tif = Tiff.ClientOpen(_name, "r", fs, new TiffStream());
+        // "c": no strip chopping (LibTiff would otherwise cut a big uncompressed strip into 8 KB pieces that our layout does not know)
+        var tif = Tiff.ClientOpen(_name, "rc", fs, new TiffStream());
         if (tif == null)
         {
             fs.Dispose();

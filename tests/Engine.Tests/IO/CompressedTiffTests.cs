@@ -175,6 +175,14 @@ public class CompressedTiffTests
         Assert.That(ReadAll(b), Is.EqualTo(ReadAll(a)));
         using var t = TiffStack.Open([_files["tiled"]], TiffDecoder.LibTiff);
         Assert.That(ReadAll(t), Is.EqualTo(ReadAll(a)));
+        // one strip of more than 8 KB per frame: LibTiff must not "chop" it into strips our layout does not know
+        var big = new ushort[3 * 128 * 100];
+        for (int i = 0; i < big.Length; i++) big[i] = (ushort)(i * 7919);
+        TiffWriter.Write(_dir["big.tif"], big, 128, 100, 3);
+        using var m = TiffStack.Open([_dir["big.tif"]], TiffDecoder.Auto);
+        using var l = TiffStack.Open([_dir["big.tif"]], TiffDecoder.LibTiff);
+        Assert.That(ReadAll(l), Is.EqualTo(big.Select(v => (float)v).ToArray()));
+        Assert.That(ReadAll(m), Is.EqualTo(ReadAll(l)));
     }
 
     [Test]
