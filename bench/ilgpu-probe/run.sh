@@ -7,6 +7,6 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 echo "== JIT build"
 dotnet build -c Release -nologo -clp:ErrorsOnly -o "$tmp/jit" && dotnet "$tmp/jit/IlgpuProbe.dll" "${1:-200000}"
 echo "== NativeAOT publish (warnings as printed)"
-dotnet publish -c Release -nologo -p:PublishAot=true -o "$tmp/aot" 2>&1 | grep -E "warning|error" | sed 's/^.*\(IL[0-9]*\)/\1/' | sort | uniq -c | sort -rn | head -20
+dotnet publish -c Release -nologo -p:PublishAot=true -o "$tmp/aot" 2>&1 | grep -oE "(warning|error) [A-Z]+[0-9]+: .*" | sed 's/ \[.*//' | sort | uniq -c | sort -rn | head -20
 echo "== running the NativeAOT binary"
 if [ -x "$tmp/aot/IlgpuProbe" ]; then "$tmp/aot/IlgpuProbe" "${1:-200000}" 2>&1 | head -20; else echo "no binary was produced"; fi
