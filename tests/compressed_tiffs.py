@@ -149,6 +149,7 @@ def variants(src, outdir):
     w('tiled_lzw.tif', tile=(16, 32), compression=5)
     w('bigtiff_lzw.tif', bigtiff=True, compression=5)
     w('bigendian_deflate.tif', byteorder='>', compression='zlib')
+    w('bigendian_lzw_predictor.tif', byteorder='>', compression=5, predictor=True, tile=(16, 32))
     w('imagej_deflate.tif', imagej=True, compression='zlib')
     w('ome_lzw.ome.tif', ome=True, compression=5)
     # other sample types (pixel-for-pixel tests only)

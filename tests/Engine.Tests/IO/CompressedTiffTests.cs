@@ -86,6 +86,7 @@ public class CompressedTiffTests
     [TestCase("tiled_lzw")]
     [TestCase("bigtiff_lzw")]
     [TestCase("bigendian_deflate")]
+    [TestCase("bigendian_lzw_predictor")]
     [TestCase("imagej_deflate")]
     [TestCase("ome_lzw")]
     public void DecodesPixelForPixel(string variant)
