@@ -9,4 +9,4 @@ dotnet build -c Release -nologo -clp:ErrorsOnly -o "$tmp/jit" && dotnet "$tmp/ji
 echo "== NativeAOT publish (warnings as printed)"
 dotnet publish -c Release -nologo -p:PublishAot=true -o "$tmp/aot" 2>&1 | grep -oE "(warning|error) [A-Z]+[0-9]+: .*" | sed 's/ \[.*//' | sort | uniq -c | sort -rn | head -20
 echo "== running the NativeAOT binary"
-if [ -x "$tmp/aot/IlgpuProbe" ]; then "$tmp/aot/IlgpuProbe" "${1:-200000}" 2>&1 | head -20; else echo "no binary was produced"; fi
+if [ -x "$tmp/aot/IlgpuProbe" ]; then "$tmp/aot/IlgpuProbe" "${1:-200000}" 2>&1 | head -20 || echo "(the NativeAOT binary failed)"; else echo "no binary was produced"; fi
