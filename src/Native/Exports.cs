@@ -189,14 +189,37 @@ public static unsafe partial class Exports
         int roi = handle.Localizer.Settings.RoiSize;
         if (width < roi || height < roi) return Fail(Status.Input, $"ml_push_frames: frames of {width}x{height} px are smaller than the {roi}x{roi} ROI");
         if ((long)width * height > int.MaxValue) return Fail(Status.Argument, $"ml_push_frames: a {width}x{height} frame has more than 2^31-1 pixels");
+        return Push(handle, "ml_push_frames", () =>
+        {
+            var src = new PointerFrameSource(pixels, width, height, count, (PixelType)pixelType, rowStrideBytes);
+            handle.LastAddress = src.Address;
+            return src;
+        });
+    }
+
+    /// <summary>ml_push_file: the frames of a TIFF file (or Micro-Manager set) read by the engine's own reader, so
+    /// Python and Java get the same TIFF support as the CLI (compressed and tiled files included).</summary>
+    [UnmanagedCallersOnly(EntryPoint = "ml_push_file")]
+    public static int MlPushFile(nint h, byte* path)
+    {
+        var handle = Get(h);
+        if (handle == null) return Fail(Status.Argument, "ml_push_file: localizer is null");
+        string? p = Utf8(path);
+        if (string.IsNullOrEmpty(p)) return Fail(Status.Argument, "ml_push_file: path is null or empty");
+        return Push(handle, "ml_push_file", () => TiffStack.Open(p)); // Localizer.Push checks the frame size against the ROI
+    }
+
+    /// <summary>One push at a time per localizer; the source is opened (and its errors reported) inside the guard.</summary>
+    private static int Push(Handle handle, string what, Func<IFrameSource> open)
+    {
         int state = Interlocked.CompareExchange(ref handle.State, 1, 0);
-        if (state != 0) return Fail(Status.Argument, state == 1 ? "ml_push_frames: another push is running on this localizer" : "ml_push_frames: the localizer was destroyed");
+        if (state != 0) return Fail(Status.Argument, state == 1 ? $"{what}: another push is running on this localizer" : $"{what}: the localizer was destroyed");
         try
         {
             return Guard(() =>
             {
-                using var src = new PointerFrameSource(pixels, width, height, count, (PixelType)pixelType, rowStrideBytes);
-                handle.LastAddress = src.Address;
+                using var src = open();
+                int count = src.FrameCount;
                 // A cancel that arrived between pushes stops this one (maliang.h: "the push in progress (or the next one)"),
                 // and one asked for by the last chunk's progress callback still makes this push return ML_ERR_CANCELLED.
                 var cancel = handle.Cancel;

@@ -98,6 +98,12 @@ int32_t ml_destroy(ml_localizer* localizer);
  * localizer (a second concurrent push is ML_ERR_ARGUMENT). */
 int32_t ml_push_frames(ml_localizer* localizer, const void* pixels, int32_t width, int32_t height, int32_t count,
                        int64_t row_stride_bytes, int32_t pixel_type);
+/* Localizes every frame of a TIFF file, read by the engine (as `maliang localize`): 8/16/32-bit grayscale, strips or
+ * tiles, uncompressed, LZW, Deflate or PackBits, multi-page, BigTIFF, ImageJ and OME-TIFF stacks; a Micro-Manager
+ * `*_MMStack_*.ome.tif` set opens whole from its first file. path is UTF-8. Frames are numbered after those pushed
+ * before, progress and cancel as for ml_push_frames. Unreadable or unsupported files (truncated, JPEG-compressed, RGB)
+ * are ML_ERR_INPUT (ML_ERR_IO when the file cannot be opened), the message naming the file and frame. */
+int32_t ml_push_file(ml_localizer* localizer, const char* path);
 int32_t ml_set_progress(ml_localizer* localizer, ml_progress_fn callback, void* user);
 /* sCMOS camera maps (Huang et al., Nat. Methods 10, 653 (2013)) for the frames pushed from now on: per sensor pixel the
  * offset (ADU), the read-noise variance (ADU^2) and the gain (photons per ADU), each sensor_width x sensor_height float32,

@@ -4,10 +4,17 @@ using System.Text;
 
 namespace MaLiang.Engine.IO;
 
+/// <summary>How <see cref="TiffStack"/> decodes pages: Auto maps uncompressed pages and hands compressed ones to
+/// LibTiff; LibTiff decodes every page through LibTiff (to compare the two readers in bench/).</summary>
+public enum TiffDecoder { Auto, LibTiff }
+
 /// <summary>
 /// A TIFF stack (one or several files) as an <see cref="IFrameSource"/>, memory-mapped read-only.
-/// <para>Supported: classic TIFF and BigTIFF, either byte order, uncompressed, one sample per pixel, 8/16/32-bit
-/// unsigned, 16/32-bit signed and 32-bit float samples, strips (any rows per strip) or tiles, multi-page files.
+/// <para>Supported: classic TIFF and BigTIFF, either byte order, one sample per pixel, 8/16/32-bit unsigned, 16/32-bit
+/// signed and 32-bit float samples, strips (any rows per strip) or tiles, multi-page files; uncompressed, LZW, Deflate
+/// (Adobe and old-style) and PackBits, with or without a predictor. Uncompressed pages are read from the mapping
+/// directly; compressed ones are decoded by BitMiracle.LibTiff.NET (<see cref="LibTiffPages"/>), after this class has
+/// parsed and checked them like any other page. Lossy (JPEG) and other schemes are refused.
 /// Pages flagged as reduced-resolution (NewSubfileType bit 0, e.g. thumbnails) are skipped.</para>
 /// <para>ImageJ: when the first page's ImageDescription is ImageJ's (<c>ImageJ=...</c>) and says <c>images=N</c> with N
 /// greater than the number of pages in the file (ImageJ's layout for stacks over 4 GB: one IFD, data contiguous), the
@@ -39,13 +46,17 @@ public sealed unsafe class TiffStack : IFrameSource
     public IReadOnlyList<string> Files { get; }
 
     /// <summary>Opens a TIFF file; Micro-Manager OME-TIFF sets are opened whole (see the class remarks).</summary>
-    public static TiffStack Open(string path) => OpenCore(ExpandSet(path), path);
+    public static TiffStack Open(string path) => OpenCore(ExpandSet(path), path, false);
 
     /// <summary>Opens several TIFF files of equal frame size as one stack, frames in the given file order (no set expansion).</summary>
-    public static TiffStack Open(IReadOnlyList<string> paths)
+    public static TiffStack Open(IReadOnlyList<string> paths) => Open(paths, TiffDecoder.Auto);
+
+    /// <summary>As <see cref="Open(IReadOnlyList{string})"/>; <see cref="TiffDecoder.LibTiff"/> decodes uncompressed pages
+    /// through LibTiff too (for comparing the two readers; ImageJ's contiguous >4 GB layout is then not recognised).</summary>
+    public static TiffStack Open(IReadOnlyList<string> paths, TiffDecoder decoder)
     {
         if (paths.Count == 0) throw new InvalidParameterException("paths", "no TIFF files given");
-        return OpenCore(paths, paths[0]);
+        return OpenCore(paths, paths[0], decoder == TiffDecoder.LibTiff);
     }
 
     private TiffStack(MappedFile[] files, FrameLoc[] frames, Layout[] layouts, int w, int h, PixelType type, string name)
@@ -100,6 +111,12 @@ public sealed unsafe class TiffStack : IFrameSource
     // Strips: each strip is whole rows, contiguous. Tiles: each tile row is one run inside a destination row.
     private void ForEachRun<T>(MappedFile f, Layout lay, Span<T> dst, bool swap) where T : unmanaged
     {
+        if (lay.Ifd >= 0)
+        {
+            if (lay.Compression == 5) CheckLzwLengths(f, lay);
+            f.Codec!.Read(lay.Ifd, lay.Page, Width, Height, lay.Tiled, lay.RowsPerSegment, lay.TileWidth, dst);
+            return;
+        }
         int bps = _bytesPerSample;
         if (!lay.Tiled)
         {
@@ -126,6 +143,26 @@ public sealed unsafe class TiffStack : IFrameSource
         }
     }
 
+    /// <summary>
+    /// LibTiff.NET's LZW decoder does not notice a strip whose data ends early (it reads on into its buffer and returns
+    /// garbage without an error), so each LZW segment's decoded length is counted from its codes first (cheap: no
+    /// string table, only lengths) and a short one is reported as truncated.
+    /// </summary>
+    private void CheckLzwLengths(MappedFile f, Layout lay)
+    {
+        int bps = _bytesPerSample;
+        for (int s = 0; s < lay.Offsets.Length; s++)
+        {
+            long expected = lay.Tiled ? (long)lay.TileWidth * lay.RowsPerSegment * bps
+                : (long)Math.Min(lay.RowsPerSegment, Height - s * lay.RowsPerSegment) * Width * bps;
+            int count = (int)lay.ByteCounts![s];
+            long got = LibTiffPages.LzwDecodedLength(f.Span(lay.Offsets[s], count), expected);
+            f.Release(lay.Offsets[s], count);
+            if (got < expected)
+                throw new MaLiangException($"{f.Name}: frame {lay.Page}: {(lay.Tiled ? "tile" : "strip")} {s + 1} is truncated (its LZW data decodes to {got} bytes, {expected} expected)");
+        }
+    }
+
     private void Convert<T>(ReadOnlySpan<byte> src, Span<T> dst, bool swap) where T : unmanaged
     {
         // T is float or ushort (the two public ReadFrame overloads); the JIT removes the dead branch.
@@ -147,10 +184,13 @@ public sealed unsafe class TiffStack : IFrameSource
 
     private readonly record struct FrameLoc(int File, long Offset, int Layout);
 
-    /// <summary>Non-contiguous frame data: strip or tile offsets. RowsPerSegment = rows per strip or tile length.</summary>
-    private sealed record Layout(long[] Offsets, int RowsPerSegment, int TileWidth, bool Tiled);
+    /// <summary>Non-contiguous frame data: strip or tile offsets. RowsPerSegment = rows per strip or tile length.
+    /// A page decoded by LibTiff (compressed) has its IFD offset in <see cref="Ifd"/> (else -1) and its 1-based page
+    /// number in the file in <see cref="Page"/>, for messages.</summary>
+    private sealed record Layout(long[] Offsets, int RowsPerSegment, int TileWidth, bool Tiled, long Ifd = -1, int Page = 0,
+        long[]? ByteCounts = null, long Compression = 1);
 
-    private static TiffStack OpenCore(IReadOnlyList<string> paths, string displayPath)
+    private static TiffStack OpenCore(IReadOnlyList<string> paths, string displayPath, bool libTiffAll)
     {
         var files = new List<MappedFile>();
         try
@@ -162,7 +202,7 @@ public sealed unsafe class TiffStack : IFrameSource
             {
                 var mf = MappedFile.Open(paths[i]);
                 files.Add(mf);
-                var pages = new TiffParser(mf).ReadPages();
+                var pages = new TiffParser(mf, libTiffAll).ReadPages();
                 if (pages.Count == 0) throw new MaLiangException($"{mf.Name} contains no frames");
                 pages = ImageJContiguous(mf, pages);
                 for (int j = 0; j < pages.Count; j++)
@@ -175,6 +215,7 @@ public sealed unsafe class TiffStack : IFrameSource
                         throw new MaLiangException($"{mf.Name}: frame {j + 1} has {p.Type} pixels but frame 1 of {firstName} has {type}; all frames must have the same pixel type");
                     int layout = -1;
                     if (p.Layout != null) { layout = layouts.Count; layouts.Add(p.Layout); }
+                    if (p.Layout is { Ifd: >= 0 }) mf.Codec ??= new LibTiffPages(mf.Path, mf.Name, type);
                     frames.Add(new FrameLoc(i, p.Offset, layout));
                 }
             }
@@ -334,6 +375,8 @@ public sealed unsafe class TiffStack : IFrameSource
         public string Name { get; }
         public long Length { get; }
         public bool LittleEndian;
+        /// <summary>LibTiff readers for this file's compressed pages; null when it has none.</summary>
+        public LibTiffPages? Codec;
 
         private MappedFile(string path, MemoryMappedFile mmf, MemoryMappedViewAccessor view, long length)
         {
@@ -399,6 +442,7 @@ public sealed unsafe class TiffStack : IFrameSource
 
         public void Dispose()
         {
+            Codec?.Dispose();
             if (_ptr == null) return;
             _ptr = null;
             _view.SafeMemoryMappedViewHandle.ReleasePointer();
@@ -416,10 +460,11 @@ public sealed unsafe class TiffStack : IFrameSource
         private readonly MappedFile _f;
         private readonly bool _big;
         private readonly long _firstIfd;
+        private readonly bool _libTiffAll;
 
-        public TiffParser(MappedFile f)
+        public TiffParser(MappedFile f, bool libTiffAll = false)
         {
-            _f = f;
+            _f = f; _libTiffAll = libTiffAll;
             var h = f.Span(0, 8);
             if (h[0] == 'I' && h[1] == 'I') f.LittleEndian = true;
             else if (h[0] == 'M' && h[1] == 'M') f.LittleEndian = false;
@@ -477,7 +522,7 @@ public sealed unsafe class TiffStack : IFrameSource
             next = _big ? (long)U64(body[(int)(n * entrySize)..]) : U32(body[(int)(n * entrySize)..]);
 
             long width = 0, height = 0, rowsPerStrip = long.MaxValue, tileW = 0, tileH = 0, compression = 1, spp = 1, bits = 1, format = 1, photometric = 1, subfile = 0;
-            long[]? strips = null, tiles = null;
+            long[]? strips = null, tiles = null, stripBytes = null, tileBytesTag = null;
             for (int i = 0; i < n; i++)
             {
                 var e = body.Slice(i * entrySize, entrySize);
@@ -500,6 +545,8 @@ public sealed unsafe class TiffStack : IFrameSource
                     case 273: strips = Values(en, where); break;
                     case 277: spp = First(en, where); break;
                     case 278: rowsPerStrip = First(en, where); break;
+                    case 279: stripBytes = Values(en, where); break;
+                    case 325: tileBytesTag = Values(en, where); break;
                     case 322: tileW = First(en, where); break;
                     case 323: tileH = First(en, where); break;
                     case 324: tiles = Values(en, where); break;
@@ -507,7 +554,9 @@ public sealed unsafe class TiffStack : IFrameSource
                 }
             }
             if ((subfile & 1) != 0) return null;
-            if (compression != 1) throw new MaLiangException($"{_f.Name}: compression {CompressionName(compression)} is not supported; save the stack uncompressed");
+            if (!LibTiffPages.IsSupported(compression))
+                throw new MaLiangException($"{_f.Name}: frame {frame}: compression {CompressionName(compression)} is not supported (uncompressed, LZW, Deflate or PackBits); save the stack with one of those");
+            bool viaLibTiff = compression != 1 || _libTiffAll;
             if (spp != 1)
                 throw new MaLiangException(photometric == 2 || spp == 3
                     ? $"{_f.Name}: RGB ({spp} samples per pixel) is not supported; convert to a grayscale stack"
@@ -533,6 +582,11 @@ public sealed unsafe class TiffStack : IFrameSource
                 long need = ((w + tileW - 1) / tileW) * ((h + tileH - 1) / tileH);
                 if (tiles.Length < need) throw new MaLiangException($"{_f.Name}: frame {frame} lists {tiles.Length} tiles, {need} needed");
                 long tileBytes = tileW * tileH * bps;
+                if (viaLibTiff)
+                {
+                    CheckCompressed(tiles, tileBytesTag, (int)need, compression, frame, "tile");
+                    return new Page(w, h, type, -1, new Layout(tiles[..(int)need], (int)tileH, (int)tileW, true, ifd, frame, tileBytesTag, compression), []);
+                }
                 foreach (var o in tiles.AsSpan(0, (int)need)) _f.Checked(o, tileBytes, $"frame {frame} data");
                 return new Page(w, h, type, -1, new Layout(tiles[..(int)need], (int)tileH, (int)tileW, true), []);
             }
@@ -540,6 +594,11 @@ public sealed unsafe class TiffStack : IFrameSource
             int rps = (int)Math.Clamp(rowsPerStrip, 1, h);
             int nStrips = (h + rps - 1) / rps;
             if (strips.Length < nStrips) throw new MaLiangException($"{_f.Name}: frame {frame} lists {strips.Length} strips, {nStrips} needed");
+            if (viaLibTiff)
+            {
+                CheckCompressed(strips, stripBytes, nStrips, compression, frame, "strip");
+                return new Page(w, h, type, -1, new Layout(strips[..nStrips], rps, w, false, ifd, frame, stripBytes, compression), []);
+            }
             // Uncompressed sizes are known, so StripByteCounts is not needed (and is wrong in some writers' files).
             bool contiguous = true;
             long rowBytes = (long)w * bps;
@@ -552,6 +611,15 @@ public sealed unsafe class TiffStack : IFrameSource
             return contiguous
                 ? new Page(w, h, type, strips[0], null, [])
                 : new Page(w, h, type, -1, new Layout(strips[..nStrips], rps, w, false), []);
+        }
+
+        /// <summary>A compressed page's segments must lie inside the file (a cut-short file is named at open, not mid-run).</summary>
+        private readonly void CheckCompressed(long[] offsets, long[]? byteCounts, int n, long compression, int frame, string what)
+        {
+            if (compression == 1) return; // uncompressed through LibTiff (comparison mode): sizes are known, checked on read
+            if (byteCounts == null || byteCounts.Length < n)
+                throw new MaLiangException($"{_f.Name}: frame {frame} is {CompressionName(compression)}-compressed but lists {byteCounts?.Length ?? 0} {what} byte counts, {n} needed");
+            for (int s = 0; s < n; s++) _f.Checked(offsets[s], byteCounts[s], $"frame {frame} {what} {s + 1}");
         }
 
         private static string CompressionName(long c) => c switch

@@ -354,6 +354,36 @@ class Localizer:
                 N.check(status, "ml_push_frames")
             return self._read(first)
 
+    def push_file(self, path) -> np.ndarray:
+        """Localizes every frame of a TIFF file read by the engine's own reader (ml_push_file), as ``maliang localize``
+        does: 8/16/32-bit grayscale, strips or tiles, uncompressed, LZW, Deflate or PackBits, multi-page, BigTIFF,
+        ImageJ and OME-TIFF stacks (a Micro-Manager ``*_MMStack_*.ome.tif`` set opens whole from its first file). The
+        file is streamed frame by frame, never loaded whole. Returns the new localizations. An unreadable or
+        unsupported file (truncated, JPEG-compressed, RGB) raises ValueError (:class:`maliang.MaLiangValueError`), a
+        missing one OSError, each naming the file (and frame)."""
+        from .io import _path
+        p = _path(path)
+        with self._lock:
+            self._not_in_callback("push_file()")
+            h = self._h()
+            first = self.result_count()
+            self._frames_total = 0  # not known before the engine opens the file: the callback gets the engine's total
+            self._callback_error = None
+            self._in_push = True
+            try:
+                status = self._lib.ml_push_file(h, p)
+                message = N.last_error() if status != N.ML_OK else ""
+            finally:
+                self._in_push = False
+            err, self._callback_error = self._callback_error, None
+            if err is not None:
+                raise err
+            if status == N.ML_ERR_CANCELLED:
+                raise N.Cancelled(message or "maliang: the push was cancelled", self._read(first))
+            if status != N.ML_OK:
+                N.check(status, "ml_push_file")
+            return self._read(first)
+
     def result_count(self) -> int:
         with self._lock:
             c = ctypes.c_int64()
@@ -473,3 +503,11 @@ def localize(
                     **more)
     with Localizer(progress=progress, **settings) as loc:
         return loc.push(frames)
+
+
+def localize_file(path, *, progress=None, **settings) -> np.ndarray:
+    """:func:`localize` on a TIFF file read by the engine (see :meth:`Localizer.push_file`): compressed (LZW, Deflate,
+    PackBits) and tiled files included, streamed without loading the stack into memory. Settings as for
+    :func:`localize`; returns the same structured array (0-based frames, px)."""
+    with Localizer(progress=progress, **settings) as loc:
+        return loc.push_file(path)

@@ -146,6 +146,7 @@ _SIGNATURES = {
     "ml_create": (_I32, [ctypes.POINTER(MlSettings), ctypes.POINTER(_P)]),
     "ml_destroy": (_I32, [_P]),
     "ml_push_frames": (_I32, [_P, _P, _I32, _I32, _I32, _I64, _I32]),
+    "ml_push_file": (_I32, [_P, ctypes.c_char_p]),
     "ml_set_progress": (_I32, [_P, PROGRESS_FN, _P]),
     "ml_set_camera_maps": (_I32, [_P, _P, _P, _P, _I32, _I32, _I32, _I32]),
     "ml_cancel": (_I32, [_P]),

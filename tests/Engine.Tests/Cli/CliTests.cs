@@ -83,8 +83,9 @@ public class CliTests
     [Test]
     public void CompressedTiff()
     {
-        File.WriteAllBytes(P("lzw.tif"), new TiffBuilder { Compression = 5, Width = 16, Height = 16 }.Build(TiffBuilder.Frames(1, 16, 16, 0, 9)));
-        AssertBadInput(Run("localize", P("lzw.tif"), "-o", P("out.csv")), "lzw.tif", "compression LZW is not supported; save the stack uncompressed");
+        // JPEG-in-TIFF (lossy) is refused; LZW, Deflate and PackBits are read (CompressedTiffTests)
+        File.WriteAllBytes(P("jpeg.tif"), new TiffBuilder { Compression = 7, Width = 16, Height = 16 }.Build(TiffBuilder.Frames(1, 16, 16, 0, 9)));
+        AssertBadInput(Run("localize", P("jpeg.tif"), "-o", P("out.csv")), "jpeg.tif", "frame 1", "compression JPEG is not supported");
     }
 
     [Test]

@@ -107,6 +107,7 @@ public final class MaLiang {
         static native int ml_destroy(Pointer localizer);
         static native int ml_push_frames(Pointer localizer, Pointer pixels, int width, int height, int count,
                                          long rowStrideBytes, int pixelType);
+        static native int ml_push_file(Pointer localizer, byte[] path);
         static native int ml_cancel(Pointer localizer);
         static native int ml_set_camera_maps(Pointer localizer, Pointer offsetAdu, Pointer varianceAdu2, Pointer gainPhotonsPerAdu,
                                              int sensorWidth, int sensorHeight, int originX, int originY);
@@ -621,6 +622,19 @@ public final class MaLiang {
         }
 
         private static byte[] utf8z(String s) { return s == null || s.trim().isEmpty() ? null : cString(s.trim()); }
+
+        /** Localizes every frame of a TIFF file read by the engine's own reader (ml_push_file), as {@code maliang
+         * localize} does: 8/16/32-bit grayscale, strips or tiles, uncompressed, LZW, Deflate or PackBits, multi-page,
+         * BigTIFF, ImageJ and OME-TIFF stacks, streamed frame by frame. Frames are numbered after those pushed before.
+         * A broken or unsupported file (truncated, JPEG-compressed, RGB) throws {@link MaLiangException} naming the
+         * file and frame. */
+        public synchronized void pushFile(String path) {
+            if (path == null || path.isEmpty()) throw new IllegalArgumentException("path is null or empty");
+            if (path.indexOf('\0') >= 0) throw new IllegalArgumentException("path contains a NUL character");
+            int rc = Api.ml_push_file(open(), cString(path));
+            // check() reads ml_last_error first; then resynchronise: the library numbered the frames it did
+            try { check(rc, "ml_push_file"); } finally { framesPushed = summary().frames; }
+        }
 
         /** Stops the push in progress (or the next one) with a {@link MaLiangException} of status ML_ERR_CANCELLED. Thread-safe. */
         public void cancel() {

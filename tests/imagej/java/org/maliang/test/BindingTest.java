@@ -74,6 +74,39 @@ public class BindingTest {
         }
     }
 
+    /** pushFile on compressed and tiled copies of the stack (tifffile-written, decoded by the engine's reader in
+     * libmaliang.so) gives exactly the localizations of the frames pushed from ImageJ. */
+    @Test public void pushFileOnCompressedCopiesEqualsPushingTheFrames() {
+        Localization[] ref;
+        try (MaLiang.Localizer l = new MaLiang.Localizer(settings())) { l.pushFrames(frames, w, h); ref = l.results(); }
+        assertTrue(ref.length > 100);
+        for (String v : new String[] {"deflate.tif", "lzw.tif", "packbits.tif", "tiled_deflate.tif", "bigtiff_lzw.tif"}) {
+            try (MaLiang.Localizer l = new MaLiang.Localizer(settings())) {
+                l.pushFile(Env.data("compressed/" + v));
+                assertEquals(v, frames.length, l.framesPushed());
+                Localization[] got = l.results();
+                assertEquals(v, ref.length, got.length);
+                for (int i = 0; i < ref.length; i++) {
+                    assertEquals(v + " frame of " + i, ref[i].frame, got[i].frame);
+                    assertEquals(v + " x of " + i, ref[i].x, got[i].x, 0);
+                    assertEquals(v + " y of " + i, ref[i].y, got[i].y, 0);
+                    assertEquals(v + " photons of " + i, ref[i].photons, got[i].photons, 0);
+                }
+            }
+        }
+    }
+
+    @Test public void pushFileOnABrokenCompressedFileNamesFileAndFrame() {
+        try (MaLiang.Localizer l = new MaLiang.Localizer(settings())) {
+            try {
+                l.pushFile(Env.data("compressed/cut_strip.tif"));
+                fail("a cut-short Deflate strip was accepted");
+            } catch (MaLiangException e) {
+                assertTrue(e.getMessage(), e.getMessage().contains("cut_strip.tif: frame 2: strip 1"));
+            }
+        }
+    }
+
     /** One frame per push (short[]), float[] frames and one chunk give the same results; frames are numbered across pushes. */
     @Test public void framewiseAndFloatPushesAgree() {
         Localization[] chunk, single, fl;
