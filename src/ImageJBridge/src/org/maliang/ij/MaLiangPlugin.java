@@ -316,7 +316,7 @@ public class MaLiangPlugin implements PlugIn {
                 loc.pushFrames(batch, w, h);
                 if (showProgress) {
                     IJ.showProgress(first + m - 1, n);
-                    IJ.showStatus("MaLiang: frame " + (first + m - 1) + "/" + n + " (Esc cancels)");
+                    IJ.showStatus(progressText(first + m - 1, n, (System.nanoTime() - t0) / 1e9));
                 }
                 if (IJ.escapePressed()) {
                     IJ.resetEscape();
@@ -337,6 +337,18 @@ public class MaLiangPlugin implements PlugIn {
         } finally {
             loc.close();
         }
+    }
+
+    /** The status bar during Localize: "MaLiang: frame 1200/4000, 1300 frames/s, 0:03 left (Esc cancels)", as the CLI's line. */
+    static String progressText(int done, int total, double seconds) {
+        double fps = seconds > 0 ? done / seconds : 0;
+        String left = "?";
+        if (fps > 0) {
+            long sLeft = (long) Math.ceil((total - done) / fps);
+            left = sLeft >= 3600 ? String.format("%d:%02d:%02d", sLeft / 3600, sLeft / 60 % 60, sLeft % 60)
+                    : String.format("%d:%02d", sLeft / 60, sLeft % 60);
+        }
+        return "MaLiang: frame " + done + "/" + total + ", " + Math.round(fps) + " frames/s, " + left + " left (Esc cancels)";
     }
 
     // ---------------------------------------------------------------------------------------------------------------

@@ -18,12 +18,12 @@ import org.maliang.ij.MaLiangPlugin;
 
 /**
  * Progress and cancel in the ImageJ GUI (run under Xvfb by GuiTest): Localize on a long stack writes "MaLiang: frame
- * k/n (Esc cancels)" to ImageJ's status bar with k rising and fills the progress bar; Esc typed on the keyboard (a
+ * k/n, F frames/s, m:ss left (Esc cancels)" to ImageJ's status bar with k rising; Esc typed on the keyboard (a
  * real key event through java.awt.Robot to the ImageJ window) stops it within a second, with nothing returned and the
  * status bar saying where it stopped. Args: STACK.tif. Exit 0 when all is well; prints "GUI-PROGRESS ..." lines.
  */
 public class GuiProgressCheck {
-    static final Pattern FRAME = Pattern.compile("MaLiang: frame (\\d+)/(\\d+) \\(Esc cancels\\)");
+    static final Pattern FRAME = Pattern.compile("MaLiang: frame (\\d+)/(\\d+), (\\d+) frames/s, (\\d+):(\\d\\d) left \\(Esc cancels\\)");
 
     public static void main(String[] args) throws Exception {
         ImageJ ij = new ImageJ(ImageJ.STANDALONE);
@@ -47,6 +47,7 @@ public class GuiProgressCheck {
 
         List<Integer> seen = new ArrayList<Integer>();
         int total = 0;
+        boolean badRate = false;
         String text = "";
         while (run.isAlive() && seen.size() < 5 && System.nanoTime() - t0 < 60e9) {
             text = ImageJ.getStatusBarText();
@@ -54,12 +55,18 @@ public class GuiProgressCheck {
             if (m.matches()) {
                 int k = Integer.parseInt(m.group(1));
                 total = Integer.parseInt(m.group(2));
+                int fps = Integer.parseInt(m.group(3)), left = 60 * Integer.parseInt(m.group(4)) + Integer.parseInt(m.group(5));
+                // time left = frames left / frames/s (rounded up; the rate shown is rounded to a whole frame/s)
+                if (fps <= 0 || Math.abs(left - (total - k) / (double) fps) > 1 + 0.01 * (total - k) / fps) {
+                    System.out.println("GUI-PROGRESS inconsistent status: " + text);
+                    badRate = true;
+                }
                 if (seen.isEmpty() || k != seen.get(seen.size() - 1)) seen.add(k);
             }
             Thread.sleep(20);
         }
         boolean ok = true;
-        boolean rising = seen.size() >= 5 && total == 3000;
+        boolean rising = seen.size() >= 5 && total == 3000 && !badRate;
         for (int i = 1; i < seen.size(); i++) rising &= seen.get(i) > seen.get(i - 1);
         System.out.println("GUI-PROGRESS status bar: " + (rising ? "ok " : "WRONG ") + seen + " of " + total);
         ok &= rising;
