@@ -188,3 +188,26 @@ def test_python_interrupted_save_leaves_no_file(sim, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         maliang.save_picasso(tmp_path / "locs.hdf5", locs, width=64, height=64)
     assert os.listdir(tmp_path) == []
+
+
+def test_python_localizer_is_usable_after_a_keyboard_interrupt(sim):
+    """SIGINT in the middle of a push (here raised by the progress callback itself, on the main thread): the push
+    stops with KeyboardInterrupt before its last chunk, and the next push on the same Localizer is not cancelled."""
+    stack, _, _ = sim
+    big = np.ascontiguousarray(np.concatenate([stack] * 5))  # 100 frames, several chunks
+    seen = []
+
+    def progress(done, total, n):
+        seen.append(done)
+        if len(seen) == 1:
+            signal.raise_signal(signal.SIGINT)
+
+    with maliang.Localizer(offset=100, progress=progress) as loc:
+        with pytest.raises(KeyboardInterrupt):
+            loc.push(big)
+        assert len(seen) == 1 and seen[0] < 100, seen  # stopped at the next chunk, not at the end
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's handler is back
+        loc.set_progress(None)
+        before = loc.frames
+        assert len(loc.push(stack)) == len(maliang.localize(stack, offset=100))
+        assert loc.frames == before + 20

@@ -218,9 +218,10 @@ class Localizer:
         self._callback = None  # the CFUNCTYPE object: kept alive as long as the native side may call it
         self._callback_error = None
         self._frames_total = 0
+        self._interrupted = []  # non-empty once SIGINT arrived during the push in progress (see _interruptible)
         # The callback is always installed, even without a user's progress: Python's signal handlers run only when the
         # main thread runs Python code, and while the engine runs (without the GIL) that is this callback, after each
-        # chunk. push() puts a SIGINT handler there that cancels the push (see _interruptible).
+        # chunk. push() installs a SIGINT handler that runs there and makes it cancel the push (see _interruptible).
         self._callback = N.PROGRESS_FN(self._trampoline)
         N.check(self._lib.ml_set_progress(h, self._callback, None), "ml_set_progress")
         if progress is not None and progress is not False:
@@ -228,6 +229,8 @@ class Localizer:
 
     def _trampoline(self, done, total, locs, _user):
         try:
+            if self._interrupted:
+                return 1  # Ctrl-C: cancel this push (a callback's cancel, unlike ml_cancel, never carries to the next)
             progress = self._progress
             if progress is None:
                 return 0
@@ -317,7 +320,7 @@ class Localizer:
             bar = self._progress if isinstance(self._progress, _ProgressBar) else None
             if bar is not None:
                 bar.begin(self._frames_total - n, self._frames_total)
-            interrupted, restore = self._interruptible(h)
+            interrupted, restore = self._interruptible()
             self._in_push = True
             try:
                 for address, count in chunks:
@@ -341,19 +344,19 @@ class Localizer:
                 N.check(status, "ml_push_frames")
             return self._read(first)
 
-    def _interruptible(self, h):
+    def _interruptible(self):
         """Ctrl-C during a push: on the main thread, with Python's default SIGINT handler in place, a handler that
-        cancels the push (ml_cancel is thread-safe) and lets push() raise KeyboardInterrupt once the engine has
-        stopped. The default handler would raise KeyboardInterrupt at the entry of the progress callback, where
-        ctypes can only print and drop it. Returns (a list that becomes non-empty on SIGINT, restore())."""
-        interrupted = []
+        only takes note; the progress callback (where Python runs the handler while the engine works) then cancels
+        the push, and push() raises KeyboardInterrupt once the engine has stopped. The default handler would raise
+        KeyboardInterrupt at the entry of the progress callback, where ctypes can only print and drop it.
+        Returns (a list that becomes non-empty on SIGINT, restore())."""
+        interrupted = self._interrupted = []
         if (threading.current_thread() is not threading.main_thread()
                 or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
             return interrupted, lambda: None
 
         def on_sigint(signum, frame):
             interrupted.append(signum)
-            self._lib.ml_cancel(h)
 
         previous = signal.signal(signal.SIGINT, on_sigint)
         return interrupted, lambda: signal.signal(signal.SIGINT, previous)
