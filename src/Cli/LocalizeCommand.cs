@@ -56,6 +56,8 @@ internal static class LocalizeCommand
         if (!quiet)
         {
             Console.WriteLine($"{string.Join(", ", files)}: {stack.Width}x{stack.Height} px, {summary.Describe()}");
+            if (settings.CameraMaps?.VarianceAdu2 is not null && summary.Backend != "cpu")
+                Console.WriteLine("sCMOS variance map: detection ran on the CPU threads (per-pixel threshold, ROIs with their read-noise planes), the fit on the device");
             Console.WriteLine($"wrote {outPath}" + (renderPath != null ? $" and {renderPath}" : ""));
         }
         return Commands.ExitOk;

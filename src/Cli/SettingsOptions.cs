@@ -21,10 +21,15 @@ internal sealed class SettingsOptions
     public readonly Option<bool> KeepOverlapping = new("--keep-overlapping") { Description = "keep candidates closer than the ROI radius to a brighter one" };
     public readonly Option<string> Backend = new("--backend") { Description = "fitter: auto|cpu|opencl|cuda", DefaultValueFactory = _ => "auto" };
     public readonly Option<int> Threads = new("--threads") { Description = "worker threads (0 = all cores)", DefaultValueFactory = _ => 0 };
+    public readonly Option<string?> OffsetMap = new("--camera-offset-map") { Description = "sCMOS: TIFF of each sensor pixel's offset, ADU (whole sensor; replaces --offset)" };
+    public readonly Option<string?> VarianceMap = new("--camera-variance-map") { Description = "sCMOS: TIFF of each sensor pixel's read-noise variance, ADU^2 (the fit then uses the sCMOS likelihood)" };
+    public readonly Option<string?> GainMap = new("--camera-gain-map") { Description = "sCMOS: TIFF of each sensor pixel's gain, photons per ADU (replaces --photons-per-adu)" };
+    public readonly Option<string?> Origin = new("--camera-origin") { Description = "X,Y: the stack's top-left pixel on the sensor the maps cover (a cropped acquisition), default 0,0" };
 
     public void AddTo(Command c)
     {
-        foreach (var o in new Option[] { PixelSize, PsfSigma, Offset, PhotonsPerAdu, EmGain, Threshold, Roi, Filter, FixedSigma, Iterations, NoTolerance, KeepOverlapping, Backend, Threads })
+        foreach (var o in new Option[] { PixelSize, PsfSigma, Offset, PhotonsPerAdu, EmGain, Threshold, Roi, Filter, FixedSigma, Iterations, NoTolerance, KeepOverlapping, Backend, Threads,
+                                         OffsetMap, VarianceMap, GainMap, Origin })
             c.Options.Add(o);
     }
 
@@ -48,7 +53,34 @@ internal sealed class SettingsOptions
             Threads = r.GetValue(Threads),
         };
         s.Validate();
+        s.CameraMaps = ReadMaps(r, OffsetMap, VarianceMap, GainMap, Origin);
         return s;
+    }
+
+    /// <summary>The camera maps the options name (null when none is given); --camera-origin alone is an error.</summary>
+    public static Engine.Camera.CameraMaps? ReadMaps(ParseResult r, Option<string?> offset, Option<string?> variance, Option<string?> gain, Option<string?> origin)
+    {
+        string? o = r.GetValue(offset), v = r.GetValue(variance), g = r.GetValue(gain), at = r.GetValue(origin);
+        var (x, y) = ParseOrigin(at);
+        if (o is null && v is null && g is null)
+        {
+            if (at is not null) throw new InvalidParameterException("camera-origin", "given without a camera map (--camera-offset-map, --camera-variance-map, --camera-gain-map)");
+            return null;
+        }
+        foreach (var (path, name) in new[] { (o, "camera-offset-map"), (v, "camera-variance-map"), (g, "camera-gain-map") })
+            if (path is not null && !File.Exists(path)) throw new InvalidParameterException(name, $"{path}: no such file");
+        return Engine.Camera.CameraMaps.Load(o, v, g, x, y);
+    }
+
+    /// <summary>"X,Y" (non-negative integers, sensor pixels) to the origin; null is (0, 0).</summary>
+    public static (int X, int Y) ParseOrigin(string? v)
+    {
+        if (v is null) return (0, 0);
+        var parts = v.Split(',');
+        if (parts.Length == 2 && int.TryParse(parts[0].Trim(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int x)
+            && int.TryParse(parts[1].Trim(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int y))
+            return (x, y);
+        throw new InvalidParameterException("camera-origin", $"'{v}' is not X,Y (two integers >= 0, sensor pixels)");
     }
 
     public static FilterKind ParseFilter(string? v) => v?.ToLowerInvariant() switch

@@ -33,8 +33,13 @@ internal static class SimulateCommand
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 1, Description = "random seed" };
         var driftX = new Option<double>("--drift-x-nm") { DefaultValueFactory = _ => 0, Description = "linear sample drift in x over the whole stack, nm" };
         var driftY = new Option<double>("--drift-y-nm") { DefaultValueFactory = _ => 0, Description = "linear sample drift in y over the whole stack, nm" };
+        var offsetMap = new Option<string?>("--camera-offset-map") { Description = "sCMOS: TIFF of each sensor pixel's offset, ADU (replaces --offset)" };
+        var varianceMap = new Option<string?>("--camera-variance-map") { Description = "sCMOS: TIFF of each sensor pixel's Gaussian read-noise variance, ADU^2 (replaces --read-noise)" };
+        var gainMap = new Option<string?>("--camera-gain-map") { Description = "sCMOS: TIFF of each sensor pixel's gain, photons per ADU (replaces --photons-per-adu)" };
+        var origin = new Option<string?>("--camera-origin") { Description = "X,Y: the simulated stack's top-left pixel on the maps' sensor, default 0,0" };
         var cmd = new Command("simulate", "Simulate a PALM/STORM stack with ground truth.")
-        { output, truth, width, height, frames, pattern, emitters, perFrame, density, photons, photonDist, background, sigma, pixel, onFraction, onFrames, offset, ppa, gain, readNoise, seed, driftX, driftY };
+        { output, truth, width, height, frames, pattern, emitters, perFrame, density, photons, photonDist, background, sigma, pixel, onFraction, onFrames, offset, ppa, gain, readNoise, seed, driftX, driftY,
+          offsetMap, varianceMap, gainMap, origin };
         cmd.SetAction(r =>
         {
             int w = r.GetValue(width), h = r.GetValue(height);
@@ -58,6 +63,7 @@ internal static class SimulateCommand
                 OffToOn = Math.Min(1, offToOn), OnToOff = onToOff,
                 OffsetAdu = r.GetValue(offset), PhotonsPerAdu = r.GetValue(ppa), EmGain = r.GetValue(gain), ReadNoiseE = r.GetValue(readNoise),
                 Seed = r.GetValue(seed), EdgeMarginPx = 4, MinSeparationPx = 0,
+                Maps = SettingsOptions.ReadMaps(r, offsetMap, varianceMap, gainMap, origin),
             };
             if (w < 16 || h < 16) throw new InvalidParameterException("width/height", $"simulated frames must be at least 16x16 px, got {w}x{h}");
             s.Validate(); // photons, pixel size... before anything is derived from them

@@ -41,6 +41,9 @@ public sealed class LocalizerSettings
     /// <summary>Reject candidates within the ROI radius (Euclidean,     /// <summary>Reject candidates closer than the ROI radius to a brighter one (the paper does).</summary>lt;= r) of a brighter one (the paper does).</summary>
     public bool RejectOverlapping { get; set; } = true;
     public BackendKind Backend { get; set; } = BackendKind.Auto;
+    /// <summary>Per-pixel sCMOS offset, read-noise variance and gain maps of the sensor, with the stack's origin on it
+    /// (null: the scalar camera settings, pure Poisson likelihood). With a variance map the fit uses the sCMOS likelihood.</summary>
+    public Camera.CameraMaps? CameraMaps { get; set; }
     /// <summary>Worker threads; 0 = all cores.</summary>
     public int Threads { get; set; }
 

@@ -220,6 +220,56 @@ public static unsafe partial class Exports
         finally { Volatile.Write(ref handle.State, 0); }
     }
 
+    [UnmanagedCallersOnly(EntryPoint = "ml_set_camera_maps")]
+    public static int MlSetCameraMaps(nint h, float* offsetAdu, float* varianceAdu2, float* gainPhotonsPerAdu,
+                                      int sensorWidth, int sensorHeight, int originX, int originY)
+    {
+        var handle = Get(h);
+        if (handle == null) return Fail(Status.Argument, "ml_set_camera_maps: localizer is null");
+        bool none = offsetAdu == null && varianceAdu2 == null && gainPhotonsPerAdu == null;
+        if (!none && (sensorWidth <= 0 || sensorHeight <= 0 || (long)sensorWidth * sensorHeight > int.MaxValue))
+            return Fail(Status.Argument, $"ml_set_camera_maps: bad sensor size {sensorWidth}x{sensorHeight}");
+        int state = Interlocked.CompareExchange(ref handle.State, 1, 0);
+        if (state != 0) return Fail(Status.Argument, state == 1 ? "ml_set_camera_maps: a push is running on this localizer" : "ml_set_camera_maps: the localizer was destroyed");
+        try
+        {
+            return Guard(() =>
+            {
+                int n = none ? 0 : sensorWidth * sensorHeight;
+                float[]? Copy(float* p) => p == null ? null : new ReadOnlySpan<float>(p, n).ToArray();
+                // Copied: the caller may free its arrays after this call. Checked by CameraMaps (map and pixel named).
+                var maps = none ? null : new Engine.Camera.CameraMaps(sensorWidth, sensorHeight, Copy(offsetAdu), Copy(varianceAdu2), Copy(gainPhotonsPerAdu), originX, originY);
+                handle.Localizer.SetCameraMaps(maps);
+                return Ok();
+            });
+        }
+        finally { Volatile.Write(ref handle.State, 0); }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "ml_set_camera_map_files")]
+    public static int MlSetCameraMapFiles(nint h, byte* offsetPath, byte* variancePath, byte* gainPath, int originX, int originY)
+    {
+        var handle = Get(h);
+        if (handle == null) return Fail(Status.Argument, "ml_set_camera_map_files: localizer is null");
+        string? o = Utf8(offsetPath), v = Utf8(variancePath), g = Utf8(gainPath);
+        if (string.IsNullOrEmpty(o)) o = null;
+        if (string.IsNullOrEmpty(v)) v = null;
+        if (string.IsNullOrEmpty(g)) g = null;
+        int state = Interlocked.CompareExchange(ref handle.State, 1, 0);
+        if (state != 0) return Fail(Status.Argument, state == 1 ? "ml_set_camera_map_files: a push is running on this localizer" : "ml_set_camera_map_files: the localizer was destroyed");
+        try
+        {
+            return Guard(() =>
+            {
+                foreach (var (path, name) in new[] { (o, Engine.Camera.CameraMaps.OffsetName), (v, Engine.Camera.CameraMaps.VarianceName), (g, Engine.Camera.CameraMaps.GainName) })
+                    if (path is not null && !File.Exists(path)) return Fail(Status.Argument, $"parameter {name}: {path}: no such file");
+                handle.Localizer.SetCameraMaps(o is null && v is null && g is null ? null : Engine.Camera.CameraMaps.Load(o, v, g, originX, originY));
+                return Ok();
+            });
+        }
+        finally { Volatile.Write(ref handle.State, 0); }
+    }
+
     [UnmanagedCallersOnly(EntryPoint = "ml_set_progress")]
     public static int MlSetProgress(nint h, delegate* unmanaged<int, int, long, nint, int> callback, nint user)
     {

@@ -99,6 +99,20 @@ int32_t ml_destroy(ml_localizer* localizer);
 int32_t ml_push_frames(ml_localizer* localizer, const void* pixels, int32_t width, int32_t height, int32_t count,
                        int64_t row_stride_bytes, int32_t pixel_type);
 int32_t ml_set_progress(ml_localizer* localizer, ml_progress_fn callback, void* user);
+/* sCMOS camera maps (Huang et al., Nat. Methods 10, 653 (2013)) for the frames pushed from now on: per sensor pixel the
+ * offset (ADU), the read-noise variance (ADU^2) and the gain (photons per ADU), each sensor_width x sensor_height float32,
+ * row-major; any may be NULL (the settings' scalar stands in), all three NULL removes the maps. With a variance map the fit
+ * uses the sCMOS likelihood and detection a per-pixel threshold. origin_x, origin_y: the pushed frames' top-left pixel on
+ * the sensor (a cropped acquisition). The maps are copied and checked: every value finite, offset >= 0, variance and
+ * gain > 0; an error names the map and the pixel (ML_ERR_ARGUMENT). Frames that reach past the maps from the origin are
+ * refused at ml_push_frames. Not while a push runs on this localizer. */
+int32_t ml_set_camera_maps(ml_localizer* localizer, const float* offset_adu, const float* variance_adu2,
+                           const float* gain_photons_per_adu, int32_t sensor_width, int32_t sensor_height,
+                           int32_t origin_x, int32_t origin_y);
+/* The same from single-image TIFF files (32-bit float or integer, read by the engine's TIFF reader), UTF-8 paths, any
+ * NULL or "" (all three: no maps). Errors name the map and its file or pixel. */
+int32_t ml_set_camera_map_files(ml_localizer* localizer, const char* offset_path, const char* variance_path,
+                                const char* gain_path, int32_t origin_x, int32_t origin_y);
 /* Thread-safe: stops the push in progress, or else the next one, which then returns ML_ERR_CANCELLED (a push whose
  * progress callback returned non-zero returns ML_ERR_CANCELLED even when it was the last chunk). */
 int32_t ml_cancel(ml_localizer* localizer);

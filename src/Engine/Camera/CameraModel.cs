@@ -5,7 +5,7 @@ namespace MaLiang.Engine.Camera;
 
 /// <summary>
 /// The one place ADU become photons: photons = (ADU - offset) x photonsPerAdu / emGain (DESIGN.md),
-/// optionally with per-pixel sCMOS offset and gain maps.
+/// optionally with per-pixel sCMOS offset, gain and read-noise maps (<see cref="CameraMaps"/>, cropped to the frame).
 /// </summary>
 public sealed class CameraModel
 {
@@ -15,13 +15,50 @@ public sealed class CameraModel
     /// <summary>Optional per-pixel offset (ADU) and gain (photons per ADU, EM gain included) maps, row-major, frame-sized.</summary>
     public float[]? OffsetMap { get; }
     public float[]? GainMap { get; }
+    /// <summary>Optional per-pixel read-noise variance in photons^2 (<see cref="ReadNoisePhotons2"/>), row-major, frame-sized:
+    /// the sCMOS likelihood's shift gamma (DESIGN.md). Null: pure Poisson.</summary>
+    public float[]? ReadNoiseMap { get; }
 
-    public CameraModel(double offsetAdu = 0, double photonsPerAdu = 1, double emGain = 1, float[]? offsetMap = null, float[]? gainMap = null)
+    public CameraModel(double offsetAdu = 0, double photonsPerAdu = 1, double emGain = 1, float[]? offsetMap = null, float[]? gainMap = null,
+                       float[]? readNoiseMap = null)
     {
-        OffsetAdu = offsetAdu; PhotonsPerAdu = photonsPerAdu; EmGain = emGain; OffsetMap = offsetMap; GainMap = gainMap;
+        OffsetAdu = offsetAdu; PhotonsPerAdu = photonsPerAdu; EmGain = emGain; OffsetMap = offsetMap; GainMap = gainMap; ReadNoiseMap = readNoiseMap;
     }
 
     public static CameraModel From(LocalizerSettings s) => new(s.OffsetAdu, s.PhotonsPerAdu, s.EmGain);
+
+    /// <summary>The camera for frames of <paramref name="width"/> x <paramref name="height"/>: the settings' scalars, and
+    /// with <see cref="LocalizerSettings.CameraMaps"/> their frame-sized crops (offset; gain / EM gain; read noise in photons^2).</summary>
+    public static CameraModel From(LocalizerSettings s, int width, int height)
+    {
+        var maps = s.CameraMaps;
+        if (maps is null) return From(s);
+        maps.CheckCovers(width, height);
+        var offset = maps.Crop(maps.OffsetAdu, width, height);
+        var gainPpa = maps.Crop(maps.GainPhotonsPerAdu, width, height);
+        var variance = maps.Crop(maps.VarianceAdu2, width, height);
+        float scale = (float)(s.PhotonsPerAdu / s.EmGain);
+        float[]? gain = null;
+        if (gainPpa is not null)
+        {
+            gain = gainPpa;
+            for (int i = 0; i < gain.Length; i++) gain[i] = (float)(gainPpa[i] / s.EmGain);
+        }
+        float[]? readNoise = null;
+        if (variance is not null)
+        {
+            readNoise = variance;
+            for (int i = 0; i < readNoise.Length; i++) readNoise[i] = ReadNoisePhotons2(variance[i], gain is null ? scale : gain[i]);
+        }
+        return new CameraModel(s.OffsetAdu, s.PhotonsPerAdu, s.EmGain, offset, gain, readNoise);
+    }
+
+    /// <summary>
+    /// The one place the read-noise variance becomes the sCMOS likelihood's shift (Huang et al. 2013's var_i / g_i^2, their
+    /// g in ADU per photon): the variance in photons^2 = variance (ADU^2) x (photons per ADU after the EM gain)^2, since a
+    /// pixel's photons are (ADU - offset) x that factor, so its read noise (ADU) scales by it too.
+    /// </summary>
+    public static float ReadNoisePhotons2(float varianceAdu2, float photonsPerAdu) => varianceAdu2 * photonsPerAdu * photonsPerAdu;
 
     /// <summary>Photons per ADU after the EM gain.</summary>
     public float Scale => (float)(PhotonsPerAdu / EmGain);

@@ -36,6 +36,9 @@ public sealed class FrameDetector
     public int RoiRadius { get; }
     public bool RejectOverlapping { get; }
     public DetectionTimes Times;
+    /// <summary>sCMOS: the filtered frame's read-noise variance above the median pixel's (<see cref="ReadNoiseThreshold.Excess"/>),
+    /// frame-sized; candidates must then pass their own pixel's threshold. Null: one threshold for the frame.</summary>
+    public float[]? ReadNoiseExcess { get; set; }
 
     private float[] _photons = Array.Empty<float>(), _filtered = Array.Empty<float>(), _scratch = Array.Empty<float>();
     private int _n;
@@ -89,6 +92,11 @@ public sealed class FrameDetector
         long t2 = Stopwatch.GetTimestamp();
         float thr = ThresholdFactor * std;
         var stats = Detector.Detect(filtered, width, height, thr, RoiRadius, RejectOverlapping, output);
+        if (ReadNoiseExcess is { } excess)
+        {
+            if (excess.Length != photons.Length) throw new ArgumentException($"the read-noise map is for frames of {excess.Length} pixels, this one has {photons.Length}");
+            stats.Candidates -= ReadNoiseThreshold.Apply(output, excess, width, ThresholdFactor, std);
+        }
         long t3 = Stopwatch.GetTimestamp();
         Times.FilterTicks += t1 - t0; Times.NoiseTicks += t2 - t1; Times.DetectTicks += t3 - t2; Times.Frames++;
         return new FrameDetection(thr, std, stats);

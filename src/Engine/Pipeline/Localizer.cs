@@ -65,7 +65,9 @@ public sealed class Localizer : IDisposable
     private readonly IFitBackend _backend;
     private readonly bool _ownsBackend;
     private readonly bool _cpuFit;
-    private readonly CameraModel _camera;
+    private CameraModel _camera;
+    private int _cameraWidth, _cameraHeight;
+    private float[]? _readNoiseExcess;
     private readonly FitOptions _fitOptions;
     private readonly int _threads;
     private readonly Stack<Worker> _workers = new();
@@ -123,7 +125,9 @@ public sealed class Localizer : IDisposable
         return (int)Math.Max(1, Math.Min(frames, (int.MaxValue / 2) / px));   // the detector's limit per call
     }
 
-    private bool UsesDeviceDetection => _gpu is not null && DeviceDetection;
+    /// <summary>With a read-noise (variance) map, detection and ROI cut-out stay on the CPU threads (the ROIs carry their
+    /// read-noise planes, and the threshold is per pixel) and only the fit runs on the device.</summary>
+    private bool UsesDeviceDetection => _gpu is not null && DeviceDetection && _s.CameraMaps?.VarianceAdu2 is null;
 
     /// <summary>Frames per chunk of the last <see cref="Push"/>: <see cref="ChunkFramesFor"/>, or fewer after the device
     /// ran out of memory (the chunk is halved and redone, and later pushes of the same frame size keep the smaller chunk).</summary>
@@ -157,6 +161,16 @@ public sealed class Localizer : IDisposable
         _summary.Backend = _backend.Name;
     }
 
+    /// <summary>Sets (or, with null, removes) the sCMOS camera maps for the frames pushed from now on
+    /// (<see cref="LocalizerSettings.CameraMaps"/>); not while a push runs.</summary>
+    public void SetCameraMaps(CameraMaps? maps)
+    {
+        _s.CameraMaps = maps;
+        _camera = CameraModel.From(_s);
+        _readNoiseExcess = null;
+        _cameraWidth = _cameraHeight = 0;
+    }
+
     /// <summary>Forgets the results kept so far (frame numbering goes on).</summary>
     public void ClearResults() => _results.Clear();
 
@@ -178,6 +192,7 @@ public sealed class Localizer : IDisposable
         int n = _s.RoiSize;
         if (source.Width < n || source.Height < n)
             throw new MaLiangException($"{source.Name}: frames of {source.Width}x{source.Height} px are smaller than the {n}x{n} ROI");
+        UseCameraFor(source);
         var sw = Stopwatch.StartNew();
         int total = progress == null ? 0 : _summary.Frames + count;
         int chunk = ChunkFramesFor(source.Width, source.Height);
@@ -320,6 +335,17 @@ public sealed class Localizer : IDisposable
             if (next is not null) next.Reading = null;
             readAhead?.Dispose();
         }
+    }
+
+    /// <summary>The camera for this source's frame size: with maps, their crops at the origin (once per frame size).</summary>
+    private void UseCameraFor(IFrameSource source)
+    {
+        var maps = _s.CameraMaps;
+        if (maps is null || (source.Width == _cameraWidth && source.Height == _cameraHeight)) return;
+        maps.CheckCovers(source.Width, source.Height, source.Name);
+        _camera = CameraModel.From(_s, source.Width, source.Height);
+        _readNoiseExcess = _camera.ReadNoiseMap is { } g ? ReadNoiseThreshold.Excess(Denoise.FrameFilters.Create(_s), g, source.Width, source.Height) : null;
+        _cameraWidth = source.Width; _cameraHeight = source.Height;
     }
 
     private void ProcessChunk(IFrameSource source, int first, int count, CancellationToken cancel)
@@ -497,7 +523,7 @@ public sealed class Localizer : IDisposable
         for (int i = 0; i < count; i++)
         {
             var b = slots[i].Batch;
-            for (int k = 0; k < b.Count; k++) big.Add(b.Roi(k), b.Frame[k], b.Left[k], b.Top[k]);
+            for (int k = 0; k < b.Count; k++) big.Add(b.Roi(k), b.Frame[k], b.Left[k], b.Top[k], b.RoiReadNoise(k));
         }
         if (_deviceResults.Length < total) _deviceResults = new FitResult[total];
         long t0 = Stopwatch.GetTimestamp();
@@ -642,7 +668,7 @@ public sealed class Localizer : IDisposable
                     }
                     if (!any) continue;
                     _refineIndex[_refine.Count] = i;
-                    _refine.Add(roi, batch.Frame[i], batch.Left[i], batch.Top[i]);
+                    _refine.Add(roi, batch.Frame[i], batch.Left[i], batch.Top[i], batch.RoiReadNoise(i));
                 }
                 if (_refine.Count == 0) return;
                 if (_refineResults.Length < _refine.Count) _refineResults = new FitResult[Math.Max(_refine.Count, 2 * _refineResults.Length)];
@@ -674,10 +700,12 @@ public sealed class Localizer : IDisposable
             long t1 = Stopwatch.GetTimestamp();
             // Filter, robust noise, threshold and maxima: the one FrameDetector (the tests' reference too).
             var before = _detect.Times;
+            _detect.ReadNoiseExcess = owner._readNoiseExcess;
             o.Stats = _detect.Detect(photons, w, h, _candidates).Stats;
             var after = _detect.Times;
             int r = _s.RoiRadius;
-            foreach (var c in _candidates) o.Batch.Add(photons, w, frameIndex, c.X - r, c.Y - r);
+            var readNoise = owner._camera.ReadNoiseMap.AsSpan();
+            foreach (var c in _candidates) o.Batch.Add(photons, w, frameIndex, c.X - r, c.Y - r, readNoise);
             long t3 = Stopwatch.GetTimestamp();
             o.ReadTicks = t1 - t0;
             o.DenoiseTicks = after.FilterTicks - before.FilterTicks;

@@ -65,6 +65,11 @@ public sealed class SimulationSettings
     /// <summary>Gaussian read noise, electrons rms at the output (after the EM gain).</summary>
     public double ReadNoiseE { get; set; }
 
+    /// <summary>sCMOS: per-pixel offset (ADU), read-noise variance (ADU^2) and gain (photons per ADU) of the sensor, the
+    /// stack at their origin. Where a map is given it replaces <see cref="OffsetAdu"/>, <see cref="ReadNoiseE"/> or
+    /// <see cref="PhotonsPerAdu"/> for that pixel: ADU = offset_i + electrons / gain_i + N(0, variance_i).</summary>
+    public CameraMaps? Maps { get; set; }
+
     public int Seed { get; set; } = 1;
 
     /// <summary>The camera model the localizer should use to undo this simulation's conversion.</summary>
@@ -80,6 +85,7 @@ public sealed class SimulationSettings
         if (!(ReadNoiseE >= 0)) throw new InvalidParameterException("read-noise", $"must be >= 0, got {ReadNoiseE}");
         foreach (var (p, name) in new[] { (OffToOn, "off-to-on"), (OnToOff, "on-to-off"), (BleachPerOnFrame, "bleach") })
             if (!(p >= 0 && p <= 1)) throw new InvalidParameterException(name, $"probability must be in [0, 1], got {p}");
+        Maps?.CheckCovers(Width, Height, "the simulated stack");
         if (Width - 2 * EdgeMarginPx <= 0 || Height - 2 * EdgeMarginPx <= 0) throw new InvalidParameterException("edge-margin", $"{EdgeMarginPx} px leaves no room");
     }
 }
@@ -139,6 +145,9 @@ public static class Simulator
         double pOn0 = s.InitialOnProbability ?? (s.OffToOn + s.OnToOff > 0 ? s.OffToOn / (s.OffToOn + s.OnToOff) : 1);
         for (int e = 0; e < on.Length; e++) on[e] = rng.Uniform() < pOn0;
         var camera = s.Camera();
+        var mapOffset = s.Maps?.Crop(s.Maps.OffsetAdu, w, h);
+        var mapVariance = s.Maps?.Crop(s.Maps.VarianceAdu2, w, h);
+        var mapGain = s.Maps?.Crop(s.Maps.GainPhotonsPerAdu, w, h);
         int ext = (int)Math.Ceiling(PsfExtentSigma * s.PsfSigmaPx) + 1;
         var ex = new double[2 * ext + 2];
         var ey = new double[2 * ext + 2];
@@ -174,9 +183,21 @@ public static class Simulator
             {
                 double electrons = rng.Poisson(expected[i]);
                 if (s.EmGain > 1 && electrons > 0) electrons = rng.Gamma(electrons, s.EmGain);
-                if (s.ReadNoiseE > 0) electrons += s.ReadNoiseE * rng.Normal();
-                // back to the photon scale of CameraModel: photons = electrons out / gain
-                double adu = camera.ToAdu((float)(electrons / s.EmGain));
+                double adu;
+                if (s.Maps is null)
+                {
+                    if (s.ReadNoiseE > 0) electrons += s.ReadNoiseE * rng.Normal();
+                    // back to the photon scale of CameraModel: photons = electrons out / gain
+                    adu = camera.ToAdu((float)(electrons / s.EmGain));
+                }
+                else
+                {
+                    // sCMOS: each pixel its own offset, gain and Gaussian read noise (in ADU, the maps' unit).
+                    double gain = mapGain?[i] ?? s.PhotonsPerAdu;
+                    adu = (mapOffset?[i] ?? s.OffsetAdu) + electrons / gain;
+                    if (mapVariance is not null) adu += Math.Sqrt(mapVariance[i]) * rng.Normal();
+                    else if (s.ReadNoiseE > 0) adu += s.ReadNoiseE / gain * rng.Normal();
+                }
                 dst[i] = (ushort)Math.Clamp(Math.Floor(adu + 0.5), 0, ushort.MaxValue);
             }
         }

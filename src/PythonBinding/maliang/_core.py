@@ -149,6 +149,45 @@ def _as_frames(frames, roi: int):
     return a, N.PIXEL_TYPES[dt], n, h, w, stride, per_frame
 
 
+CAMERA_MAP_KEYS = ("camera_offset_map", "camera_variance_map", "camera_gain_map", "camera_origin")
+
+
+def _camera_maps(camera_offset_map=None, camera_variance_map=None, camera_gain_map=None, camera_origin=(0, 0)):
+    """Checks the sCMOS maps (2-D arrays of the whole sensor, equal shapes) and the origin; returns
+    (offset, variance, gain as C-contiguous float32 copies or None, sensor width, height, origin x, y), or None when no
+    map is given. Values (finite; offset >= 0; variance and gain > 0) are checked by the engine, which names the pixel."""
+    maps = {"camera_offset_map": camera_offset_map, "camera_variance_map": camera_variance_map,
+            "camera_gain_map": camera_gain_map}
+    shape = None
+    out = []
+    for name, m in maps.items():
+        if m is None:
+            out.append(None)
+            continue
+        a = np.asarray(m)
+        if a.dtype.kind not in "uif" or a.dtype.fields is not None:
+            raise TypeError(f"maliang: {name} must be a numeric 2-D array (sensor height, width), got dtype {a.dtype}")
+        if a.ndim != 2 or a.size == 0:
+            raise ValueError(f"maliang: {name} must be a 2-D array (sensor height, width), got shape {a.shape}")
+        if shape is not None and a.shape != shape:
+            raise ValueError(f"maliang: {name} has shape {a.shape}, the other camera maps {shape}; all maps cover the whole sensor")
+        if a.shape[0] * a.shape[1] >= 2**31:
+            raise ValueError(f"maliang: {name} of shape {a.shape} is too large (fewer than 2^31 pixels)")
+        shape = a.shape
+        out.append(np.array(a, dtype=np.float32, order="C", copy=True))
+    try:
+        ox, oy = camera_origin
+    except (TypeError, ValueError):
+        raise TypeError(f"maliang: camera_origin must be (x, y), got {camera_origin!r}") from None
+    ox = _integer("camera_origin x", ox, 0, 2**31 - 1)
+    oy = _integer("camera_origin y", oy, 0, 2**31 - 1)
+    if shape is None:
+        if (ox, oy) != (0, 0):
+            raise ValueError("maliang: camera_origin given without a camera map (camera_offset_map, camera_variance_map, camera_gain_map)")
+        return None
+    return (*out, shape[1], shape[0], ox, oy)
+
+
 def _summary_dict(s: N.MlSummary) -> dict:
     d = {name: getattr(s, name) for name, _ in N.MlSummary._fields_ if name not in ("reserved", "backend")}
     d["backend"] = bytes(s.backend).split(b"\0", 1)[0].decode("utf-8", "replace")
@@ -204,6 +243,8 @@ class Localizer:
     """
 
     def __init__(self, *, progress: Optional[Callable[[int, int, int], Optional[bool]]] = None, **settings):
+        camera = {k: settings.pop(k) for k in CAMERA_MAP_KEYS if k in settings}
+        maps = _camera_maps(**camera)  # checked before the localizer is made
         self._settings = make_settings(**settings)
         self.settings = {**DEFAULTS, **settings}
         self._lib = N.lib()
@@ -226,6 +267,26 @@ class Localizer:
         N.check(self._lib.ml_set_progress(h, self._callback, None), "ml_set_progress")
         if progress is not None and progress is not False:
             self.set_progress(progress)
+        if maps is not None:
+            self._set_maps(maps)
+        self.settings.update(camera)
+
+    def set_camera_maps(self, camera_offset_map=None, camera_variance_map=None, camera_gain_map=None,
+                        camera_origin=(0, 0)) -> None:
+        """sCMOS camera maps for the frames pushed from now on (all None removes them); see :func:`localize`."""
+        maps = _camera_maps(camera_offset_map, camera_variance_map, camera_gain_map, camera_origin)
+        with self._lock:
+            self._not_in_callback("set_camera_maps()")
+            self._set_maps(maps)
+
+    def _set_maps(self, maps) -> None:
+        h = self._h()
+        if maps is None:
+            N.check(self._lib.ml_set_camera_maps(h, None, None, None, 0, 0, 0, 0), "ml_set_camera_maps")
+            return
+        off, var, gain, w, hgt, ox, oy = maps
+        p = [None if a is None else ctypes.c_void_p(a.ctypes.data) for a in (off, var, gain)]
+        N.check(self._lib.ml_set_camera_maps(h, p[0], p[1], p[2], w, hgt, ox, oy), "ml_set_camera_maps")  # copied there
 
     def _trampoline(self, done, total, locs, _user):
         try:
@@ -428,6 +489,10 @@ def localize(
     iterations=None,
     backend="auto",
     progress=None,
+    camera_offset_map=None,
+    camera_variance_map=None,
+    camera_gain_map=None,
+    camera_origin=(0, 0),
     **more,
 ) -> np.ndarray:
     """Finds and fits single molecules in a frame or stack by Poisson MLE; returns a structured array.
@@ -450,6 +515,12 @@ def localize(
     fixed_sigma : fix the PSF sigma instead of fitting it.
     iterations : maximum fit iterations (None = the engine's default, 20).
     backend : "auto", "cpu", "opencl" or "cuda" (an unavailable GPU backend raises BackendUnavailable, an OSError).
+    camera_offset_map, camera_variance_map, camera_gain_map : sCMOS per-pixel calibration, 2-D arrays of the whole
+        sensor (height, width), any of them None: offset (ADU, replaces ``offset``), read-noise variance (ADU^2; the fit
+        then uses the sCMOS likelihood of Huang et al. 2013 and detection a per-pixel threshold), gain (photons per
+        ADU, replaces ``photons_per_adu``). A NaN, or a zero or negative variance or gain, raises ValueError naming the
+        map and the pixel.
+    camera_origin : ``(x, y)``, the frames' top-left pixel on the sensor (a cropped acquisition), default (0, 0).
     progress : ``True`` shows a tqdm progress bar on stderr (frames, frames/s, time left; needs tqdm). Or a
         ``callable(frames_done, frames_total, localizations)``, called after each chunk of frames; returning True
         cancels: :class:`maliang.Cancelled` is raised, with the localizations so far in ``.partial``. Ctrl-C
@@ -467,6 +538,8 @@ def localize(
     """
     settings = dict(pixel_size=pixel_size, psf_sigma=psf_sigma, offset=offset, photons_per_adu=photons_per_adu,
                     em_gain=em_gain, threshold=threshold, roi=roi, filter=filter, fixed_sigma=fixed_sigma,
-                    iterations=iterations, backend=backend, **more)
+                    iterations=iterations, backend=backend, camera_offset_map=camera_offset_map,
+                    camera_variance_map=camera_variance_map, camera_gain_map=camera_gain_map, camera_origin=camera_origin,
+                    **more)
     with Localizer(progress=progress, **settings) as loc:
         return loc.push(frames)

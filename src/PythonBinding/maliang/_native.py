@@ -147,6 +147,7 @@ _SIGNATURES = {
     "ml_destroy": (_I32, [_P]),
     "ml_push_frames": (_I32, [_P, _P, _I32, _I32, _I32, _I64, _I32]),
     "ml_set_progress": (_I32, [_P, PROGRESS_FN, _P]),
+    "ml_set_camera_maps": (_I32, [_P, _P, _P, _P, _I32, _I32, _I32, _I32]),
     "ml_cancel": (_I32, [_P]),
     "ml_result_count": (_I32, [_P, ctypes.POINTER(_I64)]),
     "ml_read_results": (_I32, [_P, _I64, _P, _I64, ctypes.POINTER(_I64)]),

@@ -72,11 +72,13 @@ public sealed class CpuFitBackend : IFitBackend
     {
         public readonly int N;
         public readonly Vector<float>[] Data;                       // [pixel] -> lanes
+        public readonly Vector<float>[] Gamma;                      // [pixel] -> lanes: sCMOS read-noise variance (photons^2)
         public readonly Vector<float>[] Ex, Ey, DxEx, DyEy, DsEx, DsEy; // [n] per axis
         public FitScratch(int n)
         {
             N = n;
             Data = new Vector<float>[n * n];
+            Gamma = new Vector<float>[n * n];
             Ex = new Vector<float>[n]; Ey = new Vector<float>[n];
             DxEx = new Vector<float>[n]; DyEy = new Vector<float>[n];
             DsEx = new Vector<float>[n]; DsEy = new Vector<float>[n];
@@ -142,9 +144,11 @@ public sealed class CpuFitBackend : IFitBackend
         public Vector<float> Gx, Gy, GN, Gb, Gs;
     }
 
+    /// <remarks>sCMOS (<paramref name="scmos"/>): w.Data holds d + gamma and the model is mu + gamma, per pixel (Huang et al. 2013,
+    /// DESIGN.md); the derivatives of mu are unchanged. Without, not one operation differs from the pure Poisson fit.</remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Evaluate(FitScratch w, Vector<float> x, Vector<float> y, Vector<float> nPh, Vector<float> b, Vector<float> s,
-        bool wantLikelihood, out Sums sums, out Vector<float> logL, out Vector<float> llr)
+        bool wantLikelihood, bool scmos, out Sums sums, out Vector<float> logL, out Vector<float> llr)
     {
         int n = w.N;
         Axis(n, x, s, w.Ex, w.DxEx, w.DsEx);
@@ -163,6 +167,7 @@ public sealed class CpuFitBackend : IFitBackend
                 var ex = w.Ex[i];
                 var e = ex * ey;
                 var mu = b + nPh * e;
+                if (scmos) mu += w.Gamma[j * n + i];
                 var dX = nEy * w.DxEx[i];
                 var dY = nDyEy * ex;
                 var dS = nPh * (w.DsEx[i] * ey + ex * dsEy);
@@ -232,6 +237,7 @@ public sealed class CpuFitBackend : IFitBackend
         int n = batch.RoiSize, np = n * n, lanes = Lanes;
         int valid = Math.Min(lanes, batch.Count - first);
         var pix = batch.Pixels;
+        bool scmos = batch.HasReadNoise;
         // Transpose to structure of arrays; lanes past the end repeat the last molecule (results discarded).
         Span<float> lane = stackalloc float[lanes];
         for (int p = 0; p < np; p++)
@@ -239,6 +245,12 @@ public sealed class CpuFitBackend : IFitBackend
             for (int l = 0; l < lanes; l++) lane[l] = pix[(first + Math.Min(l, valid - 1)) * np + p];
             w.Data[p] = new Vector<float>(lane);
         }
+        if (scmos)
+            for (int p = 0; p < np; p++)
+            {
+                for (int l = 0; l < lanes; l++) lane[l] = batch.ReadNoise[(first + Math.Min(l, valid - 1)) * np + p];
+                w.Gamma[p] = new Vector<float>(lane);
+            }
 
         // Start values: border mean, photons above it, centroid of the excess.
         var b = Vector<float>.Zero;
@@ -269,6 +281,8 @@ public sealed class CpuFitBackend : IFitBackend
         var nPh = Vector.Max(sum, Vector<float>.One);
         var s0 = new Vector<float>(o.PsfSigmaPx);
         var s = s0;
+        // sCMOS: the start values above come from the data as measured; the likelihood sees d + gamma (DESIGN.md).
+        if (scmos) for (int p = 0; p < np; p++) w.Data[p] += w.Gamma[p];
 
         var sMin = s0 * new Vector<float>(0.5f);
         var sMax = s0 * new Vector<float>(3f);
@@ -285,7 +299,7 @@ public sealed class CpuFitBackend : IFitBackend
 
         for (int it = 0; it < o.MaxIterations; it++)
         {
-            Evaluate(w, x, y, nPh, b, s, false, out var sums, out _, out _);
+            Evaluate(w, x, y, nPh, b, s, false, scmos, out var sums, out _, out _);
             Fill(a, sums, o.FixedSigma);
             var ok = Cholesky(a);
             rhs[0] = sums.Gx; rhs[1] = sums.Gy; rhs[2] = sums.GN; rhs[3] = sums.Gb; rhs[4] = o.FixedSigma ? Vector<float>.Zero : sums.Gs;
@@ -323,7 +337,7 @@ public sealed class CpuFitBackend : IFitBackend
         }
 
         // Final evaluation at the estimate: CRLB from F^-1, log-likelihood and LLR.
-        Evaluate(w, x, y, nPh, b, s, true, out var fin, out var logL, out var llr);
+        Evaluate(w, x, y, nPh, b, s, true, scmos, out var fin, out var logL, out var llr);
         Fill(a, fin, o.FixedSigma);
         var okF = Cholesky(a);
         Span<Vector<float>> crlb = stackalloc Vector<float>[5];
@@ -421,17 +435,25 @@ public sealed class CpuFitBackend : IFitBackend
 
     /// <summary>
     /// Square roots of the Cramer-Rao lower bound for (x, y, photons, background, sigma) at the given parameters:
-    /// the diagonal of the inverse Poisson Fisher information, the same code the fit reports with.
+    /// the diagonal of the inverse Poisson Fisher information, the same code the fit reports with. With
+    /// <paramref name="readNoise"/> (n x n, photons^2) the sCMOS Fisher information (mu + gamma in the denominator).
     /// </summary>
-    public static void Crlb(int n, float x, float y, float photons, float background, float sigma, bool fixedSigma, Span<float> sqrtCrlb)
+    public static void Crlb(int n, float x, float y, float photons, float background, float sigma, bool fixedSigma, Span<float> sqrtCrlb,
+                            ReadOnlySpan<float> readNoise = default)
     {
         var w = new FitScratch(n);
         // The Fisher information does not depend on the data; Evaluate needs some, so give it the expectation.
         Span<float> mu = stackalloc float[n * n];
         Model(n, x, y, photons, background, sigma, mu);
-        for (int p = 0; p < n * n; p++) w.Data[p] = new Vector<float>(mu[p]);
+        bool scmos = !readNoise.IsEmpty;
+        if (scmos && readNoise.Length != n * n) throw new ArgumentException($"read noise needs {n * n} pixels, got {readNoise.Length}", nameof(readNoise));
+        for (int p = 0; p < n * n; p++)
+        {
+            w.Data[p] = new Vector<float>(mu[p]);
+            if (scmos) { w.Gamma[p] = new Vector<float>(readNoise[p]); w.Data[p] += w.Gamma[p]; }
+        }
         Evaluate(w, new Vector<float>(x), new Vector<float>(y), new Vector<float>(photons), new Vector<float>(background), new Vector<float>(sigma),
-            false, out var sums, out _, out _);
+            false, scmos, out var sums, out _, out _);
         Span<Vector<float>> a = stackalloc Vector<float>[25];
         Span<Vector<float>> diag = stackalloc Vector<float>[5];
         Fill(a, sums, fixedSigma);

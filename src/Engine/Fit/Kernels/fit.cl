@@ -124,9 +124,11 @@ DEVFN void ml_axis(int n, float c, float s, float* e, float* dc, float* ds)
     }
 }
 
-/* Fisher information into a[] (upper triangle, row-major 5x5) and gradient g[5]; with want, log-likelihood and LLR. */
-DEVFN void ml_evaluate(GLOBAL const float* pix, int count, int m, int n, float x, float y, float nPh, float b, float s,
-                       int want, int fixedSigma, float* a, float* g, float* logLOut, float* llrOut)
+/* Fisher information into a[] (upper triangle, row-major 5x5) and gradient g[5]; with want, log-likelihood and LLR.
+   sCMOS (scmos != 0): gam holds each pixel's read-noise variance in photons^2 (pixel-major like pix) and both the data and
+   the model are shifted by it (Huang et al. 2013, DESIGN.md), as the CPU backend does. */
+DEVFN void ml_evaluate(GLOBAL const float* pix, GLOBAL const float* gam, int scmos, int count, int m, int n, float x, float y,
+                       float nPh, float b, float s, int want, int fixedSigma, float* a, float* g, float* logLOut, float* llrOut)
 {
     float Ex[ML_MAX_ROI], Ey[ML_MAX_ROI], DxEx[ML_MAX_ROI], DyEy[ML_MAX_ROI], DsEx[ML_MAX_ROI], DsEy[ML_MAX_ROI];
     ml_axis(n, x, s, Ex, DxEx, DsEx);
@@ -146,10 +148,12 @@ DEVFN void ml_evaluate(GLOBAL const float* pix, int count, int m, int n, float x
             float ex = Ex[i];
             float e = ex * ey;
             float mu = b + nPh * e;
+            if (scmos) mu += gam[(long)(j * n + i) * count + m];
             float dX = nEy * DxEx[i];
             float dY = nDyEy * ex;
             float dS = nPh * (DsEx[i] * ey + ex * dsEy);
             float d = pix[(long)(j * n + i) * count + m];
+            if (scmos) d += gam[(long)(j * n + i) * count + m];
             float inv = 1.0f / mu;
             float r = d * inv - 1.0f;
             Gx += r * dX; Gy += r * dY; GN += r * e; Gb += r; Gs += r * dS;
@@ -257,7 +261,7 @@ KERNEL void ml_transpose(GLOBAL const float* in, GLOBAL float* out, int np, int 
    compile-time constant (ml_fit_7x7) the compiler unrolls the pixel loops and keeps the per-axis tables in registers
    instead of indexing private arrays at run time (local memory on a GPU). Same operations in the same order either way. */
 DEVFN void ml_fit_one(GLOBAL const float* pix, int n, int count, int m, float psfSigma, int fixedSigma, int maxIterations,
-                      int useTolerance, float tolerance, GLOBAL float* out)
+                      int useTolerance, float tolerance, GLOBAL float* out, GLOBAL const float* gam, int scmos)
 {
 
     /* Start values: border mean, photons above it, centroid of the excess. */
@@ -295,7 +299,7 @@ DEVFN void ml_fit_one(GLOBAL const float* pix, int n, int count, int m, float ps
     for (int k = 0; k < 25; k++) a[k] = 0.0f;
     for (int it = 0; it < maxIterations; it++)
     {
-        ml_evaluate(pix, count, m, n, x, y, nPh, b, s, 0, fixedSigma, a, g, &logL, &llr);
+        ml_evaluate(pix, gam, scmos, count, m, n, x, y, nPh, b, s, 0, fixedSigma, a, g, &logL, &llr);
         int ok = ml_cholesky(a);
         ml_solve(a, g);
         float dx = ml_min(ml_max(g[0], -1.0f), 1.0f);
@@ -322,7 +326,7 @@ DEVFN void ml_fit_one(GLOBAL const float* pix, int n, int count, int m, float ps
 
     /* Final evaluation at the estimate: CRLB from F^-1, log-likelihood and LLR. */
     float crlb[5];
-    ml_evaluate(pix, count, m, n, x, y, nPh, b, s, 1, fixedSigma, a, g, &logL, &llr);
+    ml_evaluate(pix, gam, scmos, count, m, n, x, y, nPh, b, s, 1, fixedSigma, a, g, &logL, &llr);
     int okF = ml_cholesky(a);
     ml_inverse_diagonal(a, crlb);
     if (!okF) failed = 1;
@@ -341,20 +345,20 @@ DEVFN void ml_fit_one(GLOBAL const float* pix, int n, int count, int m, float ps
     o[13] = (float)status;
 }
 
-/* One thread per molecule, any ROI edge up to ML_MAX_ROI. */
+/* One thread per molecule, any ROI edge up to ML_MAX_ROI. gam: the read-noise planes, pixel-major, read only when scmos. */
 KERNEL void ml_fit(GLOBAL const float* pix, int n, int count, float psfSigma, int fixedSigma, int maxIterations,
-                   int useTolerance, float tolerance, GLOBAL float* out)
+                   int useTolerance, float tolerance, GLOBAL float* out, GLOBAL const float* gam, int scmos)
 {
     int m = THREAD_ID;
     if (m >= count || n > ML_MAX_ROI) return;
-    ml_fit_one(pix, n, count, m, psfSigma, fixedSigma, maxIterations, useTolerance, tolerance, out);
+    ml_fit_one(pix, n, count, m, psfSigma, fixedSigma, maxIterations, useTolerance, tolerance, out, gam, scmos);
 }
 
 /* The default 7x7 ROI (the paper's), with the edge a constant: see ml_fit_one. The host launches it when n == 7. */
 KERNEL void ml_fit_7x7(GLOBAL const float* pix, int n, int count, float psfSigma, int fixedSigma, int maxIterations,
-                       int useTolerance, float tolerance, GLOBAL float* out)
+                       int useTolerance, float tolerance, GLOBAL float* out, GLOBAL const float* gam, int scmos)
 {
     int m = THREAD_ID;
     if (m >= count || n != 7) return;
-    ml_fit_one(pix, 7, count, m, psfSigma, fixedSigma, maxIterations, useTolerance, tolerance, out);
+    ml_fit_one(pix, 7, count, m, psfSigma, fixedSigma, maxIterations, useTolerance, tolerance, out, gam, scmos);
 }

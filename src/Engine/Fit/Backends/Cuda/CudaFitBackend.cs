@@ -35,6 +35,8 @@ public sealed unsafe class CudaFitBackend : IGpuFitBackend
         public nint Stream;
         public ulong Pix, PixT, Res;
         public float* HostPix, HostRes;
+        public ulong Gam, GamT;   // sCMOS read-noise planes (molecule-major, pixel-major); made on the first batch that has them
+        public float* HostGam;
         public int Capacity;      // molecules
         public int PixelsPerRoi;
         public int First, Count;  // the chunk in flight
@@ -65,7 +67,7 @@ public sealed unsafe class CudaFitBackend : IGpuFitBackend
     {
         GpuFit.CheckArgs(batch, options, results);
         if (batch.Count == 0) return;
-        lock (_lock) _resident.Run(Context, _resident.Upload(Context, batch), batch.RoiSize, batch.Count, options, results);
+        lock (_lock) _resident.Run(Context, _resident.Upload(Context, batch), batch.RoiSize, batch.Count, options, results, _resident.UploadReadNoise(Context, batch));
     }
     public IDisposable? PinHost(float[] pinnedArray)
     {
@@ -133,7 +135,7 @@ public sealed unsafe class CudaFitBackend : IGpuFitBackend
                         {
                             int n = Math.Min(_chunk, count - first);
                             var slot = _slots[s];
-                            EnsureSlot(slot, n, batch.PixelsPerRoi);
+                            EnsureSlot(slot, n, batch.PixelsPerRoi, batch.HasReadNoise);
                             Launch(slot, batch, first, n, o);
                             first += n;
                             launched++;
@@ -167,9 +169,13 @@ public sealed unsafe class CudaFitBackend : IGpuFitBackend
         foreach (var s in _slots) if (s is not null) _cu.TrySynchronize(s.Stream);
     }
 
-    private void EnsureSlot(Slot s, int molecules, int np)
+    private void EnsureSlot(Slot s, int molecules, int np, bool scmos)
     {
-        if (s.Capacity >= molecules && s.PixelsPerRoi == np) return;
+        if (s.Capacity >= molecules && s.PixelsPerRoi == np)
+        {
+            if (scmos && s.Gam == 0) AllocReadNoise(s);
+            return;
+        }
         FreeSlot(s);
         // Grow in powers of two up to the chunk: a small batch does not reserve a whole chunk, a growing one does not
         // reallocate every call.
@@ -182,14 +188,24 @@ public sealed unsafe class CudaFitBackend : IGpuFitBackend
         s.HostRes = (float*)_cu.AllocHost(resBytes);
         s.Capacity = cap;
         s.PixelsPerRoi = np;
+        if (scmos) AllocReadNoise(s);
+    }
+
+    private void AllocReadNoise(Slot s)
+    {
+        long bytes = (long)s.Capacity * s.PixelsPerRoi * 4;
+        s.Gam = _cu.Alloc(bytes);
+        s.GamT = _cu.Alloc(bytes);
+        s.HostGam = (float*)_cu.AllocHost(bytes);
     }
 
     private void FreeSlot(Slot s)
     {
         _cu.Free(s.Pix); _cu.Free(s.PixT); _cu.Free(s.Res);
         _cu.FreeHost(s.HostPix); _cu.FreeHost(s.HostRes);
-        s.Pix = s.PixT = s.Res = 0;
-        s.HostPix = s.HostRes = null;
+        _cu.Free(s.Gam); _cu.Free(s.GamT); _cu.FreeHost(s.HostGam);
+        s.Pix = s.PixT = s.Res = s.Gam = s.GamT = 0;
+        s.HostPix = s.HostRes = s.HostGam = null;
         s.Capacity = 0;
     }
 
@@ -205,8 +221,16 @@ public sealed unsafe class CudaFitBackend : IGpuFitBackend
         var pixT = new DevicePtr(s.PixT);
         var res = new DevicePtr(s.Res);
         _cu.Launch("ml_transpose", (long)np * n, s.Stream, [pix.Arg, pixT.Arg, np, n]);
+        bool scmos = batch.HasReadNoise;
+        var gamT = scmos ? new DevicePtr(s.GamT) : pixT;   // without read noise: a placeholder the kernel never reads
+        if (scmos)
+        {
+            batch.ReadNoise.AsSpan(first * np, n * np).CopyTo(new Span<float>(s.HostGam, n * np));
+            Check(cuMemcpyHtoDAsync(s.Gam, s.HostGam, (nuint)((long)n * np * 4), s.Stream), "cuMemcpyHtoDAsync");
+            _cu.Launch("ml_transpose", (long)np * n, s.Stream, [new DevicePtr(s.Gam).Arg, gamT.Arg, np, n]);
+        }
         _cu.Launch(GpuFit.FitKernel(batch.RoiSize), n, s.Stream, [pixT.Arg, batch.RoiSize, n, o.PsfSigmaPx, o.FixedSigma ? 1 : 0, o.MaxIterations,
-                                            o.UseTolerance ? 1 : 0, o.Tolerance, res.Arg]);
+                                            o.UseTolerance ? 1 : 0, o.Tolerance, res.Arg, gamT.Arg, scmos ? 1 : 0]);
         Check(cuMemcpyDtoHAsync(s.HostRes, s.Res, (nuint)((long)n * GpuFit.OutFloats * 4), s.Stream), "cuMemcpyDtoHAsync");
     }
 

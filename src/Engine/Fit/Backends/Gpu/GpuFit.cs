@@ -45,8 +45,12 @@ internal static class GpuFit
             throw new MaLiangException($"GPU fit: {count} ROIs of {pixelsPerRoi} px exceed one launch's 32-bit index range; use smaller chunks");
     }
 
+    /// <remarks>With <see cref="RoiBatch.HasReadNoise"/> the read-noise planes go the same way (upload, transpose) into
+    /// <paramref name="gam"/> / <paramref name="gamT"/> and the kernel runs the sCMOS likelihood; without, it gets pixT as a
+    /// placeholder it never reads.</remarks>
     public static void Run(GpuContext ctx, RoiBatch batch, int first, int count, in FitOptions o, Span<float> outScratch,
-                           ref GpuBuffer? pix, ref GpuBuffer? pixT, ref GpuBuffer? res, Span<FitResult> results)
+                           ref GpuBuffer? pix, ref GpuBuffer? pixT, ref GpuBuffer? res, Span<FitResult> results,
+                           ref GpuBuffer? gam, ref GpuBuffer? gamT)
     {
         int np = batch.PixelsPerRoi;
         CheckIndexRange(count, np);
@@ -56,8 +60,16 @@ internal static class GpuFit
         ctx.Ensure(ref res, (long)count * OutFloats * 4);
         ctx.Write(pix!, batch.Pixels.AsSpan(first * np, count * np));
         ctx.Launch("ml_transpose", (long)np * count, pix!, pixT!, np, count);
+        bool scmos = batch.HasReadNoise;
+        if (scmos)
+        {
+            ctx.Ensure(ref gam, bytes);
+            ctx.Ensure(ref gamT, bytes);
+            ctx.Write(gam!, batch.ReadNoise.AsSpan(first * np, count * np));
+            ctx.Launch("ml_transpose", (long)np * count, gam!, gamT!, np, count);
+        }
         ctx.Launch(FitKernel(batch.RoiSize), count, pixT!, batch.RoiSize, count, o.PsfSigmaPx, o.FixedSigma ? 1 : 0, o.MaxIterations,
-                   o.UseTolerance ? 1 : 0, o.Tolerance, res!);
+                   o.UseTolerance ? 1 : 0, o.Tolerance, res!, scmos ? gamT! : pixT!, scmos ? 1 : 0);
         var outs = outScratch[..(count * OutFloats)];
         ctx.Read(res!, outs);
         Unpack(outs, results.Slice(first, count));
@@ -72,7 +84,7 @@ internal static class GpuFit
 /// </summary>
 internal sealed class GpuResidentFit : IDisposable
 {
-    private GpuBuffer? _pix, _pixT, _res;
+    private GpuBuffer? _pix, _pixT, _res, _gam, _gamT;
     private float[] _out = [];
 
     /// <summary>Wall seconds of the last <see cref="Run"/>'s kernels (transpose + fit, launch to finish), no transfers.</summary>
@@ -86,8 +98,18 @@ internal sealed class GpuResidentFit : IDisposable
         return _pix!;
     }
 
-    /// <summary>Fits the first <paramref name="count"/> ROIs of <paramref name="rois"/> (molecule-major, n x n each).</summary>
-    public void Run(GpuContext ctx, GpuBuffer rois, int roiSize, int count, in FitOptions o, Span<FitResult> results)
+    /// <summary>Copies a host batch's read-noise planes to a device buffer of this helper; null when it has none.</summary>
+    public GpuBuffer? UploadReadNoise(GpuContext ctx, RoiBatch batch)
+    {
+        if (!batch.HasReadNoise) return null;
+        ctx.Ensure(ref _gam, Math.Max(1L, (long)batch.Count * batch.PixelsPerRoi * 4));
+        ctx.Write(_gam!, batch.ReadNoise.AsSpan(0, batch.Count * batch.PixelsPerRoi));
+        return _gam!;
+    }
+
+    /// <summary>Fits the first <paramref name="count"/> ROIs of <paramref name="rois"/> (molecule-major, n x n each), with the
+    /// sCMOS likelihood when <paramref name="readNoise"/> holds their read-noise planes (same layout).</summary>
+    public void Run(GpuContext ctx, GpuBuffer rois, int roiSize, int count, in FitOptions o, Span<FitResult> results, GpuBuffer? readNoise = null)
     {
         LastKernelSeconds = 0;
         if (count == 0) return;
@@ -101,8 +123,13 @@ internal sealed class GpuResidentFit : IDisposable
         ctx.Finish();
         long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
         ctx.Launch("ml_transpose", (long)np * count, rois, _pixT!, np, count);
+        if (readNoise is not null)
+        {
+            ctx.Ensure(ref _gamT, (long)count * np * 4);
+            ctx.Launch("ml_transpose", (long)np * count, readNoise, _gamT!, np, count);
+        }
         ctx.Launch(GpuFit.FitKernel(roiSize), count, _pixT!, roiSize, count, o.PsfSigmaPx, o.FixedSigma ? 1 : 0, o.MaxIterations,
-                   o.UseTolerance ? 1 : 0, o.Tolerance, _res!);
+                   o.UseTolerance ? 1 : 0, o.Tolerance, _res!, readNoise is not null ? _gamT! : _pixT!, readNoise is not null ? 1 : 0);
         ctx.Finish();
         LastKernelSeconds = (System.Diagnostics.Stopwatch.GetTimestamp() - t0) / (double)System.Diagnostics.Stopwatch.Frequency;
         var outs = _out.AsSpan(0, count * GpuFit.OutFloats);
@@ -112,7 +139,7 @@ internal sealed class GpuResidentFit : IDisposable
 
     public void Dispose()
     {
-        _pix?.Dispose(); _pixT?.Dispose(); _res?.Dispose();
-        _pix = _pixT = _res = null;
+        _pix?.Dispose(); _pixT?.Dispose(); _res?.Dispose(); _gam?.Dispose(); _gamT?.Dispose();
+        _pix = _pixT = _res = _gam = _gamT = null;
     }
 }

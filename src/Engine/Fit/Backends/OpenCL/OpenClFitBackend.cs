@@ -11,7 +11,7 @@ public sealed class OpenClFitBackend : IGpuFitBackend
 {
     private readonly OpenClGpuContext _ctx;
     private readonly object _lock = new();
-    private GpuBuffer? _pix, _pixT, _res;
+    private GpuBuffer? _pix, _pixT, _res, _gam, _gamT;
     private float[] _out = [];
     private readonly GpuResidentFit _resident = new();
 
@@ -37,7 +37,7 @@ public sealed class OpenClFitBackend : IGpuFitBackend
     {
         GpuFit.CheckArgs(batch, options, results);
         if (batch.Count == 0) return;
-        lock (_lock) _resident.Run(_ctx, _resident.Upload(_ctx, batch), batch.RoiSize, batch.Count, options, results);
+        lock (_lock) _resident.Run(_ctx, _resident.Upload(_ctx, batch), batch.RoiSize, batch.Count, options, results, _resident.UploadReadNoise(_ctx, batch));
     }
 
     /// <summary>On <paramref name="device"/> (default: the first GPU, else the first OpenCL device). Builds the kernels now,
@@ -59,7 +59,7 @@ public sealed class OpenClFitBackend : IGpuFitBackend
             for (int first = 0; first < count; first += chunk)
             {
                 int n = Math.Min(chunk, count - first);
-                GpuFit.Run(_ctx, batch, first, n, options, _out, ref _pix, ref _pixT, ref _res, results);
+                GpuFit.Run(_ctx, batch, first, n, options, _out, ref _pix, ref _pixT, ref _res, results, ref _gam, ref _gamT);
             }
         }
     }
@@ -68,8 +68,8 @@ public sealed class OpenClFitBackend : IGpuFitBackend
     {
         lock (_lock)
         {
-            _pix?.Dispose(); _pixT?.Dispose(); _res?.Dispose();
-            _pix = _pixT = _res = null;
+            _pix?.Dispose(); _pixT?.Dispose(); _res?.Dispose(); _gam?.Dispose(); _gamT?.Dispose();
+            _pix = _pixT = _res = _gam = _gamT = null;
             _resident.Dispose();
             _ctx.Dispose();
         }

@@ -166,6 +166,20 @@ public final class LiveLocalizer implements AutoCloseable {
         if (f != null) throw new IllegalStateException("the live localizer stopped: " + f.getMessage(), f);
     }
 
+    /**
+     * sCMOS camera maps (files read by the engine; see {@link MaLiang.Localizer#setCameraMapFiles}) for the frames
+     * localized from now on: call it before pushing frames. Waits for a chunk in progress; errors name the map.
+     */
+    public void setCameraMapFiles(String offsetPath, String variancePath, String gainPath, int originX, int originY) {
+        localizer.setCameraMapFiles(offsetPath, variancePath, gainPath, originX, originY);
+    }
+
+    /** As {@link #setCameraMapFiles}, from arrays of the whole sensor ({@link MaLiang.Localizer#setCameraMaps}). */
+    public void setCameraMaps(float[] offsetAdu, float[] varianceAdu2, float[] gainPhotonsPerAdu, int sensorWidth, int sensorHeight,
+                              int originX, int originY) {
+        localizer.setCameraMaps(offsetAdu, varianceAdu2, gainPhotonsPerAdu, sensorWidth, sensorHeight, originX, originY);
+    }
+
     /** Waits until every queued frame is localized. */
     public void flush() {
         synchronized (queueLock) {

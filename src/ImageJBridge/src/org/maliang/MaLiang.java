@@ -108,6 +108,10 @@ public final class MaLiang {
         static native int ml_push_frames(Pointer localizer, Pointer pixels, int width, int height, int count,
                                          long rowStrideBytes, int pixelType);
         static native int ml_cancel(Pointer localizer);
+        static native int ml_set_camera_maps(Pointer localizer, Pointer offsetAdu, Pointer varianceAdu2, Pointer gainPhotonsPerAdu,
+                                             int sensorWidth, int sensorHeight, int originX, int originY);
+        static native int ml_set_camera_map_files(Pointer localizer, byte[] offsetPath, byte[] variancePath, byte[] gainPath,
+                                                  int originX, int originY);
         static native int ml_result_count(Pointer localizer, Pointer count);
         static native int ml_read_results(Pointer localizer, long first, Pointer out, long capacity, Pointer written);
         static native int ml_clear_results(Pointer localizer);
@@ -576,6 +580,47 @@ public final class MaLiang {
                 check(rc, "ml_push_frames");
             }
         }
+
+        /**
+         * sCMOS camera maps (Huang et al. 2013) for the frames pushed from now on: per sensor pixel the offset (ADU), the
+         * read-noise variance (ADU^2) and the gain (photons per ADU), each {@code sensorWidth * sensorHeight} values,
+         * row-major; any may be null (the settings' scalar stands in), all null removes the maps. With a variance map
+         * the fit uses the sCMOS likelihood. {@code originX, originY}: the frames' top-left pixel on the sensor. A NaN,
+         * or a zero or negative variance or gain, is a {@link MaLiangException} naming the map and the pixel.
+         */
+        public synchronized void setCameraMaps(float[] offsetAdu, float[] varianceAdu2, float[] gainPhotonsPerAdu,
+                                               int sensorWidth, int sensorHeight, int originX, int originY) {
+            Pointer h = open();
+            float[][] maps = { offsetAdu, varianceAdu2, gainPhotonsPerAdu };
+            String[] names = { "offset", "variance", "gain" };
+            boolean none = offsetAdu == null && varianceAdu2 == null && gainPhotonsPerAdu == null;
+            long n = (long) sensorWidth * sensorHeight;
+            if (!none && (sensorWidth <= 0 || sensorHeight <= 0 || n > Integer.MAX_VALUE))
+                throw new IllegalArgumentException("camera maps: bad sensor size " + sensorWidth + "x" + sensorHeight);
+            if (originX < 0 || originY < 0) throw new IllegalArgumentException("camera origin (" + originX + ", " + originY + ") is negative");
+            Memory[] mem = new Memory[3];
+            try {
+                for (int i = 0; i < 3; i++) {
+                    if (maps[i] == null) continue;
+                    if (maps[i].length != n)
+                        throw new IllegalArgumentException("camera " + names[i] + " map has " + maps[i].length + " values, the sensor " + sensorWidth + "x" + sensorHeight + " = " + n);
+                    mem[i] = new Memory(4L * n);
+                    mem[i].write(0, maps[i], 0, maps[i].length);
+                }
+                check(Api.ml_set_camera_maps(h, mem[0], mem[1], mem[2], none ? 0 : sensorWidth, none ? 0 : sensorHeight, originX, originY),
+                      "ml_set_camera_maps");
+            } finally {
+                for (Memory m : mem) free(m);
+            }
+        }
+
+        /** As {@link #setCameraMaps}, the maps read from single-image TIFF files by the engine (any path null or empty). */
+        public synchronized void setCameraMapFiles(String offsetPath, String variancePath, String gainPath, int originX, int originY) {
+            check(Api.ml_set_camera_map_files(open(), utf8z(offsetPath), utf8z(variancePath), utf8z(gainPath), originX, originY),
+                  "ml_set_camera_map_files");
+        }
+
+        private static byte[] utf8z(String s) { return s == null || s.trim().isEmpty() ? null : cString(s.trim()); }
 
         /** Stops the push in progress (or the next one) with a {@link MaLiangException} of status ML_ERR_CANCELLED. Thread-safe. */
         public void cancel() {

@@ -147,6 +147,55 @@ public class MaLiangPlugin implements PlugIn {
         gd.addNumericField("photons_per_adu", pref("photons_per_adu", 1), 4, 8, "e-/ADU");
         gd.addNumericField("em_gain", pref("em_gain", 1), 2, 8, "(1 = sCMOS/CCD)");
         gd.addNumericField("pixel_size", pref("pixel_size", 100), 2, 8, "nm");
+        gd.addMessage("sCMOS maps of the whole sensor (TIFF; empty = none): offset ADU, read-noise variance ADU^2, gain photons/ADU");
+        gd.addFileField("camera_offset_map", Prefs.get("maliang.camera_offset_map", ""));
+        gd.addFileField("camera_variance_map", Prefs.get("maliang.camera_variance_map", ""));
+        gd.addFileField("camera_gain_map", Prefs.get("maliang.camera_gain_map", ""));
+        gd.addStringField("camera_origin", Prefs.get("maliang.camera_origin", "0,0"), 10);
+    }
+
+    /** The sCMOS map files of the camera fields and the stack's origin on the sensor (paths empty when not used). */
+    public static final class CameraMapFiles {
+        public String offset = "", variance = "", gain = "";
+        public int originX, originY;
+
+        public boolean any() { return !offset.isEmpty() || !variance.isEmpty() || !gain.isEmpty(); }
+
+        /** Sets the maps on a localizer (the engine reads and checks the files; errors name the map and file or pixel). */
+        public void applyTo(MaLiang.Localizer loc) {
+            if (any()) loc.setCameraMapFiles(offset, variance, gain, originX, originY);
+        }
+    }
+
+    /** Reads the map fields of {@link #addCamera} (call after {@link #readCamera}, before other string fields). */
+    static CameraMapFiles readCameraMaps(GenericDialog gd) {
+        CameraMapFiles m = new CameraMapFiles();
+        m.offset = gd.getNextString().trim();
+        m.variance = gd.getNextString().trim();
+        m.gain = gd.getNextString().trim();
+        String origin = gd.getNextString().trim();
+        String[] xy = origin.isEmpty() ? new String[] { "0", "0" } : origin.split(",");
+        try {
+            if (xy.length != 2) throw new NumberFormatException();
+            m.originX = Integer.parseInt(xy[0].trim());
+            m.originY = Integer.parseInt(xy[1].trim());
+            if (m.originX < 0 || m.originY < 0) throw new NumberFormatException();
+        } catch (NumberFormatException e) {
+            throw new UserError("camera_origin: '" + origin + "' is not X,Y (two whole numbers >= 0, sensor pixels)");
+        }
+        String[][] files = { { "camera_offset_map", m.offset }, { "camera_variance_map", m.variance }, { "camera_gain_map", m.gain } };
+        for (String[] f : files)
+            if (!f[1].isEmpty() && !new File(f[1]).isFile()) throw new UserError(f[0] + ": " + f[1] + " does not exist");
+        if (!m.any() && (m.originX != 0 || m.originY != 0))
+            throw new UserError("camera_origin: given without a camera map (camera_offset_map, camera_variance_map, camera_gain_map)");
+        return m;
+    }
+
+    static void saveCameraMaps(CameraMapFiles m) {
+        Prefs.set("maliang.camera_offset_map", m.offset);
+        Prefs.set("maliang.camera_variance_map", m.variance);
+        Prefs.set("maliang.camera_gain_map", m.gain);
+        Prefs.set("maliang.camera_origin", m.originX + "," + m.originY);
     }
 
     static void readCamera(GenericDialog gd, MaLiang.Settings s) {
@@ -204,6 +253,7 @@ public class MaLiangPlugin implements PlugIn {
         if (gd.wasCanceled()) return;
 
         readCamera(gd, s);
+        CameraMapFiles maps = readCameraMaps(gd);
         s.psf_sigma_px = number(gd, "psf_sigma");
         s.threshold = number(gd, "threshold");
         s.roi_size = integer(gd, "roi");
@@ -218,6 +268,7 @@ public class MaLiangPlugin implements PlugIn {
         if (!export.isEmpty()) checkWritable(export);
         if (interactive()) {
             saveCamera(s);
+            saveCameraMaps(maps);
             setPref("psf_sigma", s.psf_sigma_px); setPref("threshold", s.threshold); setPref("roi", s.roi_size);
             setPref("iterations", s.iterations); setPref("magnification", magnification);
             Prefs.set("maliang.filter", s.getFilter().key()); Prefs.set("maliang.backend", s.getBackend().key());
@@ -228,7 +279,7 @@ public class MaLiangPlugin implements PlugIn {
         if (dim != null)
             IJ.log("MaLiang: " + imp.getTitle() + " (channels " + imp.getNChannels() + ", slices " + imp.getNSlices() + ", frames "
                     + imp.getNFrames() + "): localizing its " + imp.getStackSize() + " " + dim + " as the time series");
-        MaLiang.Localization[] locs = localizeStack(imp, s, true);
+        MaLiang.Localization[] locs = localizeStack(imp, s, maps, true);
         if (locs == null) return; // cancelled
         Session.locs = locs;
         Session.pixelSizeNm = s.pixel_size_nm;
@@ -284,6 +335,11 @@ public class MaLiangPlugin implements PlugIn {
      * A signed 16-bit image (stored by ImageJ as value + 32768) is localized with offset + 32768, said in the Log.
      */
     public static MaLiang.Localization[] localizeStack(ImagePlus imp, MaLiang.Settings s, boolean showProgress) {
+        return localizeStack(imp, s, null, showProgress);
+    }
+
+    /** As {@link #localizeStack(ImagePlus, MaLiang.Settings, boolean)} with sCMOS camera maps (null: none). */
+    public static MaLiang.Localization[] localizeStack(ImagePlus imp, MaLiang.Settings s, CameraMapFiles maps, boolean showProgress) {
         ImageStack stack = imp.getStack();
         int n = stack.getSize(), w = stack.getWidth(), h = stack.getHeight();
         if (w < s.roi_size || h < s.roi_size)
@@ -302,6 +358,7 @@ public class MaLiangPlugin implements PlugIn {
         long t0 = System.nanoTime();
         MaLiang.Localizer loc = new MaLiang.Localizer(s);
         try {
+            if (maps != null) maps.applyTo(loc);
             Object[] frames = new Object[chunk];
             IJ.resetEscape();
             for (int first = 1; first <= n; first += chunk) {
@@ -476,8 +533,15 @@ public class MaLiangPlugin implements PlugIn {
         if (gd.wasCanceled()) return;
         MaLiang.Settings s = new MaLiang.Settings();
         readCamera(gd, s);
+        CameraMapFiles maps = readCameraMaps(gd);
         s.validate();
+        if (maps.any()) {
+            // Check the maps now (the engine reads them): a bad file or pixel is named here, not at the next Localize.
+            MaLiang.Localizer probe = new MaLiang.Localizer(s);
+            try { maps.applyTo(probe); } finally { probe.close(); }
+        }
         saveCamera(s);
+        saveCameraMaps(maps);
         Prefs.savePreferences();
     }
 
