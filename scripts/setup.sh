@@ -5,7 +5,7 @@ pkgs=(
   openjdk-17-jdk-headless imagej libjna-java junit4 libbsh-java
   python3-numpy python3-pytest python3-tifffile python3-dask python3-distributed python3-h5py
   python3-pandas python3-nbclient python3-ipykernel python3-nbformat python3-matplotlib python3-yaml
-  python3-setuptools python3-pip python3-wheel
+  python3-setuptools python3-pip python3-wheel python3-tqdm python3-matplotlib-inline
   pocl-opencl-icd ocl-icd-libopencl1 ocl-icd-opencl-dev clinfo xvfb xauth time
   g++ zlib1g-dev
 )

@@ -12,7 +12,8 @@ internal static partial class Commands
 {
     public const int ExitOk = 0, ExitError = 1, ExitBadInput = 2, ExitCancelled = 130;
 
-    public static int Run(string[] args)
+    /// <summary>The root command with every verb.</summary>
+    public static RootCommand BuildRoot()
     {
         var root = new RootCommand("MaLiang: single-molecule localization by Poisson maximum likelihood (Quan, Li et al. 2010).");
         root.Subcommands.Add(LocalizeCommand.Build());
@@ -22,8 +23,19 @@ internal static partial class Commands
         root.Subcommands.Add(CompareCommand.Build());
         root.Subcommands.Add(DevicesCommand.Build());
         AddMoreCommands(root);
+        return root;
+    }
 
-        ParseResult parse = root.Parse(args);
+    public static int Run(string[] args)
+    {
+        ParseResult parse = BuildRoot().Parse(args);
+        // Before anything runs or is written: a mistyped option must not be taken for an input file (or a value).
+        var unknown = UnknownOptions.Find(parse);
+        if (unknown.Count > 0)
+        {
+            foreach (var m in unknown) Console.Error.WriteLine($"maliang: {m}");
+            return ExitBadInput;
+        }
         if (parse.Errors.Count > 0)
         {
             foreach (var e in parse.Errors) Console.Error.WriteLine($"maliang: {e.Message}");

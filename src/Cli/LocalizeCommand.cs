@@ -2,7 +2,6 @@ using System.CommandLine;
 using MaLiang.Engine;
 using MaLiang.Engine.IO;
 using MaLiang.Engine.Pipeline;
-using Spectre.Console;
 
 namespace MaLiang.Cli;
 
@@ -15,7 +14,7 @@ internal static class LocalizeCommand
         var output = new Option<string>("--output", "-o") { Description = "localizations CSV (ThunderSTORM columns, nm and photons)", Required = true };
         var render = new Option<string?>("--render") { Description = "also render the super-resolution image (.png or .tif)" };
         var mag = new Option<double>("--magnification") { Description = "render magnification (super-resolution pixels per camera pixel)", DefaultValueFactory = _ => 10 };
-        var quiet = new Option<bool>("--quiet", "-q") { Description = "no progress bar and no summary" };
+        var quiet = new Option<bool>("--quiet", "-q") { Description = "no progress line and no summary" };
         var so = new SettingsOptions();
         var cmd = new Command("localize", "Find and fit molecules in TIFF stacks; write a CSV of localizations.") { inputs, output, render, mag, quiet };
         so.AddTo(cmd);
@@ -42,16 +41,11 @@ internal static class LocalizeCommand
         using var writer = new LocalizationCsvWriter(outPath, settings.PixelSizeNm);
         void Sink(ReadOnlySpan<Localization> locs) => writer.Append(locs);
 
-        bool interactive = !quiet && !Console.IsErrorRedirected && !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
-        if (interactive)
+        // A terminal gets a progress line on stderr (frames/s, time left); a pipe or a file gets none (only the summary).
+        if (!quiet && !Console.IsErrorRedirected)
         {
-            AnsiConsole.Progress().AutoClear(true).Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
-                .Start(ctx =>
-                {
-                    var task = ctx.AddTask("localizing", maxValue: stack.FrameCount);
-                    var progress = new Progress(p => { task.Value = p.FramesDone; task.Description = $"{p.Localizations} localizations"; });
-                    localizer.Run(stack, Sink, progress, Commands.Cancel);
-                });
+            using var line = new ProgressLine(Console.Error);
+            localizer.Run(stack, Sink, line, Commands.Cancel);
         }
         else localizer.Run(stack, Sink, null, Commands.Cancel);
 
@@ -67,11 +61,5 @@ internal static class LocalizeCommand
             Console.WriteLine($"wrote {outPath}" + (renderPath != null ? $" and {renderPath}" : ""));
         }
         return Commands.ExitOk;
-    }
-
-    /// <summary>Synchronous progress reporter (System.Progress posts to the thread pool, which would lag the bar).</summary>
-    private sealed class Progress(Action<PipelineProgress> report) : IProgress<PipelineProgress>
-    {
-        public void Report(PipelineProgress value) => report(value);
     }
 }

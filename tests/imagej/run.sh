@@ -29,6 +29,8 @@ m=build/maliang
   --emitters-per-frame 10 --photons 2000 --background 10 --offset 100 --seed 3 >/dev/null || die "simulate failed"
 [ -f "$data/sparse.tif" ] || $m simulate "$data/sparse.tif" --truth "$data/sparse_truth.csv" --width 128 --height 128 --frames 60 \
   --pattern grid --emitters 144 --emitters-per-frame 20 --photons 2000 --background 10 --offset 100 --seed 11 >/dev/null || die "simulate failed"
+[ -f "$data/movie200.tif" ] || $m simulate "$data/movie200.tif" --truth "$data/movie200_truth.csv" --width 48 --height 48 --frames 200 \
+  --emitters-per-frame 6 --photons 2000 --background 10 --offset 100 --seed 21 >/dev/null || die "simulate failed"
 $m localize "$data/stack.tif" -o "$data/cli.csv" --offset 100 -q || die "maliang localize failed"
 # compressed and tiled copies of stack.tif, written by tifffile (Localizer.pushFile must give the CLI's results)
 /usr/bin/python3 tests/compressed_tiffs.py "$data/stack.tif" "$data/compressed" >/dev/null || die "tests/compressed_tiffs.py failed"

@@ -1,4 +1,5 @@
 """examples/jupyter/quickstart.ipynb runs headless (nbclient + ipykernel) and produces its outputs."""
+import base64
 import json
 import os
 import sys
@@ -34,5 +35,12 @@ def test_quickstart_notebook_runs(tmp_path, monkeypatch):
     import re
     png = re.search(r"saved (\S+quickstart\.png)", outputs).group(1)
     assert os.path.getsize(png) > 1000
+    # the figure shows inline too (Jupyter's image/png display data), not only in the saved file: a user who opens the
+    # notebook sees it. MPLBACKEND=Agg above stands for a headless default the notebook must override.
+    shown = [base64.b64decode(o["data"]["image/png"]) for c in nb.cells if c.cell_type == "code"
+             for o in c.get("outputs", []) if o.output_type in ("display_data", "execute_result")
+             and "image/png" in o.get("data", {})]
+    assert len(shown) >= 1, "no inline figure (image/png output) in the executed notebook"
+    assert all(p[:8] == b"\x89PNG\r\n\x1a\n" and len(p) > 10000 for p in shown), [len(p) for p in shown]
     import shutil
     shutil.rmtree(os.path.dirname(png))

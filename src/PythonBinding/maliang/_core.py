@@ -4,7 +4,10 @@ from __future__ import annotations
 import ctypes
 import math
 import numbers
+import signal
+import sys
 import threading
+import warnings
 import weakref
 from typing import Callable, Optional
 
@@ -196,6 +199,41 @@ def _destroy(handle: ctypes.c_void_p, lib) -> None:
     lib.ml_destroy(handle)
 
 
+class _ProgressBar:
+    """``progress=True``: a tqdm bar on stderr per push (frames, frames/s, time left, localizations so far).
+    Without tqdm installed, a warning says so once and no bar is shown."""
+
+    def __init__(self):
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            tqdm = None
+            warnings.warn("maliang: progress=True shows a tqdm bar, but tqdm is not installed (pip install tqdm, or "
+                          "apt install python3-tqdm): no progress is shown", stacklevel=4)
+        self._tqdm = tqdm
+        self._bar = None
+        self._first = 0
+
+    def begin(self, first: int, total: Optional[int]) -> None:
+        """total None: not known yet (a file the engine opens); the bar starts at the first callback's total."""
+        self.end()
+        self._first = first
+        if self._tqdm is not None and total is not None:
+            self._bar = self._tqdm(total=total - first, unit="frame", desc="maliang", file=sys.stderr, dynamic_ncols=True)
+
+    def __call__(self, done: int, total: int, localizations: int) -> None:
+        if self._bar is None and self._tqdm is not None and total > self._first:
+            self.begin(self._first, total)
+        if self._bar is not None:
+            self._bar.set_postfix_str(f"{localizations} localizations", refresh=False)
+            self._bar.update(done - self._first - self._bar.n)
+
+    def end(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
 class Localizer:
     """A streaming localizer: ``push()`` frames as they arrive, read ``results()`` at any time.
 
@@ -225,7 +263,13 @@ class Localizer:
         self._callback = None  # the CFUNCTYPE object: kept alive as long as the native side may call it
         self._callback_error = None
         self._frames_total = 0
-        if progress is not None:
+        self._interrupted = []  # non-empty once SIGINT arrived during the push in progress (see _interruptible)
+        # The callback is always installed, even without a user's progress: Python's signal handlers run only when the
+        # main thread runs Python code, and while the engine runs (without the GIL) that is this callback, after each
+        # chunk. push() installs a SIGINT handler that runs there and makes it cancel the push (see _interruptible).
+        self._callback = N.PROGRESS_FN(self._trampoline)
+        N.check(self._lib.ml_set_progress(h, self._callback, None), "ml_set_progress")
+        if progress is not None and progress is not False:
             self.set_progress(progress)
         if maps is not None:
             self._set_maps(maps)
@@ -247,6 +291,18 @@ class Localizer:
         off, var, gain, w, hgt, ox, oy = maps
         p = [None if a is None else ctypes.c_void_p(a.ctypes.data) for a in (off, var, gain)]
         N.check(self._lib.ml_set_camera_maps(h, p[0], p[1], p[2], w, hgt, ox, oy), "ml_set_camera_maps")  # copied there
+
+    def _trampoline(self, done, total, locs, _user):
+        try:
+            if self._interrupted:
+                return 1  # Ctrl-C: cancel this push (a callback's cancel, unlike ml_cancel, never carries to the next)
+            progress = self._progress
+            if progress is None:
+                return 0
+            return 1 if progress(int(done), int(self._frames_total or total), int(locs)) else 0
+        except BaseException as e:  # never let an exception unwind into C; KeyboardInterrupt too
+            self._callback_error = e
+            return 1
 
     # -- lifetime -------------------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -285,28 +341,18 @@ class Localizer:
         """``progress(frames_done, frames_total, localizations)`` is called after each chunk of frames from the thread
         that pushes; returning True cancels. frames_done counts frames of this localizer; frames_total is the count
         this push (or localize() call) will reach. An exception in the callback cancels the push and is re-raised
-        by :meth:`push` (or :func:`localize`)."""
+        by :meth:`push` (or :func:`localize`). ``True`` shows a tqdm progress bar on stderr for each push (frames/s,
+        time left); ``None`` or ``False``: no progress."""
+        if progress is True:
+            progress = _ProgressBar()
+        elif progress is False:
+            progress = None
         if progress is not None and not callable(progress):
-            raise TypeError("maliang: progress must be callable(frames_done, frames_total, localizations) or None")
+            raise TypeError("maliang: progress must be callable(frames_done, frames_total, localizations), True (a "
+                            "tqdm bar), False or None")
         with self._lock:
             self._not_in_callback("set_progress()")
-            h = self._h()
-            if progress is None:
-                N.check(self._lib.ml_set_progress(h, ctypes.cast(None, N.PROGRESS_FN), None), "ml_set_progress")
-                self._callback = None
-                self._progress = None
-                return
-
-            def trampoline(done, total, locs, _user):
-                try:
-                    return 1 if progress(int(done), int(self._frames_total or total), int(locs)) else 0
-                except BaseException as e:  # never let an exception unwind into C
-                    self._callback_error = e
-                    return 1
-
-            cb = N.PROGRESS_FN(trampoline)
-            N.check(self._lib.ml_set_progress(h, cb, None), "ml_set_progress")
-            self._callback = cb
+            self._h()
             self._progress = progress
 
     def cancel(self) -> None:
@@ -336,16 +382,25 @@ class Localizer:
             chunks = [(a[i].ctypes.data, 1) for i in range(n)] if per_frame else [(a.ctypes.data, n)]
             status = N.ML_OK
             self._callback_error = None
+            bar = self._progress if isinstance(self._progress, _ProgressBar) else None
+            if bar is not None:
+                bar.begin(self._frames_total - n, self._frames_total)
+            interrupted, restore = self._interruptible()
             self._in_push = True
             try:
                 for address, count in chunks:
                     status = self._lib.ml_push_frames(h, ctypes.c_void_p(address), wid, hgt, count, stride, ptype)
-                    if status != N.ML_OK or self._callback_error is not None:
+                    if status != N.ML_OK or self._callback_error is not None or interrupted:
                         break
                 message = N.last_error() if status != N.ML_OK else ""  # same thread, before any other call
             finally:
                 self._in_push = False
+                restore()
+                if bar is not None:
+                    bar.end()
             err, self._callback_error = self._callback_error, None
+            if interrupted:  # Ctrl-C: the push stopped after the chunk in progress; nothing is returned
+                raise KeyboardInterrupt
             if err is not None:  # whatever the status (ML_OK, ML_ERR_CANCELLED, ...): the callback's exception wins
                 raise err
             if status == N.ML_ERR_CANCELLED:
@@ -353,6 +408,23 @@ class Localizer:
             if status != N.ML_OK:
                 N.check(status, "ml_push_frames")
             return self._read(first)
+
+    def _interruptible(self):
+        """Ctrl-C during a push: on the main thread, with Python's default SIGINT handler in place, a handler that
+        only takes note; the progress callback (where Python runs the handler while the engine works) then cancels
+        the push, and push() raises KeyboardInterrupt once the engine has stopped. The default handler would raise
+        KeyboardInterrupt at the entry of the progress callback, where ctypes can only print and drop it.
+        Returns (a list that becomes non-empty on SIGINT, restore())."""
+        interrupted = self._interrupted = []
+        if (threading.current_thread() is not threading.main_thread()
+                or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+            return interrupted, lambda: None
+
+        def on_sigint(signum, frame):
+            interrupted.append(signum)
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
+        return interrupted, lambda: signal.signal(signal.SIGINT, previous)
 
     def push_file(self, path) -> np.ndarray:
         """Localizes every frame of a TIFF file read by the engine's own reader (ml_push_file), as ``maliang localize``
@@ -369,13 +441,22 @@ class Localizer:
             first = self.result_count()
             self._frames_total = 0  # not known before the engine opens the file: the callback gets the engine's total
             self._callback_error = None
+            bar = self._progress if isinstance(self._progress, _ProgressBar) else None
+            if bar is not None:
+                bar.begin(self.frames, None)  # the total is the engine's, known once it has opened the file
+            interrupted, restore = self._interruptible()
             self._in_push = True
             try:
                 status = self._lib.ml_push_file(h, p)
                 message = N.last_error() if status != N.ML_OK else ""
             finally:
                 self._in_push = False
+                restore()
+                if bar is not None:
+                    bar.end()
             err, self._callback_error = self._callback_error, None
+            if interrupted:  # Ctrl-C: the push stopped after the chunk in progress; nothing is returned
+                raise KeyboardInterrupt
             if err is not None:
                 raise err
             if status == N.ML_ERR_CANCELLED:
@@ -483,8 +564,10 @@ def localize(
         ADU, replaces ``photons_per_adu``). A NaN, or a zero or negative variance or gain, raises ValueError naming the
         map and the pixel.
     camera_origin : ``(x, y)``, the frames' top-left pixel on the sensor (a cropped acquisition), default (0, 0).
-    progress : optional ``callable(frames_done, frames_total, localizations)``, called after each chunk of frames;
-        returning True cancels: :class:`maliang.Cancelled` is raised, with the localizations so far in ``.partial``.
+    progress : ``True`` shows a tqdm progress bar on stderr (frames, frames/s, time left; needs tqdm). Or a
+        ``callable(frames_done, frames_total, localizations)``, called after each chunk of frames; returning True
+        cancels: :class:`maliang.Cancelled` is raised, with the localizations so far in ``.partial``. Ctrl-C
+        (KeyboardInterrupt) stops the engine after the chunk in progress and is re-raised; nothing is returned.
     **more : tolerance (1e-4), use_tolerance (True), reject_overlapping (True), threads (0 = all cores).
 
     Returns

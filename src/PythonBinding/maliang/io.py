@@ -269,9 +269,13 @@ def save_picasso(path, locs, *, width=None, height=None, frames=None, pixel_size
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    with h5py.File(tmp, "w") as f:
-        f.create_dataset("locs", data=pic)
-    os.replace(tmp, path)
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("locs", data=pic)
+        os.replace(tmp, path)
+    except BaseException:  # Ctrl-C (KeyboardInterrupt) or a write error: no half-written file left behind
+        tmp.unlink(missing_ok=True)
+        raise
     with open(yaml_path, "w") as f:
         yaml.dump_all([movie, loc_info], f, default_flow_style=False, sort_keys=False)
     return path, yaml_path

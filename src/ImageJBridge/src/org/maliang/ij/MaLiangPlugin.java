@@ -275,6 +275,10 @@ public class MaLiangPlugin implements PlugIn {
             Prefs.set("maliang.fixed_sigma", s.fixed_sigma != 0);
         }
 
+        String dim = timeDimension(imp);
+        if (dim != null)
+            IJ.log("MaLiang: " + imp.getTitle() + " (channels " + imp.getNChannels() + ", slices " + imp.getNSlices() + ", frames "
+                    + imp.getNFrames() + "): localizing its " + imp.getStackSize() + " " + dim + " as the time series");
         MaLiang.Localization[] locs = localizeStack(imp, s, maps, true);
         if (locs == null) return; // cancelled
         Session.locs = locs;
@@ -296,8 +300,23 @@ public class MaLiangPlugin implements PlugIn {
             throw new UserError(imp.getTitle() + " is an RGB colour image: MaLiang localizes 8, 16 or 32-bit grayscale stacks (Image > Type > 16-bit).");
         if (type != ImagePlus.GRAY8 && type != ImagePlus.GRAY16 && type != ImagePlus.GRAY32 && type != ImagePlus.COLOR_256)
             throw new UserError(imp.getTitle() + ": unsupported image type " + type);
-        if (imp.getNChannels() > 1)
-            throw new UserError(imp.getTitle() + " has " + imp.getNChannels() + " channels: localize one channel at a time (Image > Duplicate..., or Image > Color > Split Channels).");
+        int c = imp.getNChannels(), z = imp.getNSlices(), t = imp.getNFrames();
+        if ((c > 1 ? 1 : 0) + (z > 1 ? 1 : 0) + (t > 1 ? 1 : 0) >= 2)
+            throw new UserError(imp.getTitle() + " is a hyperstack of " + c + " channels x " + z + " slices x " + t
+                    + " frames: MaLiang localizes one time series. Keep one channel and one slice with Image > Hyperstacks >"
+                    + " Reduce Dimensionality... (check \"frames\" only), or Image > Hyperstacks > Make Subset..., then run Localize on the result.");
+    }
+
+    /**
+     * Which dimension of {@code imp} Localize takes as the time series: the one of channels, slices and frames above 1
+     * (checkImage refuses two or more). A stack written by {@code tifffile.imwrite(path, stack, imagej=True)} without axes
+     * opens as channels, a plain TIFF stack as slices; both are movies here. Null for a single image.
+     */
+    static String timeDimension(ImagePlus imp) {
+        if (imp.getNChannels() > 1) return "channels";
+        if (imp.getNSlices() > 1) return "slices";
+        if (imp.getNFrames() > 1) return "frames";
+        return null;
     }
 
     static void checkWritable(String path) {
@@ -354,7 +373,7 @@ public class MaLiangPlugin implements PlugIn {
                 loc.pushFrames(batch, w, h);
                 if (showProgress) {
                     IJ.showProgress(first + m - 1, n);
-                    IJ.showStatus("MaLiang: frame " + (first + m - 1) + "/" + n + " (Esc cancels)");
+                    IJ.showStatus(progressText(first + m - 1, n, (System.nanoTime() - t0) / 1e9));
                 }
                 if (IJ.escapePressed()) {
                     IJ.resetEscape();
@@ -375,6 +394,18 @@ public class MaLiangPlugin implements PlugIn {
         } finally {
             loc.close();
         }
+    }
+
+    /** The status bar during Localize: "MaLiang: frame 1200/4000, 1300 frames/s, 0:03 left (Esc cancels)", as the CLI's line. */
+    static String progressText(int done, int total, double seconds) {
+        double fps = seconds > 0 ? done / seconds : 0;
+        String left = "?";
+        if (fps > 0) {
+            long sLeft = (long) Math.ceil((total - done) / fps);
+            left = sLeft >= 3600 ? String.format("%d:%02d:%02d", sLeft / 3600, sLeft / 60 % 60, sLeft % 60)
+                    : String.format("%d:%02d", sLeft / 60, sLeft % 60);
+        }
+        return "MaLiang: frame " + done + "/" + total + ", " + Math.round(fps) + " frames/s, " + left + " left (Esc cancels)";
     }
 
     // ---------------------------------------------------------------------------------------------------------------

@@ -70,6 +70,81 @@ public class ImageJBatchTest {
         assertTrue("8-bit found molecules", b.get("x [nm]").length > cli.get("x [nm]").length / 2);
     }
 
+    /** The localizations of two CSVs are the same, row for row; frame f of b is frame (f - 1) * frameStep + 1 of a. */
+    static void assertSameLocalizations(String what, Map<String, double[]> a, Map<String, double[]> b, int frameStep) {
+        assertTrue(what + ": found molecules", b.get("x [nm]").length > 10);
+        assertEquals(what + ": rows", a.get("x [nm]").length, b.get("x [nm]").length);
+        for (int i = 0; i < b.get("x [nm]").length; i++) {
+            assertEquals(what + " frame", a.get("frame")[i], (b.get("frame")[i] - 1) * frameStep + 1, 0);
+            assertEquals(what + " x", a.get("x [nm]")[i] / 100, b.get("x [nm]")[i] / 100, 1e-4);
+            assertEquals(what + " y", a.get("y [nm]")[i] / 100, b.get("y [nm]")[i] / 100, 1e-4);
+            assertEquals(what + " photons", a.get("intensity [photon]")[i], b.get("intensity [photon]")[i], 1e-3 * a.get("intensity [photon]")[i]);
+        }
+    }
+
+    static Map<String, double[]> cliCsv(String tif, String csv) throws Exception {
+        new File(csv).delete();
+        Proc.Result r = Proc.run(java.util.Arrays.asList(Env.ROOT + "/build/maliang", "localize", tif, "-o", csv, "--offset", "100", "-q"), 120);
+        assertEquals(r.out, 0, r.rc);
+        return Truth.readCsv(csv);
+    }
+
+    /**
+     * Stacks as Python users write them, {@code tifffile.imwrite(path, stack, imagej=True)}: ImageJ opens that as 200
+     * channels (or slices, or frames with axes metadata). When one of channels, slices and frames is above 1, the recorded
+     * Localize takes it as the time series, says so in the Log, and gives the CLI's localizations on the same file. A
+     * true hyperstack is refused with the command to run, and that command makes it localizable.
+     */
+    @Test public void tifffileStacksLocalizeAsTimeSeries() throws Exception {
+        File dir = new File(out("tifffile"));
+        dir.mkdirs();
+        for (File f : dir.listFiles()) f.delete();
+        Proc.Result w = Proc.run(java.util.Arrays.asList("/usr/bin/python3", Env.ROOT + "/tests/imagej/python/write_tifffile_stacks.py",
+                Env.data("movie200.tif"), dir.getPath()), 120);
+        assertEquals(w.out, 0, w.rc);
+        String[][] cases = {
+                {"tifffile_plain", "channels=200 slices=1 frames=1", "200 channels"},
+                {"tifffile_zyx", "channels=1 slices=200 frames=1", "200 slices"},
+                {"tifffile_tyx", "channels=1 slices=1 frames=200", "200 frames"},
+        };
+        for (String[] c : cases) {
+            String tif = dir + "/" + c[0] + ".tif", csv = dir + "/" + c[0] + ".csv";
+            Proc.Result r = Proc.imagejBatch(macro("tifffile_stack.ijm"), tif + "|" + csv);
+            assertEquals(c[0] + ":\n" + r.out, 0, r.rc);
+            assertNoStackTrace(r.out);
+            assertTrue(c[0] + ":\n" + r.out, r.out.contains("opened: " + c[1]));
+            assertTrue(c[0] + ":\n" + r.out, r.out.contains("localizing its " + c[2] + " as the time series"));
+            assertFalse(c[0] + ":\n" + r.out, r.out.contains("MaLiang error"));
+            Map<String, double[]> ij = Truth.readCsv(csv);
+            assertTrue(r.out, r.out.contains("localized: " + ij.get("x [nm]").length));
+            assertSameLocalizations(c[0], cliCsv(tif, dir + "/" + c[0] + "_cli.csv"), ij, 1);
+        }
+        // 4 channels x 5 slices x 10 frames: refused, naming the command; nothing exported
+        String tif = dir + "/tifffile_tzcyx.tif", csv = dir + "/tifffile_tzcyx.csv";
+        Proc.Result r = Proc.imagejBatch(macro("tifffile_stack.ijm"), tif + "|" + csv);
+        assertNotEquals(r.out, 124, r.rc);
+        assertNoStackTrace(r.out);
+        assertTrue(r.out, r.out.contains("opened: channels=4 slices=5 frames=10"));
+        assertTrue(r.out, r.out.contains("MaLiang error: tifffile_tzcyx.tif is a hyperstack of 4 channels x 5 slices x 10 frames"));
+        assertTrue(r.out, r.out.contains("Image > Hyperstacks > Reduce Dimensionality..."));
+        assertFalse(r.out, r.out.contains("localized: "));
+        assertFalse("no CSV from a refused hyperstack", new File(csv).exists());
+        // ... and doing what it says works: channel 1, slice 1 of each time point = frames 1, 21, 41, ... of the movie
+        r = Proc.imagejBatch(macro("tifffile_stack.ijm"), tif + "|" + csv + "|reduce");
+        assertEquals(r.out, 0, r.rc);
+        assertTrue(r.out, r.out.contains("reduced: channels=1 slices=1 frames=10"));
+        assertTrue(r.out, r.out.contains("localizing its 10 frames as the time series"));
+        Map<String, double[]> all = cliCsv(Env.data("movie200.tif"), dir + "/movie200_cli.csv"), every20th = new java.util.HashMap<String, double[]>();
+        java.util.List<Integer> rows = new java.util.ArrayList<Integer>();
+        for (int i = 0; i < all.get("frame").length; i++) if ((all.get("frame")[i] - 1) % 20 == 0) rows.add(i);
+        for (String k : new String[] {"frame", "x [nm]", "y [nm]", "intensity [photon]"}) {
+            double[] v = new double[rows.size()];
+            for (int i = 0; i < v.length; i++) v[i] = all.get(k)[rows.get(i)];
+            every20th.put(k, v);
+        }
+        assertSameLocalizations("reduced hyperstack", every20th, Truth.readCsv(csv), 20);
+    }
+
     @Test public void importRenderExport() throws Exception {
         String tif = out("import_render.tif"), csv = out("import_export.csv");
         new File(tif).delete(); new File(csv).delete();
