@@ -211,3 +211,24 @@ def test_python_localizer_is_usable_after_a_keyboard_interrupt(sim):
         before = loc.frames
         assert len(loc.push(stack)) == len(maliang.localize(stack, offset=100))
         assert loc.frames == before + 20
+
+
+def test_python_localize_file_progress_true_shows_a_bar_of_the_files_frames(movie, capsys):
+    """localize_file: the frame count is only known once the engine has opened the file; the bar still counts it,
+    and a second file pushed to the same Localizer gets its own bar counting that file's frames."""
+    pytest.importorskip("tqdm", reason="tqdm (python3-tqdm) is in scripts/setup.sh")
+    ref = maliang.localize_file(str(movie), offset=100)
+    capsys.readouterr()
+    locs = maliang.localize_file(str(movie), offset=100, progress=True)
+    err = capsys.readouterr().err
+    assert np.array_equal(locs, ref)
+    final = err.split("\r")[-1].strip()
+    m = re.fullmatch(r"maliang: 100%\|.*\| 100/100 \[.*, (\d+) localizations\]", final)
+    assert m, repr(err[-400:])
+    assert int(m.group(1)) == len(locs)
+    with maliang.Localizer(offset=100, progress=True) as loc:
+        loc.push_file(str(movie))
+        loc.push_file(str(movie))
+        assert loc.frames == 200
+    bars = [line.strip() for line in capsys.readouterr().err.split("\n") if line.strip()]
+    assert [re.search(r"\| (\d+/\d+) \[", b.split("\r")[-1]).group(1) for b in bars] == ["100/100", "100/100"], bars
