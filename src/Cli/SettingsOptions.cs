@@ -19,12 +19,13 @@ internal sealed class SettingsOptions
     public readonly Option<int?> Iterations = new("--iterations") { Description = "maximum fit iterations (default 20)" };
     public readonly Option<bool> NoTolerance = new("--no-tolerance") { Description = "always run --iterations steps (the paper's fixed ten with --iterations 10)" };
     public readonly Option<bool> KeepOverlapping = new("--keep-overlapping") { Description = "keep candidates closer than the ROI radius to a brighter one" };
+    public readonly Option<bool> DropEdge = new("--drop-edge") { Description = "drop candidates whose ROI would cross the frame edge (as before edge fitting) instead of fitting them in a ROI shifted inside the frame" };
     public readonly Option<string> Backend = new("--backend") { Description = "fitter: auto|cpu|opencl|cuda", DefaultValueFactory = _ => "auto" };
     public readonly Option<int> Threads = new("--threads") { Description = "worker threads (0 = all cores)", DefaultValueFactory = _ => 0 };
 
     public void AddTo(Command c)
     {
-        foreach (var o in new Option[] { PixelSize, PsfSigma, Offset, PhotonsPerAdu, EmGain, Threshold, Roi, Filter, FixedSigma, Iterations, NoTolerance, KeepOverlapping, Backend, Threads })
+        foreach (var o in new Option[] { PixelSize, PsfSigma, Offset, PhotonsPerAdu, EmGain, Threshold, Roi, Filter, FixedSigma, Iterations, NoTolerance, KeepOverlapping, DropEdge, Backend, Threads })
             c.Options.Add(o);
     }
 
@@ -44,6 +45,7 @@ internal sealed class SettingsOptions
             Iterations = r.GetValue(Iterations) ?? D.Iterations,
             UseTolerance = !r.GetValue(NoTolerance),
             RejectOverlapping = !r.GetValue(KeepOverlapping),
+            DropAtEdge = r.GetValue(DropEdge),
             Backend = ParseBackend(r.GetValue(Backend)),
             Threads = r.GetValue(Threads),
         };

@@ -38,8 +38,11 @@ public sealed class LocalizerSettings
     /// Off with <c>--no-tolerance</c> (the paper's fixed number of steps).</summary>
     public bool UseTolerance { get; set; } = true;
     public double Tolerance { get; set; } = 1e-4;
-    /// <summary>Reject candidates within the ROI radius (Euclidean,     /// <summary>Reject candidates closer than the ROI radius to a brighter one (the paper does).</summary>lt;= r) of a brighter one (the paper does).</summary>
+    /// <summary>Reject candidates within the ROI radius (Euclidean, &lt;= r) of a brighter one (the paper does).</summary>
     public bool RejectOverlapping { get; set; } = true;
+    /// <summary>Drop candidates whose ROI would cross the frame edge (the behaviour before edge fitting; <c>--drop-edge</c>).
+    /// Off (default): their ROI is shifted to lie inside the frame and the emitter is fitted off-centre in it.</summary>
+    public bool DropAtEdge { get; set; }
     public BackendKind Backend { get; set; } = BackendKind.Auto;
     /// <summary>Worker threads; 0 = all cores.</summary>
     public int Threads { get; set; }

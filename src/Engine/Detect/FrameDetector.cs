@@ -35,6 +35,7 @@ public sealed class FrameDetector
     public float ThresholdFactor { get; }
     public int RoiRadius { get; }
     public bool RejectOverlapping { get; }
+    public bool DropAtEdge { get; }
     public DetectionTimes Times;
 
     private float[] _photons = Array.Empty<float>(), _filtered = Array.Empty<float>(), _scratch = Array.Empty<float>();
@@ -48,6 +49,7 @@ public sealed class FrameDetector
         ThresholdFactor = (float)settings.Threshold;
         RoiRadius = settings.RoiRadius;
         RejectOverlapping = settings.RejectOverlapping;
+        DropAtEdge = settings.DropAtEdge;
     }
 
     /// <summary>The last frame in photons (only filled by the <see cref="Detect(ReadOnlySpan{ushort}, int, int, List{Candidate})"/> overload).</summary>
@@ -88,7 +90,7 @@ public sealed class FrameDetector
         float std = NoiseEstimator.RobustStd(filtered, width, height, _scratch);
         long t2 = Stopwatch.GetTimestamp();
         float thr = ThresholdFactor * std;
-        var stats = Detector.Detect(filtered, width, height, thr, RoiRadius, RejectOverlapping, output);
+        var stats = Detector.Detect(filtered, width, height, thr, RoiRadius, RejectOverlapping, output, DropAtEdge);
         long t3 = Stopwatch.GetTimestamp();
         Times.FilterTicks += t1 - t0; Times.NoiseTicks += t2 - t1; Times.DetectTicks += t3 - t2; Times.Frames++;
         return new FrameDetection(thr, std, stats);

@@ -16,6 +16,12 @@ public sealed class RoiBatch
     /// <summary>Frame column / row of each ROI's top-left pixel.</summary>
     public int[] Left = Array.Empty<int>();
     public int[] Top = Array.Empty<int>();
+    /// <summary>Where the detected maximum is in each ROI, as the pixel index row * n + col: the centre pixel
+    /// (<see cref="CentrePeak"/>) unless the ROI was shifted to lie inside the frame (<see cref="AddAround"/>). The fit
+    /// keeps an estimate only near it (<see cref="FitStatus.LeftRoi"/>).</summary>
+    public int[] Peak = Array.Empty<int>();
+    /// <summary>The centre pixel's index, (n / 2) * n + n / 2.</summary>
+    public int CentrePeak => RoiSize / 2 * RoiSize + RoiSize / 2;
 
     public RoiBatch(int roiSize, int capacity = 256)
     {
@@ -36,26 +42,47 @@ public sealed class RoiBatch
         Array.Resize(ref Frame, capacity);
         Array.Resize(ref Left, capacity);
         Array.Resize(ref Top, capacity);
+        Array.Resize(ref Peak, capacity);
     }
 
-    /// <summary>Appends the ROI whose top-left pixel is (left, top) of a photon frame; the caller made sure it lies inside.</summary>
-    public void Add(ReadOnlySpan<float> frame, int width, int frameIndex, int left, int top)
+    /// <summary>Appends the ROI whose top-left pixel is (left, top) of a photon frame; the caller made sure it lies inside.
+    /// <paramref name="peak"/>: the detected maximum's pixel in the ROI (row * n + col), -1 = the centre.</summary>
+    public void Add(ReadOnlySpan<float> frame, int width, int frameIndex, int left, int top, int peak = -1)
     {
         Reserve(Count + 1);
         int n = RoiSize;
         var dst = Pixels.AsSpan(Count * n * n, n * n);
         for (int r = 0; r < n; r++) frame.Slice((top + r) * width + left, n).CopyTo(dst.Slice(r * n, n));
-        Frame[Count] = frameIndex; Left[Count] = left; Top[Count] = top;
+        Frame[Count] = frameIndex; Left[Count] = left; Top[Count] = top; Peak[Count] = peak < 0 ? CentrePeak : peak;
         Count++;
     }
 
-    /// <summary>Appends a ROI given directly (simulations, tests, benchmarks).</summary>
-    public void Add(ReadOnlySpan<float> roiPixels, int frameIndex = 0, int left = 0, int top = 0)
+    /// <summary>The top-left corner of the n x n ROI around pixel (x, y) of a width x height frame: centred on it, shifted
+    /// just enough to lie inside the frame where it would cross the edge (frames are at least n x n). Also the pixel's
+    /// index in that ROI (row * n + col). The one rule for the CPU and the GPU (detect.cl ml_emit) cut-outs.</summary>
+    public static (int Left, int Top, int Peak) Place(int x, int y, int width, int height, int n)
+    {
+        int r = n / 2;
+        int left = Math.Clamp(x - r, 0, width - n), top = Math.Clamp(y - r, 0, height - n);
+        return (left, top, (y - top) * n + (x - left));
+    }
+
+    /// <summary>Appends the ROI around the detected maximum at pixel (x, y) of a photon frame (<see cref="Place"/>).</summary>
+    public void AddAround(ReadOnlySpan<float> frame, int width, int height, int frameIndex, int x, int y)
+    {
+        var (left, top, peak) = Place(x, y, width, height, RoiSize);
+        Add(frame, width, frameIndex, left, top, peak);
+    }
+
+    /// <summary>Appends a ROI given directly (simulations, tests, benchmarks); <paramref name="peak"/> as in
+    /// <see cref="Add(ReadOnlySpan{float}, int, int, int, int, int)"/>.</summary>
+    public void Add(ReadOnlySpan<float> roiPixels, int frameIndex = 0, int left = 0, int top = 0, int peak = -1)
     {
         if (roiPixels.Length != PixelsPerRoi) throw new ArgumentException($"ROI needs {PixelsPerRoi} pixels, got {roiPixels.Length}");
+        if (peak >= PixelsPerRoi) throw new ArgumentOutOfRangeException(nameof(peak), $"pixel {peak} is outside a {RoiSize}x{RoiSize} ROI");
         Reserve(Count + 1);
         roiPixels.CopyTo(Pixels.AsSpan(Count * PixelsPerRoi, PixelsPerRoi));
-        Frame[Count] = frameIndex; Left[Count] = left; Top[Count] = top;
+        Frame[Count] = frameIndex; Left[Count] = left; Top[Count] = top; Peak[Count] = peak < 0 ? CentrePeak : peak;
         Count++;
     }
 
@@ -70,7 +97,9 @@ public enum FitStatus : byte
     MaxIterations = 1,
     /// <summary>Non-finite values or a singular Fisher matrix: dropped.</summary>
     Failed = 2,
-    /// <summary>The centre ended within 1 px of the ROI's edge (x or y outside [1, n - 1]): dropped.</summary>
+    /// <summary>The centre ended more than r - 1/2 px (r = n / 2) from the detected maximum's pixel centre in x or y
+    /// (<see cref="RoiBatch.Peak"/>; for a centred ROI: x or y outside [1, n - 1], within 1 px of the ROI's edge), where
+    /// it belongs to another ROI or to none: dropped.</summary>
     LeftRoi = 3,
 }
 

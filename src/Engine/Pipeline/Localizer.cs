@@ -406,7 +406,8 @@ public sealed class Localizer : IDisposable
                 big.Clear();
                 big.Reserve(total);
                 var left = det.DetectedLeft; var top = det.DetectedTop; var fr = det.DetectedFrame;
-                for (int k = 0; k < total; k++) big.Add(chunk.AsSpan(fr[k] * px, px), w, frameBase + fr[k], left[k], top[k]);
+                var peak = det.DetectedPeak;
+                for (int k = 0; k < total; k++) big.Add(chunk.AsSpan(fr[k] * px, px), w, frameBase + fr[k], left[k], top[k], peak[k]);
                 _backend.Fit(big, _fitOptions, _deviceResults);
             }
         }
@@ -418,7 +419,7 @@ public sealed class Localizer : IDisposable
 
         bool refine = !_s.RejectOverlapping;
         var results = _deviceResults;
-        int[] lefts = det.DetectedLeft.ToArray(), tops = det.DetectedTop.ToArray();
+        int[] lefts = det.DetectedLeft.ToArray(), tops = det.DetectedTop.ToArray(), peaks = det.DetectedPeak.ToArray();
         RunParallel(() => Parallel.For(0, count, options,
             () => Rent(1, 1),
             (i, _, wk) =>
@@ -433,7 +434,7 @@ public sealed class Localizer : IDisposable
                 {
                     long t0 = Stopwatch.GetTimestamp();
                     var photons = chunk.AsSpan(i * px, px);
-                    for (int j = 0; j < k; j++) o.Batch.Add(photons, w, frameBase + i, lefts[s0 + j], tops[s0 + j]);
+                    for (int j = 0; j < k; j++) o.Batch.Add(photons, w, frameBase + i, lefts[s0 + j], tops[s0 + j], peaks[s0 + j]);
                     wk.RefineNeighbours(o.Batch, fits, _fitOptions);
                     o.FitTicks = Stopwatch.GetTimestamp() - t0;
                 }
@@ -497,7 +498,7 @@ public sealed class Localizer : IDisposable
         for (int i = 0; i < count; i++)
         {
             var b = slots[i].Batch;
-            for (int k = 0; k < b.Count; k++) big.Add(b.Roi(k), b.Frame[k], b.Left[k], b.Top[k]);
+            for (int k = 0; k < b.Count; k++) big.Add(b.Roi(k), b.Frame[k], b.Left[k], b.Top[k], b.Peak[k]);
         }
         if (_deviceResults.Length < total) _deviceResults = new FitResult[total];
         long t0 = Stopwatch.GetTimestamp();
@@ -642,7 +643,7 @@ public sealed class Localizer : IDisposable
                     }
                     if (!any) continue;
                     _refineIndex[_refine.Count] = i;
-                    _refine.Add(roi, batch.Frame[i], batch.Left[i], batch.Top[i]);
+                    _refine.Add(roi, batch.Frame[i], batch.Left[i], batch.Top[i], batch.Peak[i]);
                 }
                 if (_refine.Count == 0) return;
                 if (_refineResults.Length < _refine.Count) _refineResults = new FitResult[Math.Max(_refine.Count, 2 * _refineResults.Length)];
@@ -676,8 +677,7 @@ public sealed class Localizer : IDisposable
             var before = _detect.Times;
             o.Stats = _detect.Detect(photons, w, h, _candidates).Stats;
             var after = _detect.Times;
-            int r = _s.RoiRadius;
-            foreach (var c in _candidates) o.Batch.Add(photons, w, frameIndex, c.X - r, c.Y - r);
+            foreach (var c in _candidates) o.Batch.AddAround(photons, w, h, frameIndex, c.X, c.Y);
             long t3 = Stopwatch.GetTimestamp();
             o.ReadTicks = t1 - t0;
             o.DenoiseTicks = after.FilterTicks - before.FilterTicks;
