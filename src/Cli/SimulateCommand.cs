@@ -32,9 +32,11 @@ internal static class SimulateCommand
         var readNoise = new Option<double>("--read-noise") { DefaultValueFactory = _ => 0, Description = "read noise, e- rms" };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 1, Description = "random seed" };
         var driftX = new Option<double>("--drift-x-nm") { DefaultValueFactory = _ => 0, Description = "linear sample drift in x over the whole stack, nm" };
+        var edgeMargin = new Option<double>("--edge-margin") { DefaultValueFactory = _ => 4, Description = "random emitters keep this far from the frame's edges, px (0: anywhere, edge emitters included)" };
+        var minSep = new Option<double>("--min-separation") { DefaultValueFactory = _ => 0, Description = "random emitters keep at least this far apart, px (0: no constraint)" };
         var driftY = new Option<double>("--drift-y-nm") { DefaultValueFactory = _ => 0, Description = "linear sample drift in y over the whole stack, nm" };
         var cmd = new Command("simulate", "Simulate a PALM/STORM stack with ground truth.")
-        { output, truth, width, height, frames, pattern, emitters, perFrame, density, photons, photonDist, background, sigma, pixel, onFraction, onFrames, offset, ppa, gain, readNoise, seed, driftX, driftY };
+        { output, truth, width, height, frames, pattern, emitters, perFrame, density, photons, photonDist, background, sigma, pixel, onFraction, onFrames, offset, ppa, gain, readNoise, seed, driftX, driftY, edgeMargin, minSep };
         cmd.SetAction(r =>
         {
             int w = r.GetValue(width), h = r.GetValue(height);
@@ -57,7 +59,7 @@ internal static class SimulateCommand
                 BackgroundPhotons = r.GetValue(background), PsfSigmaPx = r.GetValue(sigma),
                 OffToOn = Math.Min(1, offToOn), OnToOff = onToOff,
                 OffsetAdu = r.GetValue(offset), PhotonsPerAdu = r.GetValue(ppa), EmGain = r.GetValue(gain), ReadNoiseE = r.GetValue(readNoise),
-                Seed = r.GetValue(seed), EdgeMarginPx = 4, MinSeparationPx = 0,
+                Seed = r.GetValue(seed), EdgeMarginPx = r.GetValue(edgeMargin), MinSeparationPx = r.GetValue(minSep),
             };
             if (w < 16 || h < 16) throw new InvalidParameterException("width/height", $"simulated frames must be at least 16x16 px, got {w}x{h}");
             s.Validate(); // photons, pixel size... before anything is derived from them

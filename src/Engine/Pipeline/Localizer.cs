@@ -21,6 +21,8 @@ public sealed class PipelineSummary
     public long DroppedOverlap { get; internal set; }
     public long DroppedFitFailed { get; internal set; }
     public long DroppedLeftRoi { get; internal set; }
+    /// <summary>Fits whose photons were below <see cref="LocalizerSettings.MinPhotonSnr"/> times their uncertainty.</summary>
+    public long DroppedLowSnr { get; internal set; }
     public double WallSeconds { get; internal set; }
     /// <summary>Per-stage time summed over worker threads (seconds of CPU): read + camera, de-noise, detection + ROI cut-out, fit.
     /// With device detection (GPU backends) the device stages are wall seconds x <see cref="Threads"/>, so that
@@ -48,7 +50,7 @@ public sealed class PipelineSummary
 
     public string Describe() =>
         $"{Frames} frames, {Localizations} localizations ({Candidates} candidates; dropped: {DroppedAtEdge} at the frame edge, " +
-        $"{DroppedOverlap} overlapping, {DroppedFitFailed} failed fits, {DroppedLeftRoi} left the ROI)" +
+        $"{DroppedOverlap} overlapping, {DroppedFitFailed} failed fits, {DroppedLeftRoi} left the ROI, {DroppedLowSnr} below the SNR)" +
         (BlankFrames > 0 ? $", {BlankFrames} blank frames (every pixel at or below the offset)" : "") + $", {MsPerFrame:F3} ms/frame " +
         $"on {Backend} x {Threads} threads";
 }
@@ -353,6 +355,7 @@ public sealed class Localizer : IDisposable
             _summary.DroppedOverlap += o.Stats.DroppedOverlap;
             _summary.DroppedFitFailed += o.FitFailed;
             _summary.DroppedLeftRoi += o.LeftRoi;
+            _summary.DroppedLowSnr += o.LowSnr;
             _summary.ReadSeconds += o.ReadTicks / (double)Stopwatch.Frequency;
             _summary.DenoiseSeconds += o.DenoiseTicks / (double)Stopwatch.Frequency;
             _summary.DetectSeconds += o.DetectTicks / (double)Stopwatch.Frequency;
@@ -438,7 +441,7 @@ public sealed class Localizer : IDisposable
                     wk.RefineNeighbours(o.Batch, fits, _fitOptions);
                     o.FitTicks = Stopwatch.GetTimestamp() - t0;
                 }
-                o.Collect(fits, lefts.AsSpan(s0, k), tops.AsSpan(s0, k));
+                o.Collect(fits, lefts.AsSpan(s0, k), tops.AsSpan(s0, k), (float)_s.MinPhotonSnr);
                 slots[i] = o;
                 return wk;
             },
@@ -519,7 +522,7 @@ public sealed class Localizer : IDisposable
                 long r0 = Stopwatch.GetTimestamp();
                 if (refine && o.Batch.Count > 1) wk.RefineNeighbours(o.Batch, fits, _fitOptions);
                 o.FitTicks += ticks * _threads / Math.Max(1, count) + (Stopwatch.GetTimestamp() - r0);
-                o.Collect(fits, o.Batch.Left, o.Batch.Top);
+                o.Collect(fits, o.Batch.Left, o.Batch.Top, (float)_s.MinPhotonSnr);
                 return wk;
             },
             Return));
@@ -560,15 +563,15 @@ public sealed class Localizer : IDisposable
         public Localization[] Locs = new Localization[64];
         public int LocCount, FrameIndex;
         public DetectionStats Stats;
-        public long FitFailed, LeftRoi, ReadTicks, DenoiseTicks, DetectTicks, FitTicks;
+        public long FitFailed, LeftRoi, LowSnr, ReadTicks, DenoiseTicks, DetectTicks, FitTicks;
 
         public void Reset()
         {
-            Batch.Clear(); LocCount = 0; Stats = default; FitFailed = LeftRoi = ReadTicks = DenoiseTicks = DetectTicks = FitTicks = 0;
+            Batch.Clear(); LocCount = 0; Stats = default; FitFailed = LeftRoi = LowSnr = ReadTicks = DenoiseTicks = DetectTicks = FitTicks = 0;
         }
 
         /// <summary>Turns kept fits into localizations in frame coordinates; counts the dropped ones.</summary>
-        public void Collect(ReadOnlySpan<FitResult> results, ReadOnlySpan<int> left, ReadOnlySpan<int> top)
+        public void Collect(ReadOnlySpan<FitResult> results, ReadOnlySpan<int> left, ReadOnlySpan<int> top, float minSnr)
         {
             if (Locs.Length < results.Length) Locs = new Localization[Math.Max(results.Length, 2 * Locs.Length)];
             int k = 0;
@@ -577,6 +580,7 @@ public sealed class Localizer : IDisposable
                 ref readonly var f = ref results[i];
                 if (f.Status == FitStatus.Failed) { FitFailed++; continue; }
                 if (f.Status == FitStatus.LeftRoi) { LeftRoi++; continue; }
+                if (!(f.Photons >= minSnr * f.CrlbPhotons)) { LowSnr++; continue; }
                 Locs[k++] = new Localization
                 {
                     Frame = FrameIndex,
@@ -611,9 +615,12 @@ public sealed class Localizer : IDisposable
         private const int NeighbourPasses = 2;
 
         /// <summary>
-        /// Emitters closer than a ROI pull each other's single-emitter fits together. When overlapping candidates are
-        /// kept, refit each such ROI after subtracting its neighbours' fitted PSFs (photons x PSF, no background), twice,
-        /// so close pairs separate. ROIs without neighbours keep their first fit.
+        /// Emitters closer than a ROI pull each other's single-emitter fits together: a free sigma widens to take in the
+        /// neighbour's light, and its photons with it. When overlapping candidates are kept, each ROI with another
+        /// candidate in it is refitted: first on its own pixels with sigma fixed at the PSF sigma (so that the neighbour
+        /// cannot inflate it), then <see cref="NeighbourPasses"/> times after subtracting its neighbours' fitted PSFs
+        /// (photons x PSF, no background), the last pass with the caller's options (free sigma unless fixed), so close
+        /// pairs separate. ROIs without neighbours keep their first fit.
         /// </summary>
         public void RefineNeighbours(RoiBatch batch, Span<FitResult> fitResults, in FitOptions options)
         {
@@ -624,7 +631,8 @@ public sealed class Localizer : IDisposable
             if (_refineIndex.Length < count) _refineIndex = new int[count];
             Span<float> roi = stackalloc float[np];
             var model = _model.AsSpan(0, np);
-            for (int pass = 0; pass < NeighbourPasses; pass++)
+            var fixedSigma = options with { FixedSigma = true };
+            for (int pass = options.FixedSigma ? 1 : 0; pass <= NeighbourPasses; pass++)
             {
                 _refine.Clear();
                 for (int i = 0; i < count; i++)
@@ -633,13 +641,14 @@ public sealed class Localizer : IDisposable
                     batch.Roi(i).CopyTo(roi);
                     for (int j = 0; j < count; j++)
                     {
-                        if (j == i || !fitResults[j].Kept) continue;
+                        if (j == i || (pass > 0 && !fitResults[j].Kept)) continue;
                         int dl = batch.Left[j] - batch.Left[i], dt = batch.Top[j] - batch.Top[i];
                         if (Math.Abs(dl) >= n || Math.Abs(dt) >= n) continue;
+                        any = true;
+                        if (pass == 0) break;   // pass 0 only refits crowded ROIs with sigma fixed, nothing subtracted
                         ref readonly var f = ref fitResults[j];
                         CpuFitBackend.Model(_modelScratch, dl + f.X, dt + f.Y, f.Photons, 0f, f.Sigma, model);
                         for (int p = 0; p < np; p++) roi[p] -= model[p];
-                        any = true;
                     }
                     if (!any) continue;
                     _refineIndex[_refine.Count] = i;
@@ -647,7 +656,7 @@ public sealed class Localizer : IDisposable
                 }
                 if (_refine.Count == 0) return;
                 if (_refineResults.Length < _refine.Count) _refineResults = new FitResult[Math.Max(_refine.Count, 2 * _refineResults.Length)];
-                _fit.Fit(_refine, options, _refineResults);
+                _fit.Fit(_refine, pass < NeighbourPasses ? fixedSigma : options, _refineResults);
                 for (int k = 0; k < _refine.Count; k++) fitResults[_refineIndex[k]] = _refineResults[k];
             }
         }
@@ -687,7 +696,7 @@ public sealed class Localizer : IDisposable
                 if (_fitResults.Length < o.Batch.Count) _fitResults = new FitResult[Math.Max(o.Batch.Count, 2 * _fitResults.Length)];
                 _fit.Fit(o.Batch, owner._fitOptions, _fitResults);
                 if (!_s.RejectOverlapping && o.Batch.Count > 1) RefineNeighbours(o.Batch, _fitResults.AsSpan(0, o.Batch.Count), owner._fitOptions);
-                o.Collect(_fitResults.AsSpan(0, o.Batch.Count), o.Batch.Left, o.Batch.Top);
+                o.Collect(_fitResults.AsSpan(0, o.Batch.Count), o.Batch.Left, o.Batch.Top, (float)_s.MinPhotonSnr);
                 o.FitTicks = Stopwatch.GetTimestamp() - t3;
             }
             return o;
