@@ -617,10 +617,12 @@ public sealed class Localizer : IDisposable
         /// <summary>
         /// Emitters closer than a ROI pull each other's single-emitter fits together: a free sigma widens to take in the
         /// neighbour's light, and its photons with it. When overlapping candidates are kept, each ROI with another
-        /// candidate in it is refitted: first on its own pixels with sigma fixed at the PSF sigma (so that the neighbour
+        /// candidate in it is refitted with sigma fixed at the PSF sigma: first on its own pixels (so that the neighbour
         /// cannot inflate it), then <see cref="NeighbourPasses"/> times after subtracting its neighbours' fitted PSFs
-        /// (photons x PSF, no background), the last pass with the caller's options (free sigma unless fixed), so close
-        /// pairs separate. ROIs without neighbours keep their first fit.
+        /// (photons x PSF, no background), so close pairs separate. Sigma stays fixed in such ROIs: a single-emitter
+        /// model with a free width is not identifiable next to a neighbour (it widens into the neighbour's residual or
+        /// an undetected third emitter; measured on the tubulin frame and the density sweep). A refit that fails or
+        /// leaves the ROI keeps the previous estimate. ROIs without neighbours keep their first fit.
         /// </summary>
         public void RefineNeighbours(RoiBatch batch, Span<FitResult> fitResults, in FitOptions options)
         {
@@ -656,8 +658,13 @@ public sealed class Localizer : IDisposable
                 }
                 if (_refine.Count == 0) return;
                 if (_refineResults.Length < _refine.Count) _refineResults = new FitResult[Math.Max(_refine.Count, 2 * _refineResults.Length)];
-                _fit.Fit(_refine, pass < NeighbourPasses ? fixedSigma : options, _refineResults);
-                for (int k = 0; k < _refine.Count; k++) fitResults[_refineIndex[k]] = _refineResults[k];
+                _fit.Fit(_refine, fixedSigma, _refineResults);
+                // A refit that fails or leaves the ROI keeps the previous pass's estimate.
+                for (int k = 0; k < _refine.Count; k++)
+                {
+                    ref var old = ref fitResults[_refineIndex[k]];
+                    if (_refineResults[k].Kept || !old.Kept) old = _refineResults[k];
+                }
             }
         }
 
