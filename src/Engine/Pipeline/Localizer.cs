@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using MaLiang.Engine.Camera;
 using MaLiang.Engine.Detect;
 using MaLiang.Engine.Fit;
@@ -433,15 +435,17 @@ public sealed class Localizer : IDisposable
                 o.ReadTicks = readTicks[i];
                 int s0 = start[i], k = start[i + 1] - s0;
                 var fits = results.AsSpan(s0, k);
-                if (refine && k > 1)
+                if (refine && k > 0)
                 {
                     long t0 = Stopwatch.GetTimestamp();
                     var photons = chunk.AsSpan(i * px, px);
                     for (int j = 0; j < k; j++) o.Batch.Add(photons, w, frameBase + i, lefts[s0 + j], tops[s0 + j], peaks[s0 + j]);
-                    wk.RefineNeighbours(o.Batch, fits, _fitOptions);
+                    var all = wk.RefineFrame(photons, w, h, found[i].Threshold, o.Batch, fits, _fitOptions, out int added);
+                    o.Stats.Candidates += added;
                     o.FitTicks = Stopwatch.GetTimestamp() - t0;
+                    o.Collect(all, o.Batch.Left, o.Batch.Top, (float)_s.MinPhotonSnr);
                 }
-                o.Collect(fits, lefts.AsSpan(s0, k), tops.AsSpan(s0, k), (float)_s.MinPhotonSnr);
+                else o.Collect(fits, lefts.AsSpan(s0, k), tops.AsSpan(s0, k), (float)_s.MinPhotonSnr);
                 slots[i] = o;
                 return wk;
             },
@@ -520,7 +524,11 @@ public sealed class Localizer : IDisposable
                 var o = slots[i];
                 var fits = results.AsSpan(start[i], o.Batch.Count);
                 long r0 = Stopwatch.GetTimestamp();
-                if (refine && o.Batch.Count > 1) wk.RefineNeighbours(o.Batch, fits, _fitOptions);
+                if (refine && o.Batch.Count > 0)
+                {
+                    fits = wk.RefineFrame(o.Photons.AsSpan(0, o.Width * o.Height), o.Width, o.Height, o.Threshold, o.Batch, fits, _fitOptions, out int added);
+                    o.Stats.Candidates += added;
+                }
                 o.FitTicks += ticks * _threads / Math.Max(1, count) + (Stopwatch.GetTimestamp() - r0);
                 o.Collect(fits, o.Batch.Left, o.Batch.Top, (float)_s.MinPhotonSnr);
                 return wk;
@@ -563,6 +571,11 @@ public sealed class Localizer : IDisposable
         public Localization[] Locs = new Localization[64];
         public int LocCount, FrameIndex;
         public DetectionStats Stats;
+        /// <summary>With a device fit after CPU detection and the neighbour refit on: the frame in photons and its
+        /// detection threshold, kept for the refit's residual search (the worker's frame buffer is reused meanwhile).</summary>
+        public float[] Photons = [];
+        public int Width, Height;
+        public float Threshold;
         public long FitFailed, LeftRoi, LowSnr, ReadTicks, DenoiseTicks, DetectTicks, FitTicks;
 
         public void Reset()
@@ -668,6 +681,92 @@ public sealed class Localizer : IDisposable
             }
         }
 
+        private float[] _residual = Array.Empty<float>(), _residualFiltered = Array.Empty<float>(), _modelSum = Array.Empty<float>();
+        private readonly Detector _residualDetector = new();
+        private readonly List<Candidate> _residualMaxima = new();
+
+        /// <summary>
+        /// The neighbour refit, then a search of the residual for emitters the detection merged with a neighbour: every
+        /// kept fit's PSF (photons x PSF, over its ROI) is subtracted from the frame, the residual is filtered as the frame
+        /// was and its local maxima above the frame's <paramref name="threshold"/> that are more than 1 px (Chebyshev)
+        /// from every candidate become candidates too; then the crowded ROIs are refitted again with them. Returns the
+        /// results of all the batch's ROIs (the worker's buffer; <paramref name="fits"/> is copied in first when it is
+        /// not that buffer); <paramref name="added"/> counts the new candidates.
+        /// </summary>
+        public Span<FitResult> RefineFrame(ReadOnlySpan<float> photons, int w, int h, float threshold, RoiBatch batch,
+                                          ReadOnlySpan<FitResult> fits, in FitOptions options, out int added)
+        {
+            int count = batch.Count;
+            added = 0;
+            if (count == 0) return Span<FitResult>.Empty;
+            if (_fitResults.Length < count) { var grown = new FitResult[Math.Max(count, 2 * _fitResults.Length)]; fits[..count].CopyTo(grown); _fitResults = grown; }
+            else if (!Unsafe.AreSame(ref MemoryMarshal.GetReference(fits), ref _fitResults[0])) fits[..count].CopyTo(_fitResults);
+            var all = _fitResults.AsSpan(0, count);
+            if (count > 1) RefineNeighbours(batch, all, options);
+
+            int n = batch.RoiSize, np = n * n, px = w * h;
+            if (_residual.Length < px) { _residual = new float[px]; _residualFiltered = new float[px]; _modelSum = new float[px]; }
+            var res = _residual.AsSpan(0, px);
+            var sum = _modelSum.AsSpan(0, px);
+            photons[..px].CopyTo(res);
+            for (int i = 0; i < count; i++)   // clear the model sum where it will be read: the ROIs (not the whole frame)
+                for (int r = 0; r < n; r++) sum.Slice((batch.Top[i] + r) * w + batch.Left[i], n).Clear();
+            _modelScratch ??= new CpuFitBackend.FitScratch(n);
+            if (_model.Length < np) _model = new float[np];
+            var model = _model.AsSpan(0, np);
+            for (int i = 0; i < count; i++)
+            {
+                ref readonly var f = ref all[i];
+                if (!f.Kept) continue;
+                CpuFitBackend.Model(_modelScratch, f.X, f.Y, f.Photons, 0f, f.Sigma, model);
+                int l = batch.Left[i], t = batch.Top[i];
+                for (int r = 0; r < n; r++)
+                {
+                    var row = res.Slice((t + r) * w + l, n);
+                    var ms = sum.Slice((t + r) * w + l, n);
+                    var m = model.Slice(r * n, n);
+                    for (int c = 0; c < n; c++) { row[c] -= m[c]; ms[c] += m[c]; }
+                }
+            }
+            _detect.Filter.Apply(res, _residualFiltered.AsSpan(0, px), w, h);
+            _residualDetector.Detect(_residualFiltered.AsSpan(0, px), w, h, threshold, _s.RoiRadius, false, _residualMaxima);
+            foreach (var c in _residualMaxima)
+            {
+                // The threshold holds for the background's shot noise; where fitted emitters were subtracted the residual
+                // carries their shot noise too: variance background + model photons, so the threshold scales with
+                // sqrt(1 + model / background) (the background of the nearest fit).
+                float bg = 0f, best = float.MaxValue;
+                for (int i = 0; i < count; i++)
+                {
+                    if (!all[i].Kept) continue;
+                    float dx = batch.Left[i] + all[i].X - (c.X + 0.5f), dy = batch.Top[i] + all[i].Y - (c.Y + 0.5f), d2 = dx * dx + dy * dy;
+                    if (d2 < best) { best = d2; bg = all[i].Background; }
+                }
+                float mp = sum[c.Y * w + c.X];
+                if (bg > 0f && mp > 0f && !(c.Value > threshold * MathF.Sqrt(1f + mp / bg))) continue;
+                // Closer than 2 PSF sigmas to a fitted emitter (less than about its FWHM), a residual maximum is more
+                // often that emitter's own shot noise than a second one that could be resolved (density sweep).
+                float exclusion = 2f * options.PsfSigmaPx;
+                if (best < exclusion * exclusion) continue;
+                bool near = false;
+                for (int i = 0; i < batch.Count && !near; i++)
+                {
+                    int pk = batch.Peak[i], px0 = batch.Left[i] + pk % n, py0 = batch.Top[i] + pk / n;
+                    near = Math.Abs(px0 - c.X) <= 1 && Math.Abs(py0 - c.Y) <= 1;
+                }
+                if (near) continue;
+                batch.AddAround(photons, w, h, batch.Frame[0], c.X, c.Y);
+                added++;
+            }
+            if (added == 0) return all;
+            int total = count + added;
+            if (_fitResults.Length < total) Array.Resize(ref _fitResults, Math.Max(total, 2 * _fitResults.Length));
+            for (int i = count; i < total; i++) _fitResults[i] = new FitResult { Status = FitStatus.Failed };
+            all = _fitResults.AsSpan(0, total);
+            RefineNeighbours(batch, all, options);
+            return all;
+        }
+
         public Worker(LocalizerSettings s)
         {
             _s = s;
@@ -691,19 +790,31 @@ public sealed class Localizer : IDisposable
             long t1 = Stopwatch.GetTimestamp();
             // Filter, robust noise, threshold and maxima: the one FrameDetector (the tests' reference too).
             var before = _detect.Times;
-            o.Stats = _detect.Detect(photons, w, h, _candidates).Stats;
+            var det = _detect.Detect(photons, w, h, _candidates);
+            o.Stats = det.Stats;
             var after = _detect.Times;
             foreach (var c in _candidates) o.Batch.AddAround(photons, w, h, frameIndex, c.X, c.Y);
             long t3 = Stopwatch.GetTimestamp();
             o.ReadTicks = t1 - t0;
             o.DenoiseTicks = after.FilterTicks - before.FilterTicks;
             o.DetectTicks = (t3 - t1) - o.DenoiseTicks;
+            if (!owner._cpuFit && !_s.RejectOverlapping)
+            {
+                if (o.Photons.Length < px) o.Photons = new float[px];
+                photons.CopyTo(o.Photons);
+                (o.Width, o.Height, o.Threshold) = (w, h, det.Threshold);
+            }
             if (owner._cpuFit)
             {
                 if (_fitResults.Length < o.Batch.Count) _fitResults = new FitResult[Math.Max(o.Batch.Count, 2 * _fitResults.Length)];
                 _fit.Fit(o.Batch, owner._fitOptions, _fitResults);
-                if (!_s.RejectOverlapping && o.Batch.Count > 1) RefineNeighbours(o.Batch, _fitResults.AsSpan(0, o.Batch.Count), owner._fitOptions);
-                o.Collect(_fitResults.AsSpan(0, o.Batch.Count), o.Batch.Left, o.Batch.Top, (float)_s.MinPhotonSnr);
+                var fits = _fitResults.AsSpan(0, o.Batch.Count);
+                if (!_s.RejectOverlapping)
+                {
+                    fits = RefineFrame(photons, w, h, det.Threshold, o.Batch, fits, owner._fitOptions, out int added);
+                    o.Stats.Candidates += added;
+                }
+                o.Collect(fits, o.Batch.Left, o.Batch.Top, (float)_s.MinPhotonSnr);
                 o.FitTicks = Stopwatch.GetTimestamp() - t3;
             }
             return o;
