@@ -52,7 +52,7 @@ public sealed class PipelineSummary
 
     public string Describe() =>
         $"{Frames} frames, {Localizations} localizations ({Candidates} candidates; dropped: {DroppedAtEdge} at the frame edge, " +
-        $"{DroppedOverlap} overlapping, {DroppedFitFailed} failed fits, {DroppedLeftRoi} left the ROI, {DroppedLowSnr} below the SNR)" +
+        $"{DroppedOverlap} overlapping, {DroppedFitFailed} failed fits, {DroppedLowSnr} below the SNR, {DroppedLeftRoi} left the ROI)" +
         (BlankFrames > 0 ? $", {BlankFrames} blank frames (every pixel at or below the offset)" : "") + $", {MsPerFrame:F3} ms/frame " +
         $"on {Backend} x {Threads} threads";
 }

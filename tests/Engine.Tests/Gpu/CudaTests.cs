@@ -124,7 +124,7 @@ public class CudaTests
         using var cuda = GpuDetector.OnCuda();
         var a = new RoiBatch(7);
         var ra = cuda.Detect(frames, w, h, nf, 0, opt, a);
-        var cpu = new MaLiang.Engine.Detect.FrameDetector(new LocalizerSettings { Threshold = 4, RoiSize = 7 });
+        var cpu = new MaLiang.Engine.Detect.FrameDetector(new LocalizerSettings { Threshold = 4, RoiSize = 7, RejectOverlapping = true });
         var cands = new List<MaLiang.Engine.Detect.Candidate>();
         int k = 0;
         for (int f = 0; f < nf; f++)
