@@ -315,7 +315,7 @@ public final class MaLiang {
                     + " --photons-per-adu " + photons_per_adu + " --em-gain " + em_gain + " --threshold " + threshold
                     + " --roi " + roi_size + " --filter " + getFilter().key() + (fixed_sigma != 0 ? " --fixed-sigma" : "")
                     + " --iterations " + iterations + (use_tolerance == 0 ? " --no-tolerance" : "")
-                    + (reject_overlapping == 0 ? " --keep-overlapping" : "") + " --backend " + getBackend().key()
+                    + (reject_overlapping != 0 ? " --reject-overlapping" : "") + " --backend " + getBackend().key()
                     + " --threads " + threads;
         }
     }
