@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Density sweep: simulated stacks at 0.5, 1, 2 and 4 emitters per square micrometre (per frame), emitters anywhere in the
 # frame (edge emitters included), localized with today's defaults and, on the same stacks in the same run, as before edge
-# fitting and neighbour refit (--drop-edge --reject-overlapping --min-snr 0), scored against the ground truth within 100 nm.
+# fitting and neighbour refit (--drop-edge --reject-overlapping --min-snr 0 --no-noise-clip), scored against the ground truth within 100 nm.
 # Usage: bench/density/sweep.sh [FRAMES]   (make build first). MALIANG=path/to/maliang picks the CLI (default build/maliang);
 # BASE=path/to/an/older/maliang adds its default run as a third row per density (e.g. a build of main).
 set -euo pipefail
@@ -18,7 +18,7 @@ score() {   # LOCS TRUTH -> "recall precision jaccard rmse_nm locs"
       awk '{ printf "%s %s %s %.1f %d", $1, $2, $3, sqrt(($4 * $4 + $5 * $5) / 2), $6 }'
 }
 
-echo "before = --drop-edge --reject-overlapping --min-snr 0 (edge candidates dropped, overlapping ones rejected, every fit kept)"
+echo "before = --drop-edge --reject-overlapping --min-snr 0 --no-noise-clip (edge candidates dropped, overlapping ones rejected, every fit kept)"
 printf '%-8s %-11s %7s %7s %9s %8s %8s %10s\n' "per um2" "run" "truths" "locs" "recall" "prec." "Jaccard" "RMSE (nm)"
 for d in 0.5 1 2 4; do
     stack="$OUT/d$d.tif" truth="$OUT/d$d-truth.csv"
@@ -34,7 +34,7 @@ for d in 0.5 1 2 4; do
         read -r rec prec jac rmse locs <<< "$(score "$OUT/d$d-$name.csv" "$truth")"
         printf '%-8s %-11s %7d %7d %9s %8s %8s %10s\n' "$d" "$name" "$truths" "$locs" "$rec" "$prec" "$jac" "$rmse"
     }
-    run before "$ML" --drop-edge --reject-overlapping --min-snr 0
+    run before "$ML" --drop-edge --reject-overlapping --min-snr 0 --no-noise-clip
     run now "$ML"
     if [ -n "${BASE:-}" ]; then run base-build "$BASE"; fi
 done

@@ -21,13 +21,14 @@ internal sealed class SettingsOptions
     public readonly Option<bool> KeepOverlapping = new("--keep-overlapping") { Description = "keep candidates closer than the ROI radius to a brighter one and refit them after subtracting their neighbours (the default)" };
     public readonly Option<bool> RejectOverlapping = new("--reject-overlapping") { Description = "drop candidates closer than the ROI radius to a brighter one, no neighbour refit (the paper's rule, the default before)" };
     public readonly Option<double> MinSnr = new("--min-snr") { Description = "keep a localization only when its photons are at least this many times their uncertainty (0 keeps every fit)", DefaultValueFactory = _ => D.MinPhotonSnr };
+    public readonly Option<bool> NoNoiseClip = new("--no-noise-clip") { Description = "detection noise from the filtered frame's MAD alone, without the sigma-clipping step (the estimate before; emitters in a crowded frame raise it)" };
     public readonly Option<bool> DropEdge = new("--drop-edge") { Description = "drop candidates whose ROI would cross the frame edge (as before edge fitting) instead of fitting them in a ROI shifted inside the frame" };
     public readonly Option<string> Backend = new("--backend") { Description = "fitter: auto|cpu|opencl|cuda", DefaultValueFactory = _ => "auto" };
     public readonly Option<int> Threads = new("--threads") { Description = "worker threads (0 = all cores)", DefaultValueFactory = _ => 0 };
 
     public void AddTo(Command c)
     {
-        foreach (var o in new Option[] { PixelSize, PsfSigma, Offset, PhotonsPerAdu, EmGain, Threshold, Roi, Filter, FixedSigma, Iterations, NoTolerance, KeepOverlapping, RejectOverlapping, DropEdge, MinSnr, Backend, Threads })
+        foreach (var o in new Option[] { PixelSize, PsfSigma, Offset, PhotonsPerAdu, EmGain, Threshold, Roi, Filter, FixedSigma, Iterations, NoTolerance, KeepOverlapping, RejectOverlapping, DropEdge, MinSnr, NoNoiseClip, Backend, Threads })
             c.Options.Add(o);
     }
 
@@ -49,6 +50,7 @@ internal sealed class SettingsOptions
             RejectOverlapping = RejectFrom(r.GetValue(KeepOverlapping), r.GetValue(RejectOverlapping)),
             DropAtEdge = r.GetValue(DropEdge),
             MinPhotonSnr = r.GetValue(MinSnr),
+            NoiseClip = !r.GetValue(NoNoiseClip),
             Backend = ParseBackend(r.GetValue(Backend)),
             Threads = r.GetValue(Threads),
         };

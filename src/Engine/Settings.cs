@@ -46,6 +46,10 @@ public sealed class LocalizerSettings
     /// the CRLB): the fitted amplitude's signal-to-noise ratio, judged against the local background the fit found, where the
     /// detection threshold is one number for the whole frame. 0 keeps every fit.</summary>
     public double MinPhotonSnr { get; set; } = 5.0;
+    /// <summary>Noise estimate for the detection threshold: the MAD of the filtered frame, then once more within 3 such
+    /// deviations of the median (default), so that a crowded frame's emitters do not raise it. False: the MAD alone
+    /// (<c>--no-noise-clip</c>, the estimate before).</summary>
+    public bool NoiseClip { get; set; } = true;
     /// <summary>Drop candidates whose ROI would cross the frame edge (the behaviour before edge fitting; <c>--drop-edge</c>).
     /// Off (default): their ROI is shifted to lie inside the frame and the emitter is fitted off-centre in it.</summary>
     public bool DropAtEdge { get; set; }

@@ -36,6 +36,7 @@ public sealed class FrameDetector
     public int RoiRadius { get; }
     public bool RejectOverlapping { get; }
     public bool DropAtEdge { get; }
+    public bool NoiseClip { get; }
     public DetectionTimes Times;
 
     private float[] _photons = Array.Empty<float>(), _filtered = Array.Empty<float>(), _scratch = Array.Empty<float>();
@@ -50,6 +51,7 @@ public sealed class FrameDetector
         RoiRadius = settings.RoiRadius;
         RejectOverlapping = settings.RejectOverlapping;
         DropAtEdge = settings.DropAtEdge;
+        NoiseClip = settings.NoiseClip;
     }
 
     /// <summary>The last frame in photons (only filled by the <see cref="Detect(ReadOnlySpan{ushort}, int, int, List{Candidate})"/> overload).</summary>
@@ -87,7 +89,7 @@ public sealed class FrameDetector
         long t0 = Stopwatch.GetTimestamp();
         Filter.Apply(photons, filtered, width, height);
         long t1 = Stopwatch.GetTimestamp();
-        float std = NoiseEstimator.RobustStd(filtered, width, height, _scratch);
+        float std = NoiseEstimator.RobustStd(filtered, width, height, _scratch, NoiseClip);
         long t2 = Stopwatch.GetTimestamp();
         float thr = ThresholdFactor * std;
         var stats = Detector.Detect(filtered, width, height, thr, RoiRadius, RejectOverlapping, output, DropAtEdge);

@@ -173,7 +173,7 @@ public class PipelineTests
         Assert.That(m.Localizations, Is.LessThanOrEqualTo(53));
 
         // As before this change (edge candidates dropped, overlapping ones rejected, every fit kept): fewer found, more false.
-        using var old = new Localizer(new LocalizerSettings { OffsetAdu = 100, PixelSizeNm = 150, PsfSigmaPx = 1.0, DropAtEdge = true, RejectOverlapping = true, MinPhotonSnr = 0 });
+        using var old = new Localizer(new LocalizerSettings { OffsetAdu = 100, PixelSizeNm = 150, PsfSigmaPx = 1.0, DropAtEdge = true, RejectOverlapping = true, MinPhotonSnr = 0, NoiseClip = false });
         old.Run(stack);
         var mo = GroundTruth.Match(old.Results.ToArray(), truth, 1.0);
         TestContext.Out.WriteLine($"before: matched {mo.Matched} of 49; {mo.Localizations} localizations");

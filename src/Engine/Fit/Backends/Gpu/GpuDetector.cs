@@ -7,10 +7,10 @@ namespace MaLiang.Engine.Fit.Backends.Gpu;
 
 /// <summary>Detection settings as the GPU detector needs them.</summary>
 public readonly record struct GpuDetectOptions(FilterKind Filter, int FilterBoxPx, float ThresholdFactor, int RoiSize, bool RejectOverlapping,
-                                               bool DropAtEdge = false)
+                                               bool DropAtEdge = false, bool NoiseClip = true)
 {
     public static GpuDetectOptions From(LocalizerSettings s)
-        => new(s.Filter, s.FilterBoxPx, (float)s.Threshold, s.RoiSize, s.RejectOverlapping, s.DropAtEdge);
+        => new(s.Filter, s.FilterBoxPx, (float)s.Threshold, s.RoiSize, s.RejectOverlapping, s.DropAtEdge, s.NoiseClip);
 }
 
 /// <summary>
@@ -137,7 +137,7 @@ public sealed class GpuDetector : IDisposable
         long t2 = System.Diagnostics.Stopwatch.GetTimestamp();
         LastUploadSeconds = (t1 - t0) / (double)System.Diagnostics.Stopwatch.Frequency;
         LastFilterSeconds = (t2 - t1) / (double)System.Diagnostics.Stopwatch.Frequency;
-        float[] noise = RunNoise(width, height, nf);
+        float[] noise = RunNoise(width, height, nf, options.NoiseClip);
         var thr = new float[nf];
         for (int f = 0; f < nf; f++) thr[f] = options.ThresholdFactor * noise[f];
         _ctx.Ensure(ref _thr, nf * 4L);
@@ -285,12 +285,12 @@ public sealed class GpuDetector : IDisposable
         return s;
     }
 
-    private float[] RunNoise(int w, int h, int nf)
+    private float[] RunNoise(int w, int h, int nf, bool clip = true)
     {
         var s = Gather(_filt!, w, h, nf, out int ns);
         var noise = new float[nf];
         var work = new float[ns];
-        for (int f = 0; f < nf; f++) noise[f] = NoiseEstimator.RobustStdOfSamples(s.AsSpan(f * ns, ns), work);
+        for (int f = 0; f < nf; f++) noise[f] = NoiseEstimator.RobustStdOfSamples(s.AsSpan(f * ns, ns), work, clip);
         return noise;
     }
 
