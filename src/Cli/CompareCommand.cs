@@ -23,7 +23,8 @@ internal static class CompareCommand
             var t = LocalizationCsv.Read(r.GetValue(truth)!, px).Localizations.Select(e => new TruePosition(e.Frame, e.X, e.Y, e.Photons)).ToList();
             var m = GroundTruth.Match(l, t, rad / px);
             Console.WriteLine($"recall {m.Recall:F4} ({m.Matched}/{m.Truths}), precision {m.Precision:F4} ({m.Matched}/{m.Localizations}), " +
-                              $"RMSE x {m.RmseX * px:F2} nm, y {m.RmseY * px:F2} nm, bias x {m.BiasX * px:F2} nm, y {m.BiasY * px:F2} nm (within {rad} nm)");
+                              $"RMSE x {m.RmseX * px:F2} nm, y {m.RmseY * px:F2} nm, bias x {m.BiasX * px:F2} nm, y {m.BiasY * px:F2} nm (within {rad} nm), " +
+                              $"Jaccard {m.Jaccard:F4}");
             return Commands.ExitOk;
         });
         return cmd;

@@ -18,7 +18,11 @@ internal sealed class SettingsOptions
     public readonly Option<bool> FixedSigma = new("--fixed-sigma") { Description = "fix the PSF sigma instead of fitting it" };
     public readonly Option<int?> Iterations = new("--iterations") { Description = "maximum fit iterations (default 20)" };
     public readonly Option<bool> NoTolerance = new("--no-tolerance") { Description = "always run --iterations steps (the paper's fixed ten with --iterations 10)" };
-    public readonly Option<bool> KeepOverlapping = new("--keep-overlapping") { Description = "keep candidates closer than the ROI radius to a brighter one" };
+    public readonly Option<bool> KeepOverlapping = new("--keep-overlapping") { Description = "keep candidates closer than the ROI radius to a brighter one and refit them after subtracting their neighbours (the default)" };
+    public readonly Option<bool> RejectOverlapping = new("--reject-overlapping") { Description = "drop candidates closer than the ROI radius to a brighter one, no neighbour refit (the paper's rule, the default before)" };
+    public readonly Option<double> MinSnr = new("--min-snr") { Description = "keep a localization only when its photons are at least this many times their uncertainty (0 keeps every fit)", DefaultValueFactory = _ => D.MinPhotonSnr };
+    public readonly Option<bool> NoNoiseClip = new("--no-noise-clip") { Description = "detection noise from the filtered frame's MAD alone, without the sigma-clipping step (the estimate before; emitters in a crowded frame raise it)" };
+    public readonly Option<bool> DropEdge = new("--drop-edge") { Description = "drop candidates whose ROI would cross the frame edge (as before edge fitting) instead of fitting them in a ROI shifted inside the frame" };
     public readonly Option<string> Backend = new("--backend") { Description = "fitter: auto|cpu|opencl|cuda", DefaultValueFactory = _ => "auto" };
     public readonly Option<int> Threads = new("--threads") { Description = "worker threads (0 = all cores)", DefaultValueFactory = _ => 0 };
     public readonly Option<string?> OffsetMap = new("--camera-offset-map") { Description = "sCMOS: TIFF of each sensor pixel's offset, ADU (whole sensor; replaces --offset)" };
@@ -28,7 +32,7 @@ internal sealed class SettingsOptions
 
     public void AddTo(Command c)
     {
-        foreach (var o in new Option[] { PixelSize, PsfSigma, Offset, PhotonsPerAdu, EmGain, Threshold, Roi, Filter, FixedSigma, Iterations, NoTolerance, KeepOverlapping, Backend, Threads,
+        foreach (var o in new Option[] { PixelSize, PsfSigma, Offset, PhotonsPerAdu, EmGain, Threshold, Roi, Filter, FixedSigma, Iterations, NoTolerance, KeepOverlapping, RejectOverlapping, DropEdge, MinSnr, NoNoiseClip, Backend, Threads,
                                          OffsetMap, VarianceMap, GainMap, Origin })
             c.Options.Add(o);
     }
@@ -48,7 +52,10 @@ internal sealed class SettingsOptions
             FixedSigma = r.GetValue(FixedSigma),
             Iterations = r.GetValue(Iterations) ?? D.Iterations,
             UseTolerance = !r.GetValue(NoTolerance),
-            RejectOverlapping = !r.GetValue(KeepOverlapping),
+            RejectOverlapping = RejectFrom(r.GetValue(KeepOverlapping), r.GetValue(RejectOverlapping)),
+            DropAtEdge = r.GetValue(DropEdge),
+            MinPhotonSnr = r.GetValue(MinSnr),
+            NoiseClip = !r.GetValue(NoNoiseClip),
             Backend = ParseBackend(r.GetValue(Backend)),
             Threads = r.GetValue(Threads),
         };
@@ -81,6 +88,12 @@ internal sealed class SettingsOptions
             && int.TryParse(parts[1].Trim(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int y))
             return (x, y);
         throw new InvalidParameterException("camera-origin", $"'{v}' is not X,Y (two integers >= 0, sensor pixels)");
+    }
+
+    private static bool RejectFrom(bool keep, bool reject)
+    {
+        if (keep && reject) throw new InvalidParameterException("reject-overlapping", "--keep-overlapping and --reject-overlapping contradict each other; give one");
+        return reject;
     }
 
     public static FilterKind ParseFilter(string? v) => v?.ToLowerInvariant() switch

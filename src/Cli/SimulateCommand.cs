@@ -32,13 +32,15 @@ internal static class SimulateCommand
         var readNoise = new Option<double>("--read-noise") { DefaultValueFactory = _ => 0, Description = "read noise, e- rms" };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 1, Description = "random seed" };
         var driftX = new Option<double>("--drift-x-nm") { DefaultValueFactory = _ => 0, Description = "linear sample drift in x over the whole stack, nm" };
+        var edgeMargin = new Option<double>("--edge-margin") { DefaultValueFactory = _ => 4, Description = "random emitters keep this far from the frame's edges, px (0: anywhere, edge emitters included)" };
+        var minSep = new Option<double>("--min-separation") { DefaultValueFactory = _ => 0, Description = "random emitters keep at least this far apart, px (0: no constraint)" };
         var driftY = new Option<double>("--drift-y-nm") { DefaultValueFactory = _ => 0, Description = "linear sample drift in y over the whole stack, nm" };
         var offsetMap = new Option<string?>("--camera-offset-map") { Description = "sCMOS: TIFF of each sensor pixel's offset, ADU (replaces --offset)" };
         var varianceMap = new Option<string?>("--camera-variance-map") { Description = "sCMOS: TIFF of each sensor pixel's Gaussian read-noise variance, ADU^2 (replaces --read-noise)" };
         var gainMap = new Option<string?>("--camera-gain-map") { Description = "sCMOS: TIFF of each sensor pixel's gain, photons per ADU (replaces --photons-per-adu)" };
         var origin = new Option<string?>("--camera-origin") { Description = "X,Y: the simulated stack's top-left pixel on the maps' sensor, default 0,0" };
         var cmd = new Command("simulate", "Simulate a PALM/STORM stack with ground truth.")
-        { output, truth, width, height, frames, pattern, emitters, perFrame, density, photons, photonDist, background, sigma, pixel, onFraction, onFrames, offset, ppa, gain, readNoise, seed, driftX, driftY,
+        { output, truth, width, height, frames, pattern, emitters, perFrame, density, photons, photonDist, background, sigma, pixel, onFraction, onFrames, offset, ppa, gain, readNoise, seed, driftX, driftY, edgeMargin, minSep,
           offsetMap, varianceMap, gainMap, origin };
         cmd.SetAction(r =>
         {
@@ -62,7 +64,7 @@ internal static class SimulateCommand
                 BackgroundPhotons = r.GetValue(background), PsfSigmaPx = r.GetValue(sigma),
                 OffToOn = Math.Min(1, offToOn), OnToOff = onToOff,
                 OffsetAdu = r.GetValue(offset), PhotonsPerAdu = r.GetValue(ppa), EmGain = r.GetValue(gain), ReadNoiseE = r.GetValue(readNoise),
-                Seed = r.GetValue(seed), EdgeMarginPx = 4, MinSeparationPx = 0,
+                Seed = r.GetValue(seed), EdgeMarginPx = r.GetValue(edgeMargin), MinSeparationPx = r.GetValue(minSep),
                 Maps = SettingsOptions.ReadMaps(r, offsetMap, varianceMap, gainMap, origin),
             };
             if (w < 16 || h < 16) throw new InvalidParameterException("width/height", $"simulated frames must be at least 16x16 px, got {w}x{h}");

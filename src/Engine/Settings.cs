@@ -38,8 +38,21 @@ public sealed class LocalizerSettings
     /// Off with <c>--no-tolerance</c> (the paper's fixed number of steps).</summary>
     public bool UseTolerance { get; set; } = true;
     public double Tolerance { get; set; } = 1e-4;
-    /// <summary>Reject candidates within the ROI radius (Euclidean,     /// <summary>Reject candidates closer than the ROI radius to a brighter one (the paper does).</summary>lt;= r) of a brighter one (the paper does).</summary>
-    public bool RejectOverlapping { get; set; } = true;
+    /// <summary>Reject candidates within the ROI radius (Euclidean, &lt;= r) of a brighter one (the paper does; <c>--reject-overlapping</c>).
+    /// Off (default): they are kept, and every ROI with another candidate in it is refitted after subtracting its
+    /// neighbours' fitted PSFs, which separates close emitters (better on simulated stacks at every density measured).</summary>
+    public bool RejectOverlapping { get; set; }
+    /// <summary>Keep a localization only when its photons are at least this many times their uncertainty (square root of
+    /// the CRLB): the fitted amplitude's signal-to-noise ratio, judged against the local background the fit found, where the
+    /// detection threshold is one number for the whole frame. 0 keeps every fit.</summary>
+    public double MinPhotonSnr { get; set; } = 5.0;
+    /// <summary>Noise estimate for the detection threshold: the MAD of the filtered frame, then once more within 3 such
+    /// deviations of the median (default), so that a crowded frame's emitters do not raise it. False: the MAD alone
+    /// (<c>--no-noise-clip</c>, the estimate before).</summary>
+    public bool NoiseClip { get; set; } = true;
+    /// <summary>Drop candidates whose ROI would cross the frame edge (the behaviour before edge fitting; <c>--drop-edge</c>).
+    /// Off (default): their ROI is shifted to lie inside the frame and the emitter is fitted off-centre in it.</summary>
+    public bool DropAtEdge { get; set; }
     public BackendKind Backend { get; set; } = BackendKind.Auto;
     /// <summary>Per-pixel sCMOS offset, read-noise variance and gain maps of the sensor, with the stack's origin on it
     /// (null: the scalar camera settings, pure Poisson likelihood). With a variance map the fit uses the sCMOS likelihood.</summary>
@@ -67,6 +80,7 @@ public sealed class LocalizerSettings
         if (!Enum.IsDefined(Backend)) throw new InvalidParameterException("backend", $"unknown backend {(int)Backend}");
         if (Iterations < 1 || Iterations > 1000) throw new InvalidParameterException("iterations", $"must be 1 to 1000, got {Iterations}");
         Positive(Tolerance, "tolerance");
+        if (!(MinPhotonSnr >= 0) || !double.IsFinite(MinPhotonSnr)) throw new InvalidParameterException("min-snr", $"must be a finite number >= 0, got {MinPhotonSnr}");
         if (Threads < 0 || Threads > 1024) throw new InvalidParameterException("threads", $"must be 0 (all cores) to 1024, got {Threads}");
     }
 

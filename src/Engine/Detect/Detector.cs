@@ -24,7 +24,8 @@ public struct DetectionStats
 {
     /// <summary>Candidates written to the output.</summary>
     public int Candidates;
-    /// <summary>Maxima whose (2r+1)^2 ROI would leave the frame.</summary>
+    /// <summary>Maxima whose (2r+1)^2 ROI would leave the frame, dropped (only with dropAtEdge; otherwise their ROI is
+    /// shifted to lie inside the frame and they are candidates like the others).</summary>
     public int DroppedAtEdge;
     /// <summary>Maxima dropped for overlapping a brighter one (0 unless rejectOverlapping).</summary>
     public int DroppedOverlap;
@@ -42,7 +43,9 @@ public struct DetectionStats
 /// <item>Local maximum: value &gt; threshold, strictly greater than its 8-neighbours earlier in raster order
 /// (the row above, and the left neighbour) and &gt;= those later; so of two equal neighbouring pixels the first in
 /// raster order wins. Neighbours outside the frame are ignored.</item>
-/// <item>Edge: a maximum whose (2r+1) x (2r+1) ROI would leave the frame is dropped and counted.</item>
+/// <item>Edge: a maximum whose (2r+1) x (2r+1) ROI would leave the frame is a candidate like any other (its ROI is
+/// shifted inside the frame when cut, <see cref="Fit.RoiBatch.AddAround"/>); with dropAtEdge (the behaviour before edge
+/// fitting) it is dropped and counted instead.</item>
 /// <item>Overlap: a maximum within Euclidean distance r (&lt;=) of a brighter maximum is flagged (brighter: larger value,
 /// or equal value and earlier in raster order). Every maximum above the threshold counts as a potential brighter
 /// neighbour, including ones dropped at the edge or flagged themselves (a neighbour's light is in the ROI either way).
@@ -58,7 +61,7 @@ public sealed class Detector
     private int _count;
 
     public DetectionStats Detect(ReadOnlySpan<float> filtered, int width, int height, float threshold, int roiRadius,
-                                 bool rejectOverlapping, List<Candidate> output)
+                                 bool rejectOverlapping, List<Candidate> output, bool dropAtEdge = false)
     {
         if (width <= 0 || height <= 0) throw new ArgumentOutOfRangeException(nameof(width), $"frame must be at least 1x1, got {width}x{height}");
         if (filtered.Length < width * height) throw new ArgumentException($"frame holds {filtered.Length} pixels, needs {width * height}", nameof(filtered));
@@ -66,7 +69,7 @@ public sealed class Detector
         ArgumentNullException.ThrowIfNull(output);
         output.Clear();
         FindMaxima(filtered, width, height, threshold);
-        return Classify(width, height, roiRadius, rejectOverlapping, output);
+        return Classify(width, height, roiRadius, rejectOverlapping, dropAtEdge, output);
     }
 
     private void FindMaxima(ReadOnlySpan<float> f, int w, int h, float thr)
@@ -152,14 +155,14 @@ public sealed class Detector
         _maxima[_count++] = new Candidate(x, y, v);
     }
 
-    private DetectionStats Classify(int w, int h, int r, bool reject, List<Candidate> output)
+    private DetectionStats Classify(int w, int h, int r, bool reject, bool dropAtEdge, List<Candidate> output)
     {
         var stats = new DetectionStats();
         int r2 = r * r;
         for (int i = 0; i < _count; i++)
         {
             var c = _maxima[i];
-            if (c.X - r < 0 || c.X + r >= w || c.Y - r < 0 || c.Y + r >= h) { stats.DroppedAtEdge++; continue; }
+            if (dropAtEdge && (c.X - r < 0 || c.X + r >= w || c.Y - r < 0 || c.Y + r >= h)) { stats.DroppedAtEdge++; continue; }
             bool overlap = false;
             int y0 = Math.Max(0, c.Y - r), y1 = Math.Min(h - 1, c.Y + r);
             for (int j = _rowStart[y0], end = _rowStart[y1 + 1]; j < end && !overlap; j++)

@@ -35,6 +35,8 @@ public sealed class FrameDetector
     public float ThresholdFactor { get; }
     public int RoiRadius { get; }
     public bool RejectOverlapping { get; }
+    public bool DropAtEdge { get; }
+    public bool NoiseClip { get; }
     public DetectionTimes Times;
     /// <summary>sCMOS: the filtered frame's read-noise variance above the median pixel's (<see cref="ReadNoiseThreshold.Excess"/>),
     /// frame-sized; candidates must then pass their own pixel's threshold. Null: one threshold for the frame.</summary>
@@ -51,6 +53,8 @@ public sealed class FrameDetector
         ThresholdFactor = (float)settings.Threshold;
         RoiRadius = settings.RoiRadius;
         RejectOverlapping = settings.RejectOverlapping;
+        DropAtEdge = settings.DropAtEdge;
+        NoiseClip = settings.NoiseClip;
     }
 
     /// <summary>The last frame in photons (only filled by the <see cref="Detect(ReadOnlySpan{ushort}, int, int, List{Candidate})"/> overload).</summary>
@@ -88,10 +92,10 @@ public sealed class FrameDetector
         long t0 = Stopwatch.GetTimestamp();
         Filter.Apply(photons, filtered, width, height);
         long t1 = Stopwatch.GetTimestamp();
-        float std = NoiseEstimator.RobustStd(filtered, width, height, _scratch);
+        float std = NoiseEstimator.RobustStd(filtered, width, height, _scratch, NoiseClip);
         long t2 = Stopwatch.GetTimestamp();
         float thr = ThresholdFactor * std;
-        var stats = Detector.Detect(filtered, width, height, thr, RoiRadius, RejectOverlapping, output);
+        var stats = Detector.Detect(filtered, width, height, thr, RoiRadius, RejectOverlapping, output, DropAtEdge);
         if (ReadNoiseExcess is { } excess)
         {
             if (excess.Length != photons.Length) throw new ArgumentException($"the read-noise map is for frames of {excess.Length} pixels, this one has {photons.Length}");

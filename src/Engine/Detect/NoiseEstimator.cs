@@ -5,7 +5,12 @@ namespace MaLiang.Engine.Detect;
 
 /// <summary>
 /// Robust noise level of a filtered frame: 1.4826 x MAD, the median absolute deviation from the median,
-/// which equals the standard deviation for Gaussian noise and ignores the few bright spots.
+/// which equals the standard deviation for Gaussian noise and ignores the few bright spots; then, by default, once more
+/// on the samples within 3 such deviations of the median (one sigma-clipping step). In a frame with many emitters the
+/// filter's response to them (peaks and the negative rings of its annulus) is a large share of the samples and inflates
+/// the MAD, and the detection threshold with it: 2.2x a sparse frame's estimate at 0.5 emitters/um2, 4.9x at 1, 11.5x
+/// at 2 (sigma 1.3 px, 1500 photons, 10/px); the clipped estimate is 1.5x, 3.7x and 9.5x, and equal to the MAD on
+/// sparse frames (1.179 vs 1.185).
 /// <para>Computed on a deterministic subsample: every <see cref="Stride"/>-th pixel in raster order
 /// (stride ~ pixels / <see cref="TargetSamples"/>, bumped to be coprime with the width so the samples do
 /// not fall on the same few columns). Medians by exact radix selection (three histogram passes), not a sort;
@@ -38,12 +43,13 @@ public static class NoiseEstimator
     /// <summary>Scratch length (floats) <see cref="RobustStd"/> and <see cref="Median"/> need: twice <see cref="SampleCount"/>.</summary>
     public static int ScratchLength(int width, int height) => 2 * SampleCount(width, height);
 
-    /// <summary>1.4826 x median(|f - median(f)|) over the subsample. <paramref name="scratch"/> needs
-    /// <see cref="ScratchLength"/> floats. Returns 0 when no finite pixel was sampled.</summary>
-    public static float RobustStd(ReadOnlySpan<float> filtered, int width, int height, Span<float> scratch)
+    /// <summary>1.4826 x median(|f - median(f)|) over the subsample, then over the samples within 3 of those of the median.
+    /// <paramref name="scratch"/> needs <see cref="ScratchLength"/> floats. Returns 0 when no finite pixel was sampled.
+    /// <paramref name="clip"/>: one sigma-clipping step (default; false: the MAD alone, as before it).</summary>
+    public static float RobustStd(ReadOnlySpan<float> filtered, int width, int height, Span<float> scratch, bool clip = true)
     {
         var s = Gather(filtered, width, height, scratch);
-        return RobustStdOfFinite(s, scratch.Slice(s.Length, s.Length));
+        return RobustStdOfFinite(s, scratch.Slice(s.Length, s.Length), clip);
     }
 
     /// <summary>Lower median of the subsample (see the class remarks); NaN when no finite pixel was sampled.
@@ -57,21 +63,37 @@ public static class NoiseEstimator
     /// <summary>The formula of <see cref="RobustStd"/> on an already gathered subsample (the GPU detector gathers on the
     /// device): 1.4826 x lower-median(|v - lower-median(v)|) of the finite values. Reorders and overwrites
     /// <paramref name="samples"/>; <paramref name="work"/> needs as many floats. 0 when none is finite.</summary>
-    public static float RobustStdOfSamples(Span<float> samples, Span<float> work) => RobustStdOfFinite(KeepFinite(samples), work);
+    public static float RobustStdOfSamples(Span<float> samples, Span<float> work, bool clip = true) => RobustStdOfFinite(KeepFinite(samples), work, clip);
 
     /// <summary>The lower median of the finite values of an already gathered subsample (reordered); NaN when none is
     /// finite. <paramref name="work"/> needs as many floats as <paramref name="samples"/>.</summary>
     public static float MedianOfSamples(Span<float> samples, Span<float> work) => MedianOfFinite(KeepFinite(samples), work);
 
-    private static float RobustStdOfFinite(Span<float> s, Span<float> work)
+    private static float RobustStdOfFinite(Span<float> s, Span<float> work, bool clip)
     {
         int m = s.Length;
         if (m == 0) return 0f;
         float med = Selection.RadixSelect(s, (m - 1) / 2, MemoryMarshal.Cast<float, uint>(work[..m]));
-        AbsDeviation(s, med);
-        var keys = MemoryMarshal.Cast<float, uint>(s);
-        Selection.ToKeys(s, keys);
-        return MadToStd * Selection.FromKey(Selection.SelectKeys(keys, (m - 1) / 2));
+        float std = Mad(s, med, work[..m]);
+        if (!clip) return std;
+        // One clipping step: the samples within 3 deviations of the median, moved to the front, and their MAD.
+        float lim = 3f * std;
+        int k = 0;
+        for (int i = 0; i < m; i++) if (MathF.Abs(s[i] - med) <= lim) s[k++] = s[i];
+        if (k == m || k < 16) return std;
+        var kept = s[..k];
+        med = Selection.RadixSelect(kept, (k - 1) / 2, MemoryMarshal.Cast<float, uint>(work[..k]));
+        return Mad(kept, med, work[..k]);
+    }
+
+    /// <summary>1.4826 x lower-median(|v - med|); <paramref name="v"/> is left as it is, <paramref name="work"/> (as long) is overwritten.</summary>
+    private static float Mad(ReadOnlySpan<float> v, float med, Span<float> work)
+    {
+        v.CopyTo(work);
+        AbsDeviation(work, med);
+        var keys = MemoryMarshal.Cast<float, uint>(work);
+        Selection.ToKeys(work, keys);
+        return MadToStd * Selection.FromKey(Selection.SelectKeys(keys, (v.Length - 1) / 2));
     }
 
     private static float MedianOfFinite(Span<float> s, Span<float> work)

@@ -11,6 +11,8 @@ public sealed class MatchResult
     public int Matched { get; init; }
     public double Recall => Truths == 0 ? 0 : Matched / (double)Truths;
     public double Precision => Localizations == 0 ? 0 : Matched / (double)Localizations;
+    /// <summary>Matched / (localizations + truths - matched): TP / (TP + FP + FN), the SMLM challenge's detection score.</summary>
+    public double Jaccard => Truths + Localizations - Matched == 0 ? 0 : Matched / (double)(Truths + Localizations - Matched);
     /// <summary>Root mean square of the matched x and y errors, and their means (bias), in px.</summary>
     public double RmseX { get; init; }
     public double RmseY { get; init; }

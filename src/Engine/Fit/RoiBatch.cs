@@ -22,6 +22,12 @@ public sealed class RoiBatch
     /// <summary>True once an ROI with a read-noise map was added since the last <see cref="Clear"/>: the fit then uses the
     /// sCMOS likelihood. False: pure Poisson, and <see cref="ReadNoise"/> is not read.</summary>
     public bool HasReadNoise { get; private set; }
+    /// <summary>Where the detected maximum is in each ROI, as the pixel index row * n + col: the centre pixel
+    /// (<see cref="CentrePeak"/>) unless the ROI was shifted to lie inside the frame (<see cref="AddAround"/>). The fit
+    /// keeps an estimate only near it (<see cref="FitStatus.LeftRoi"/>).</summary>
+    public int[] Peak = Array.Empty<int>();
+    /// <summary>The centre pixel's index, (n / 2) * n + n / 2.</summary>
+    public int CentrePeak => RoiSize / 2 * RoiSize + RoiSize / 2;
 
     public RoiBatch(int roiSize, int capacity = 256)
     {
@@ -43,6 +49,7 @@ public sealed class RoiBatch
         Array.Resize(ref Left, capacity);
         Array.Resize(ref Top, capacity);
         if (ReadNoise.Length > 0) Array.Resize(ref ReadNoise, capacity * PixelsPerRoi);
+        Array.Resize(ref Peak, capacity);
     }
 
     /// <summary>Before adding ROI number <see cref="Count"/>: with a read-noise plane for it, start the planes (zeros for the ROIs
@@ -63,8 +70,10 @@ public sealed class RoiBatch
     }
 
     /// <summary>Appends the ROI whose top-left pixel is (left, top) of a photon frame; the caller made sure it lies inside.
-    /// <paramref name="readNoiseMap"/>: the frame-sized read-noise variance (photons^2, <see cref="Camera.CameraModel.ReadNoiseMap"/>), if any.</summary>
-    public void Add(ReadOnlySpan<float> frame, int width, int frameIndex, int left, int top, ReadOnlySpan<float> readNoiseMap = default)
+    /// <paramref name="readNoiseMap"/>: the frame-sized read-noise variance (photons^2, <see cref="Camera.CameraModel.ReadNoiseMap"/>), if any.
+    /// <paramref name="peak"/>: the detected maximum's pixel in the ROI (row * n + col), -1 = the centre (required here, so
+    /// that a call with four integers is the overload below, unambiguously).</summary>
+    public void Add(ReadOnlySpan<float> frame, int width, int frameIndex, int left, int top, int peak, ReadOnlySpan<float> readNoiseMap = default)
     {
         Reserve(Count + 1);
         int n = RoiSize;
@@ -73,20 +82,40 @@ public sealed class RoiBatch
         var gamma = ReadNoiseSlot(!readNoiseMap.IsEmpty);
         if (!readNoiseMap.IsEmpty)
             for (int r = 0; r < n; r++) readNoiseMap.Slice((top + r) * width + left, n).CopyTo(gamma.Slice(r * n, n));
-        Frame[Count] = frameIndex; Left[Count] = left; Top[Count] = top;
+        Frame[Count] = frameIndex; Left[Count] = left; Top[Count] = top; Peak[Count] = peak < 0 ? CentrePeak : peak;
         Count++;
     }
 
-    /// <summary>Appends a ROI given directly (simulations, tests, benchmarks), with its read-noise variance plane (photons^2) if any.</summary>
-    public void Add(ReadOnlySpan<float> roiPixels, int frameIndex = 0, int left = 0, int top = 0, ReadOnlySpan<float> roiReadNoise = default)
+    /// <summary>The top-left corner of the n x n ROI around pixel (x, y) of a width x height frame: centred on it, shifted
+    /// just enough to lie inside the frame where it would cross the edge (frames are at least n x n). Also the pixel's
+    /// index in that ROI (row * n + col). The one rule for the CPU and the GPU (detect.cl ml_emit) cut-outs.</summary>
+    public static (int Left, int Top, int Peak) Place(int x, int y, int width, int height, int n)
+    {
+        int r = n / 2;
+        int left = Math.Clamp(x - r, 0, width - n), top = Math.Clamp(y - r, 0, height - n);
+        return (left, top, (y - top) * n + (x - left));
+    }
+
+    /// <summary>Appends the ROI around the detected maximum at pixel (x, y) of a photon frame (<see cref="Place"/>), with
+    /// the frame-sized read-noise map if any.</summary>
+    public void AddAround(ReadOnlySpan<float> frame, int width, int height, int frameIndex, int x, int y, ReadOnlySpan<float> readNoiseMap = default)
+    {
+        var (left, top, peak) = Place(x, y, width, height, RoiSize);
+        Add(frame, width, frameIndex, left, top, peak, readNoiseMap);
+    }
+
+    /// <summary>Appends a ROI given directly (simulations, tests, benchmarks), with its read-noise variance plane (photons^2) if
+    /// any; <paramref name="peak"/> as in <see cref="Add(ReadOnlySpan{float}, int, int, int, int, int, ReadOnlySpan{float})"/>.</summary>
+    public void Add(ReadOnlySpan<float> roiPixels, int frameIndex = 0, int left = 0, int top = 0, int peak = -1, ReadOnlySpan<float> roiReadNoise = default)
     {
         if (roiPixels.Length != PixelsPerRoi) throw new ArgumentException($"ROI needs {PixelsPerRoi} pixels, got {roiPixels.Length}");
+        if (peak >= PixelsPerRoi) throw new ArgumentOutOfRangeException(nameof(peak), $"pixel {peak} is outside a {RoiSize}x{RoiSize} ROI");
         if (!roiReadNoise.IsEmpty && roiReadNoise.Length != PixelsPerRoi) throw new ArgumentException($"ROI read noise needs {PixelsPerRoi} pixels, got {roiReadNoise.Length}");
         Reserve(Count + 1);
         roiPixels.CopyTo(Pixels.AsSpan(Count * PixelsPerRoi, PixelsPerRoi));
         var gamma = ReadNoiseSlot(!roiReadNoise.IsEmpty);
         if (!roiReadNoise.IsEmpty) roiReadNoise.CopyTo(gamma);
-        Frame[Count] = frameIndex; Left[Count] = left; Top[Count] = top;
+        Frame[Count] = frameIndex; Left[Count] = left; Top[Count] = top; Peak[Count] = peak < 0 ? CentrePeak : peak;
         Count++;
     }
 
@@ -104,7 +133,9 @@ public enum FitStatus : byte
     MaxIterations = 1,
     /// <summary>Non-finite values or a singular Fisher matrix: dropped.</summary>
     Failed = 2,
-    /// <summary>The centre ended within 1 px of the ROI's edge (x or y outside [1, n - 1]): dropped.</summary>
+    /// <summary>The centre ended more than r - 1/2 px (r = n / 2) from the detected maximum's pixel centre in x or y
+    /// (<see cref="RoiBatch.Peak"/>; for a centred ROI: x or y outside [1, n - 1], within 1 px of the ROI's edge), where
+    /// it belongs to another ROI or to none: dropped.</summary>
     LeftRoi = 3,
 }
 

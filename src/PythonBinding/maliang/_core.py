@@ -32,7 +32,7 @@ DEFAULTS = dict(
     # beyond the list: the rest of ml_settings
     tolerance=1e-4,
     use_tolerance=True,
-    reject_overlapping=True,
+    reject_overlapping=False,   # the engine's default: close candidates kept and refitted after neighbour subtraction
     threads=0,
 )
 
@@ -568,7 +568,7 @@ def localize(
         ``callable(frames_done, frames_total, localizations)``, called after each chunk of frames; returning True
         cancels: :class:`maliang.Cancelled` is raised, with the localizations so far in ``.partial``. Ctrl-C
         (KeyboardInterrupt) stops the engine after the chunk in progress and is re-raised; nothing is returned.
-    **more : tolerance (1e-4), use_tolerance (True), reject_overlapping (True), threads (0 = all cores).
+    **more : tolerance (1e-4), use_tolerance (True), reject_overlapping (False), threads (0 = all cores).
 
     Returns
     -------

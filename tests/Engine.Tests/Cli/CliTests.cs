@@ -169,6 +169,40 @@ public class CliTests
     }
 
     [Test]
+    public void MinSnrMustBeANumberAtLeastZero()
+        => AssertBadInput(Run("localize", Simulated(), "-o", P("out.csv"), "--min-snr", "-1"), "min-snr");
+
+    [Test]
+    public void KeepAndRejectOverlappingContradict()
+        => AssertBadInput(Run("localize", Simulated(), "-o", P("out.csv"), "--keep-overlapping", "--reject-overlapping"), "reject-overlapping");
+
+    [Test]
+    public void EdgeEmittersAreFoundUnlessDropEdge()
+    {
+        // 32 x 32 px frames, emitters anywhere (--edge-margin 0), isolated (--min-separation 8): the CLI path of EdgeTests.
+        var r = Run("simulate", P("edge.tif"), "--truth", P("truth.csv"), "--width", "32", "--height", "32", "--frames", "40",
+            "--emitters", "12", "--emitters-per-frame", "4", "--edge-margin", "0", "--min-separation", "7", "--photons", "1000",
+            "--offset", "100", "--seed", "5");
+        Assert.That(r.Code, Is.EqualTo(0), r.Err);
+        var truth = LocalizationCsv.Read(P("truth.csv"), 100).Localizations.Select(t => new Evaluate.TruePosition(t.Frame, t.X, t.Y)).ToList();
+        double Recall(params string[] extra)
+        {
+            var l = Run(["localize", P("edge.tif"), "-o", P("out.csv"), "--offset", "100", .. extra]);
+            Assert.That(l.Code, Is.EqualTo(0), l.Err);
+            TestContext.Out.WriteLine(l.Out.Trim());
+            var m = Evaluate.GroundTruth.Match(LocalizationCsv.Read(P("out.csv"), 100).Localizations, truth, 1.0);
+            var c = Run("compare", P("out.csv"), P("truth.csv"));
+            Assert.That(c.Out, Does.Contain($"recall {m.Recall:F4}").And.Contain($"Jaccard {m.Jaccard:F4}"));
+            return m.Recall;
+        }
+        int nearEdge = truth.Count(t => Math.Min(Math.Min(t.X, 32 - t.X), Math.Min(t.Y, 32 - t.Y)) < 3);
+        Assert.That(nearEdge, Is.GreaterThan(truth.Count / 5), "a 3 px band on every side of a 32 px frame holds many of them");
+        double now = Recall(), dropped = Recall("--drop-edge");
+        Assert.That(now, Is.GreaterThanOrEqualTo(0.97));
+        Assert.That(dropped, Is.LessThan(now - 0.15));
+    }
+
+    [Test]
     public void OffsetAboveEveryPixel()
         => AssertBadInput(Run("localize", Simulated(), "-o", P("out.csv"), "--offset", "60000"), "sim.tif", "frame 1", "offset");
 

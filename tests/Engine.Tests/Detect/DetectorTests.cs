@@ -17,10 +17,11 @@ public class DetectorTests
                 img[(y + dy) * W + x + dx] = Math.Max(img[(y + dy) * W + x + dx], dx == 0 && dy == 0 ? v : v / 2);
     }
 
-    private static (List<Candidate> c, DetectionStats s) Run(float[] img, float thr, int r = 3, bool reject = true, int w = W, int h = H)
+    private static (List<Candidate> c, DetectionStats s) Run(float[] img, float thr, int r = 3, bool reject = true, int w = W, int h = H,
+                                                             bool dropAtEdge = false)
     {
         var list = new List<Candidate> { new(99, 99, 99) };   // must be cleared
-        var s = new Detector().Detect(img, w, h, thr, r, reject, list);
+        var s = new Detector().Detect(img, w, h, thr, r, reject, list, dropAtEdge);
         return (list, s);
     }
 
@@ -63,8 +64,7 @@ public class DetectorTests
         Assert.That(s.Maxima, Is.EqualTo(4));
     }
 
-    [Test]
-    public void MaximaWhoseRoiLeavesTheFrameAreDroppedAndCounted()
+    private static float[] EdgeScene()
     {
         var img = Blank();
         // r = 3: a ROI fits when 3 <= x <= W-4 and 3 <= y <= H-4
@@ -77,10 +77,40 @@ public class DetectorTests
         img[(H - 4) * W + 40] = 10;      // kept
         img[0] = 10;                     // corner (border neighbours ignored): dropped
         img[H * W - 1] = 10;             // last pixel (scalar tail): dropped
-        var (c, s) = Run(img, 5);
+        return img;
+    }
+
+    [Test]
+    public void MaximaWhoseRoiLeavesTheFrameAreDroppedAndCountedWithDropAtEdge()
+    {
+        var (c, s) = Run(EdgeScene(), 5, dropAtEdge: true);
         Assert.That(Xy(c), Is.EqualTo(new[] { (W - 4, 20), (3, 30), (40, H - 4) }));
         Assert.That(s.DroppedAtEdge, Is.EqualTo(6));
         Assert.That(s.Candidates, Is.EqualTo(3));
+    }
+
+    [Test]
+    public void MaximaWhoseRoiLeavesTheFrameAreCandidatesByDefault()
+    {
+        var (c, s) = Run(EdgeScene(), 5);
+        Assert.That(Xy(c), Is.EqualTo(new[] { (0, 0), (30, 2), (2, 20), (W - 4, 20), (3, 30), (W - 3, 30), (40, H - 4), (20, H - 3), (W - 1, H - 1) }));
+        Assert.That(s.DroppedAtEdge, Is.EqualTo(0));
+        Assert.That(s.Candidates, Is.EqualTo(9));
+    }
+
+    [TestCase(0, 0, 0, 0, 0)]          // corner: ROI at the corner, maximum on its first pixel
+    [TestCase(2, 30, 0, 27, 3 * 7 + 2)] // 2 px from the left edge: shifted right by 1
+    [TestCase(30, 30, 27, 27, 24)]     // inside: centred, peak at the centre pixel
+    [TestCase(W - 1, H - 2, W - 7, H - 7, 5 * 7 + 6)]
+    public void RoiIsShiftedInsideTheFrameJustEnough(int x, int y, int left, int top, int peak)
+    {
+        Assert.That(MaLiang.Engine.Fit.RoiBatch.Place(x, y, W, H, 7), Is.EqualTo((left, top, peak)));
+        var frame = new float[W * H];
+        for (int i = 0; i < frame.Length; i++) frame[i] = i;
+        var b = new MaLiang.Engine.Fit.RoiBatch(7);
+        b.AddAround(frame, W, H, 4, x, y);
+        Assert.That((b.Left[0], b.Top[0], b.Peak[0], b.Frame[0]), Is.EqualTo((left, top, peak, 4)));
+        Assert.That(b.Roi(0)[peak], Is.EqualTo(frame[y * W + x]), "the peak indexes the maximum's pixel");
     }
 
     private static float[] OverlapScene()
@@ -100,7 +130,7 @@ public class DetectorTests
     [Test]
     public void OverlappingCandidatesAreDroppedWhenRejecting()
     {
-        var (c, s) = Run(OverlapScene(), 1, r: 3, reject: true);
+        var (c, s) = Run(OverlapScene(), 1, r: 3, reject: true, dropAtEdge: true);
         Assert.That(Xy(c), Is.EqualTo(new[] { (20, 20), (20, 24), (40, 40) }));
         Assert.That(c.All(k => !k.Overlapping));
         Assert.That(s.DroppedOverlap, Is.EqualTo(4));
@@ -115,11 +145,12 @@ public class DetectorTests
         var (c, s) = Run(OverlapScene(), 1, r: 3, reject: false);
         Assert.That(c.Select(k => (k.X, k.Y, k.Overlapping)), Is.EqualTo(new[]
         {
-            (20, 20, false), (23, 20, true), (18, 22, true), (20, 24, false), (4, 30, true), (40, 40, false), (42, 41, true),
+            (20, 20, false), (23, 20, true), (18, 22, true), (20, 24, false), (1, 30, false), (4, 30, true), (40, 40, false), (42, 41, true),
         }));
         Assert.That(s.DroppedOverlap, Is.EqualTo(0));
         Assert.That(s.Overlapping, Is.EqualTo(4));
-        Assert.That(s.Candidates, Is.EqualTo(7));
+        Assert.That(s.DroppedAtEdge, Is.EqualTo(0), "G at the edge is a candidate");
+        Assert.That(s.Candidates, Is.EqualTo(8));
     }
 
     [Test]

@@ -21,6 +21,25 @@ public class NoiseEstimatorTests
     }
 
     [Test]
+    public void OneClippingStepIgnoresACrowdOfSpotsTheMadAloneDoesNot()
+    {
+        // A crowded frame: 25% of the pixels carry emitter light (well above the noise), the rest noise of std 3.
+        const int w = 256, h = 256;
+        var r = new Random(11);
+        var img = new float[w * h];
+        for (int i = 0; i < img.Length; i++) img[i] = 3 * Gauss(r) + (i % 4 == 1 ? 40 + 20 * (float)r.NextDouble() : 0);
+        var scratch = new float[NoiseEstimator.ScratchLength(w, h)];
+        float mad = NoiseEstimator.RobustStd(img, w, h, scratch, clip: false);
+        float clipped = NoiseEstimator.RobustStd(img, w, h, scratch);
+        TestContext.Out.WriteLine($"MAD {mad:F3}, one clipping step {clipped:F3} (true 3)");
+        Assert.That(mad, Is.GreaterThan(3.6f), "the MAD alone is raised by the spots");
+        Assert.That(clipped, Is.EqualTo(3f).Within(5).Percent);
+        // on noise alone the step changes (almost) nothing
+        for (int i = 0; i < img.Length; i++) img[i] = 3 * Gauss(r);
+        Assert.That(NoiseEstimator.RobustStd(img, w, h, scratch), Is.EqualTo(NoiseEstimator.RobustStd(img, w, h, scratch, clip: false)).Within(1).Percent);
+    }
+
+    [Test]
     public void RobustStdIgnoresBrightSpots()
     {
         const int w = 512, h = 512;

@@ -25,7 +25,7 @@ public class ScmosTests
         for (int m = 0; m < count; m++)
         {
             for (int p = 0; p < n * n; p++) roi[p] = pixels[m * n * n + p] + (float)(Math.Sqrt(gamma[p]) * rng.Normal());
-            batch.Add(roi, m, 0, 0, withPlanes ? gamma : default);
+            batch.Add(roi, m, 0, 0, roiReadNoise: withPlanes ? gamma : default);
         }
         return batch;
     }
@@ -37,7 +37,7 @@ public class ScmosTests
         var plain = FitTestData.Isolated(count, n, 1000, 10, 1.3, 5, out _, out _);
         var zeros = new RoiBatch(n, count);
         var z = new float[n * n];
-        for (int m = 0; m < count; m++) zeros.Add(plain.Roi(m), m, 0, 0, z);
+        for (int m = 0; m < count; m++) zeros.Add(plain.Roi(m), m, 0, 0, plain.Peak[m], roiReadNoise: z);
         Assert.That(zeros.HasReadNoise, Is.True);
         Assert.That(plain.HasReadNoise, Is.False);
         foreach (bool fixedSigma in new[] { false, true })

@@ -130,9 +130,9 @@ public class CudaHostTests
         backend.Fit(batch, Opt, got);
         OpenClFitTests.AssertSame(Cpu(batch, Opt), got, "100 ROIs");
         Assert.That(backend.ChunkSize, Is.EqualTo(CudaFitBackend.MaxChunk), "4 GiB free: the largest chunk");
-        // One stream's slot (the batch is one chunk): 2 pixel copies + results for 128 molecules, not for a 1M-molecule
+        // One stream's slot (the batch is one chunk): 2 pixel copies + results + peak indices for 128 molecules, not for a 1M-molecule
         // chunk (450 MB).
-        Assert.That(CudaDriver.DeviceBytesInUse - dev0, Is.EqualTo(128UL * (2 * 49 + 14) * 4));
+        Assert.That(CudaDriver.DeviceBytesInUse - dev0, Is.EqualTo(128UL * (2 * 49 + 14 + 1) * 4));   // pixels twice, results, peak index
     }
 
     [Test]

@@ -68,7 +68,7 @@ public class CudaTests
     public void ChunksFollowFreeMemory()
     {
         Assert.That(CudaFitBackend.ChunkFromFreeMemory(8L << 30, 49), Is.EqualTo(CudaFitBackend.MaxChunk));
-        Assert.That(CudaFitBackend.ChunkFromFreeMemory(64L << 20, 49), Is.EqualTo((64L << 20) / 4 / 2 / ((2 * 49 + 14) * 4)));
+        Assert.That(CudaFitBackend.ChunkFromFreeMemory(64L << 20, 49), Is.EqualTo((64L << 20) / 4 / 2 / ((2 * 49 + 14 + 1) * 4)));   // + the peak index
         Assert.That(CudaFitBackend.ChunkFromFreeMemory(0, 49), Is.EqualTo(CudaFitBackend.MinChunk));
     }
 
@@ -124,14 +124,14 @@ public class CudaTests
         using var cuda = GpuDetector.OnCuda();
         var a = new RoiBatch(7);
         var ra = cuda.Detect(frames, w, h, nf, 0, opt, a);
-        var cpu = new MaLiang.Engine.Detect.FrameDetector(new LocalizerSettings { Threshold = 4, RoiSize = 7 });
+        var cpu = new MaLiang.Engine.Detect.FrameDetector(new LocalizerSettings { Threshold = 4, RoiSize = 7, RejectOverlapping = true });
         var cands = new List<MaLiang.Engine.Detect.Candidate>();
         int k = 0;
         for (int f = 0; f < nf; f++)
         {
             var st = cpu.Detect(frames.AsSpan(f * w * h, w * h), w, h, cands);
             Assert.That(ra[f].Stats, Is.EqualTo(st.Stats));
-            foreach (var c in cands) { Assert.That((a.Left[k], a.Top[k]), Is.EqualTo((c.X - 3, c.Y - 3))); k++; }
+            foreach (var c in cands) { Assert.That((a.Left[k], a.Top[k], a.Peak[k]), Is.EqualTo(RoiBatch.Place(c.X, c.Y, w, h, 7))); k++; }
         }
     }
 }

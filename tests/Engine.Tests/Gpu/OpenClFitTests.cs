@@ -15,9 +15,18 @@ public class OpenClFitTests
         var dim = GpuTestData.Rois(600, n, seed + 1, photons: 80, bg: 5, jitter: 1.5);
         var empty = GpuTestData.Rois(200, n, seed + 2, photons: 0, bg: 3, jitter: 0);
         var edge = GpuTestData.Rois(200, n, seed + 3, photons: 500, bg: 10, jitter: n / 2.0);
-        var all = new RoiBatch(n, 3000);
+        // Emitters anywhere in the ROI with the peak at their brightest pixel, as in a ROI shifted inside the frame.
+        var shifted = GpuTestData.Rois(300, n, seed + 4, photons: 800, bg: 10, jitter: n / 2.0);
+        var all = new RoiBatch(n, 3300);
         foreach (var b in new[] { a, dim, empty, edge })
             for (int i = 0; i < b.Count; i++) all.Add(b.Roi(i), all.Count);
+        for (int i = 0; i < shifted.Count; i++)
+        {
+            var roi = shifted.Roi(i);
+            int peak = 0;
+            for (int p = 1; p < roi.Length; p++) if (roi[p] > roi[peak]) peak = p;
+            all.Add(roi, all.Count, 0, 0, peak);
+        }
         return all;
     }
 

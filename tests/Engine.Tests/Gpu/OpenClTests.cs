@@ -134,16 +134,17 @@ public class OpenClTests
         }
     }
 
-    [TestCase(FilterKind.Maliang, true)]
-    [TestCase(FilterKind.Wavelet, true)]
-    [TestCase(FilterKind.None, true)]
-    [TestCase(FilterKind.Maliang, false)]
-    public void DetectionEqualsTheCpuDetector(FilterKind kind, bool reject)
+    [TestCase(FilterKind.Maliang, true, false)]
+    [TestCase(FilterKind.Wavelet, true, false)]
+    [TestCase(FilterKind.None, true, false)]
+    [TestCase(FilterKind.Maliang, false, false)]
+    [TestCase(FilterKind.Maliang, true, true)]
+    public void DetectionEqualsTheCpuDetector(FilterKind kind, bool reject, bool dropAtEdge)
     {
         var d = DeviceOrIgnore();
         int w = 128, h = 96, nf = 5;
         var frames = GpuTestData.Frames(w, h, nf, 40, seed: 3);
-        var settings = new LocalizerSettings { Filter = kind, FilterBoxPx = 3, Threshold = 4, RoiSize = 7, RejectOverlapping = reject };
+        var settings = new LocalizerSettings { Filter = kind, FilterBoxPx = 3, Threshold = 4, RoiSize = 7, RejectOverlapping = reject, DropAtEdge = dropAtEdge };
         using var det = new GpuDetector(new OpenClGpuContext(d), true);
         var batch = new RoiBatch(7);
         batch.Add(new float[49], 99, 0, 0);   // Detect appends after what is there
@@ -151,7 +152,7 @@ public class OpenClTests
 
         var cpuDet = new FrameDetector(settings);
         var cands = new List<Candidate>();
-        int k = 1, total = 0, overlapping = 0;
+        int k = 1, total = 0, overlapping = 0, shifted = 0;
         for (int f = 0; f < nf; f++)
         {
             var cpu = cpuDet.Detect(frames.AsSpan(f * w * h, w * h), w, h, cands);
@@ -162,17 +163,21 @@ public class OpenClTests
             overlapping += cpu.Stats.Overlapping;
             foreach (var c in cands)
             {
-                Assert.That((batch.Frame[k], batch.Left[k], batch.Top[k]), Is.EqualTo((f + 10, c.X - 3, c.Y - 3)), $"ROI {k}");
+                var (left, top, peak) = RoiBatch.Place(c.X, c.Y, w, h, 7);
+                if (left != c.X - 3 || top != c.Y - 3) shifted++;
+                Assert.That((batch.Frame[k], batch.Left[k], batch.Top[k], batch.Peak[k]), Is.EqualTo((f + 10, left, top, peak)), $"ROI {k}");
                 var roi = batch.Roi(k);
                 for (int r = 0; r < 7; r++)
                     for (int col = 0; col < 7; col++)
-                        Assert.That(roi[r * 7 + col], Is.EqualTo(frames[f * w * h + (c.Y - 3 + r) * w + c.X - 3 + col]));
+                        Assert.That(roi[r * 7 + col], Is.EqualTo(frames[f * w * h + (top + r) * w + left + col]));
                 k++;
             }
         }
         Assert.That(batch.Count, Is.EqualTo(total + 1));
         Assert.That(total, Is.GreaterThan(50), "the simulation should give many molecules");
         Assert.That(overlapping, Is.GreaterThan(0), "40 molecules per frame should overlap sometimes");
+        if (dropAtEdge) Assert.That(shifted, Is.EqualTo(0));
+        else Assert.That(shifted, Is.GreaterThan(0), "some molecules are at the frame edge: their ROIs are shifted inside");
     }
 
     [Test]

@@ -28,7 +28,7 @@ public class ScmosGpuTests
                 gamma[p] = rng.Uniform() < 0.05 ? 40f : (float)(4 * (0.8 + 0.4 * rng.Uniform()));
                 roi[p] = plain.Roi(m)[p] + (float)(Math.Sqrt(gamma[p]) * rng.Normal());
             }
-            batch.Add(roi, m, 0, 0, gamma);
+            batch.Add(roi, m, 0, 0, roiReadNoise: gamma);
         }
         return batch;
     }
@@ -63,7 +63,7 @@ public class ScmosGpuTests
             g.FitTimed(batch, opt, timed);
             // The same pixels without their planes: the Poisson fit, which must differ (the planes were used).
             var noPlanes = new RoiBatch(n, batch.Count);
-            for (int m = 0; m < batch.Count; m++) noPlanes.Add(batch.Roi(m), m);
+            for (int m = 0; m < batch.Count; m++) noPlanes.Add(batch.Roi(m), m, 0, 0, batch.Peak[m]);
             g.Fit(noPlanes, opt, plain);
         }
         OpenClFitTests.AssertSame(cpu, gpu, $"sCMOS n={n} fixedSigma={fixedSigma}");
@@ -79,7 +79,7 @@ public class ScmosGpuTests
         var plain = OpenClFitTests.MixedRois(7, seed: 50);
         var zeros = new RoiBatch(7, plain.Count);
         var z = new float[49];
-        for (int m = 0; m < plain.Count; m++) zeros.Add(plain.Roi(m), m, 0, 0, z);
+        for (int m = 0; m < plain.Count; m++) zeros.Add(plain.Roi(m), m, 0, 0, plain.Peak[m], roiReadNoise: z);
         var opt = new FitOptions(1.3f, false, 20, true, 1e-4f);
         var a = new FitResult[plain.Count]; var b = new FitResult[plain.Count];
         using var g = new OpenClFitBackend(dev);

@@ -157,6 +157,30 @@ public class PipelineTests
         Assert.That(m.Matched, Is.GreaterThanOrEqualTo(42));
     }
 
+    [Test]
+    public void TubulinFrameAtDefaultSettingsFinds44Of49WithAtMost53Localizations()
+    {
+        // The settings a new user gives (offset, pixel size, in-focus PSF sigma); everything else default: overlapping
+        // candidates refitted after neighbour subtraction (sigma fixed in crowded ROIs), the residual searched for merged
+        // emitters, fits below 5x their photon uncertainty dropped (the high-background band's noise maxima).
+        using var stack = TiffStack.Open(Data("tubulins1_00020.tif"));
+        using var loc = new Localizer(new LocalizerSettings { OffsetAdu = 100, PixelSizeNm = 150, PsfSigmaPx = 1.0 });
+        loc.Run(stack);
+        var truth = ReadCsv(Data("tubulins1_00020.csv")).Select(r => new TruePosition(0, r["xnano"] / 150, r["ynano"] / 150)).ToList();
+        var m = GroundTruth.Match(loc.Results.ToArray(), truth, 1.0); // 150 nm
+        TestContext.Out.WriteLine($"matched {m.Matched} of 49 within 150 nm; {m.Localizations} localizations; RMSE {m.RmseX * 150:F1}/{m.RmseY * 150:F1} nm; {loc.Summary.Describe()}");
+        Assert.That(m.Matched, Is.GreaterThanOrEqualTo(44));
+        Assert.That(m.Localizations, Is.LessThanOrEqualTo(53));
+
+        // As before this change (edge candidates dropped, overlapping ones rejected, every fit kept): fewer found, more false.
+        using var old = new Localizer(new LocalizerSettings { OffsetAdu = 100, PixelSizeNm = 150, PsfSigmaPx = 1.0, DropAtEdge = true, RejectOverlapping = true, MinPhotonSnr = 0, NoiseClip = false });
+        old.Run(stack);
+        var mo = GroundTruth.Match(old.Results.ToArray(), truth, 1.0);
+        TestContext.Out.WriteLine($"before: matched {mo.Matched} of 49; {mo.Localizations} localizations");
+        Assert.That(mo.Matched, Is.LessThan(m.Matched));
+        Assert.That(mo.Localizations - mo.Matched, Is.GreaterThan(m.Localizations - m.Matched));
+    }
+
     private static double Sq(double v) => v * v;
 
     private static List<Dictionary<string, double>> ReadCsv(string path)

@@ -353,8 +353,11 @@ public sealed class CpuFitBackend : IFitBackend
             r.LogLikelihood = logL[l]; r.Llr = llr[l];
             r.Iterations = iterations[l];
             bool finiteOut = float.IsFinite(r.CrlbX) && float.IsFinite(r.CrlbY) && float.IsFinite(r.LogLikelihood);
+            // Kept near the detected maximum: within r - 1/2 px of its pixel centre, i.e. [1, n - 1] + its shift from the
+            // centre (a ROI shifted inside the frame, where the side on the frame's edge keeps down to 0 or up to n).
+            int pk = batch.Peak[first + l], shY = pk / n - n / 2, shX = pk - (pk / n) * n - n / 2;
             if (failed[l] != 0 || !finiteOut) r.Status = FitStatus.Failed;
-            else if (r.X < 1f || r.X > n - 1 || r.Y < 1f || r.Y > n - 1) r.Status = FitStatus.LeftRoi;
+            else if (r.X < 1 + shX || r.X > n - 1 + shX || r.Y < 1 + shY || r.Y > n - 1 + shY) r.Status = FitStatus.LeftRoi;
             else r.Status = converged[l] != 0 ? FitStatus.Converged : FitStatus.MaxIterations;
         }
     }

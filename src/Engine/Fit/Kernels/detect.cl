@@ -185,13 +185,13 @@ KERNEL void ml_sort_candidates(GLOBAL const int* cand, GLOBAL const int* count, 
     sorted[f * cap + rank] = me;
 }
 
-/* Edge and overlap classification (as Detector.Classify). A maximum whose (2r+1)^2 ROI leaves the frame is dropped and
-   counted in edge[f]. Any other maximum within Euclidean distance <= r of a brighter maximum (larger filtered value, or
+/* Edge and overlap classification (as Detector.Classify). With dropEdge, a maximum whose (2r+1)^2 ROI leaves the frame
+   is dropped and counted in edge[f] (otherwise ml_emit shifts its ROI inside the frame). Any other maximum within Euclidean distance <= r of a brighter maximum (larger filtered value, or
    equal value and earlier in raster order; every maximum counts, edge ones too) is overlapping: counted in overl[f],
    and dropped when reject != 0. keep[] gets 1 for the ROIs to cut. sorted is in raster order, so only rows y-r..y+r
    are scanned. */
 KERNEL void ml_classify(GLOBAL const float* filt, GLOBAL const int* sorted, GLOBAL const int* count, int cap, int nf,
-                        int w, int h, int r, int reject, GLOBAL int* keep, GLOBAL int* edge, GLOBAL int* overl)
+                        int w, int h, int r, int reject, int dropEdge, GLOBAL int* keep, GLOBAL int* edge, GLOBAL int* overl)
 {
     int gid = THREAD_ID;
     if (gid >= cap * nf) return;
@@ -200,7 +200,7 @@ KERNEL void ml_classify(GLOBAL const float* filt, GLOBAL const int* sorted, GLOB
     GLOBAL const int* s = sorted + f * cap;
     GLOBAL const float* img = filt + (long)f * w * h;
     int p = s[i], y = p / w, x = p - y * w;
-    if (x - r < 0 || x + r >= w || y - r < 0 || y + r >= h) { keep[gid] = 0; ATOMIC_INC(&edge[f]); return; }
+    if (dropEdge && (x - r < 0 || x + r >= w || y - r < 0 || y + r >= h)) { keep[gid] = 0; ATOMIC_INC(&edge[f]); return; }
     float v = img[p];
     int o = 0;
     for (int j = i - 1; j >= 0 && !o; j--)
@@ -239,18 +239,21 @@ KERNEL void ml_scan_frames(GLOBAL const int* kept, int nf, GLOBAL int* offset)
     offset[nf] = run;
 }
 
-/* Writes kept candidates in (frame, raster) order: ROI m has top-left (left[m], top[m]) in frame roiFrame[m] (stack-local). */
+/* Writes kept candidates in (frame, raster) order: ROI m has top-left (left[m], top[m]) in frame roiFrame[m] (stack-local),
+   centred on the maximum and shifted just enough to lie inside the frame (as RoiBatch.Place); peak[m] = the maximum's
+   pixel in the ROI (row * n + col, n = 2r + 1). */
 KERNEL void ml_emit(GLOBAL const int* sorted, GLOBAL const int* keep, GLOBAL const int* pre, GLOBAL const int* count,
-                    GLOBAL const int* offset, int cap, int nf, int w, int r,
-                    GLOBAL int* roiFrame, GLOBAL int* left, GLOBAL int* top)
+                    GLOBAL const int* offset, int cap, int nf, int w, int h, int r,
+                    GLOBAL int* roiFrame, GLOBAL int* left, GLOBAL int* top, GLOBAL int* peak)
 {
     int gid = THREAD_ID;
     if (gid >= cap * nf) return;
     int f = gid / cap, i = gid - f * cap, n = ml_stored(count, f, cap);
     if (i >= n || !keep[gid]) return;
     int m = offset[f] + pre[gid];
-    int p = sorted[gid], y = p / w, x = p - y * w;
-    roiFrame[m] = f; left[m] = x - r; top[m] = y - r;
+    int p = sorted[gid], y = p / w, x = p - y * w, nr = 2 * r + 1;
+    int l = ml_clampi(x - r, 0, w - nr), t = ml_clampi(y - r, 0, h - nr);
+    roiFrame[m] = f; left[m] = l; top[m] = t; peak[m] = (y - t) * nr + (x - l);
 }
 
 /* Cuts ROIs (n x n) from the photon frames into a molecule-major buffer: out[m*n*n + row*n + col]. */

@@ -260,10 +260,9 @@ KERNEL void ml_transpose(GLOBAL const float* in, GLOBAL float* out, int np, int 
 /* The fit of molecule m; pix is pixel-major (ml_transpose). Inlined into the kernels below, so that where n is a
    compile-time constant (ml_fit_7x7) the compiler unrolls the pixel loops and keeps the per-axis tables in registers
    instead of indexing private arrays at run time (local memory on a GPU). Same operations in the same order either way. */
-DEVFN void ml_fit_one(GLOBAL const float* pix, int n, int count, int m, float psfSigma, int fixedSigma, int maxIterations,
+DEVFN void ml_fit_one(GLOBAL const float* pix, int pk, int n, int count, int m, float psfSigma, int fixedSigma, int maxIterations,
                       int useTolerance, float tolerance, GLOBAL float* out, GLOBAL const float* gam, int scmos)
 {
-
     /* Start values: border mean, photons above it, centroid of the excess. */
     float b = 0.0f;
     int borderCount = 4 * (n - 1);
@@ -338,27 +337,31 @@ DEVFN void ml_fit_one(GLOBAL const float* pix, int n, int count, int m, float ps
     o[10] = logL; o[11] = llr;
     o[12] = (float)iterations;
     int finiteOut = IS_FINITE(cx) && IS_FINITE(cyy) && IS_FINITE(logL);
+    /* Kept near the detected maximum (pixel pk = row * n + col of the ROI): [1, n - 1] shifted as the ROI was shifted
+       inside the frame (as CpuFitBackend). */
+    int shY = pk / n - n / 2, shX = pk - (pk / n) * n - n / 2;
     int status;
     if (failed || !finiteOut) status = 2;
-    else if (x < 1.0f || x > (float)(n - 1) || y < 1.0f || y > (float)(n - 1)) status = 3;
+    else if (x < (float)(1 + shX) || x > (float)(n - 1 + shX) || y < (float)(1 + shY) || y > (float)(n - 1 + shY)) status = 3;
     else status = converged ? 0 : 1;
     o[13] = (float)status;
 }
 
-/* One thread per molecule, any ROI edge up to ML_MAX_ROI. gam: the read-noise planes, pixel-major, read only when scmos. */
-KERNEL void ml_fit(GLOBAL const float* pix, int n, int count, float psfSigma, int fixedSigma, int maxIterations,
+/* One thread per molecule, any ROI edge up to ML_MAX_ROI. peak[m]: the detected maximum's pixel in ROI m (RoiBatch.Peak).
+   gam: the read-noise planes, pixel-major, read only when scmos. */
+KERNEL void ml_fit(GLOBAL const float* pix, GLOBAL const int* peak, int n, int count, float psfSigma, int fixedSigma, int maxIterations,
                    int useTolerance, float tolerance, GLOBAL float* out, GLOBAL const float* gam, int scmos)
 {
     int m = THREAD_ID;
     if (m >= count || n > ML_MAX_ROI) return;
-    ml_fit_one(pix, n, count, m, psfSigma, fixedSigma, maxIterations, useTolerance, tolerance, out, gam, scmos);
+    ml_fit_one(pix, peak[m], n, count, m, psfSigma, fixedSigma, maxIterations, useTolerance, tolerance, out, gam, scmos);
 }
 
 /* The default 7x7 ROI (the paper's), with the edge a constant: see ml_fit_one. The host launches it when n == 7. */
-KERNEL void ml_fit_7x7(GLOBAL const float* pix, int n, int count, float psfSigma, int fixedSigma, int maxIterations,
+KERNEL void ml_fit_7x7(GLOBAL const float* pix, GLOBAL const int* peak, int n, int count, float psfSigma, int fixedSigma, int maxIterations,
                        int useTolerance, float tolerance, GLOBAL float* out, GLOBAL const float* gam, int scmos)
 {
     int m = THREAD_ID;
     if (m >= count || n != 7) return;
-    ml_fit_one(pix, 7, count, m, psfSigma, fixedSigma, maxIterations, useTolerance, tolerance, out, gam, scmos);
+    ml_fit_one(pix, peak[m], 7, count, m, psfSigma, fixedSigma, maxIterations, useTolerance, tolerance, out, gam, scmos);
 }

@@ -33,8 +33,9 @@ public sealed unsafe class CudaFitBackend : IGpuFitBackend
     private sealed class Slot
     {
         public nint Stream;
-        public ulong Pix, PixT, Res;
+        public ulong Pix, PixT, Res, Peak;
         public float* HostPix, HostRes;
+        public int* HostPeak;
         public ulong Gam, GamT;   // sCMOS read-noise planes (molecule-major, pixel-major); made on the first batch that has them
         public float* HostGam;
         public int Capacity;      // molecules
@@ -59,7 +60,7 @@ public sealed unsafe class CudaFitBackend : IGpuFitBackend
             if (!ReferenceEquals(detector.Context, _gctx)) throw new ArgumentException("the detector is not on this backend's context (use CreateDetector)");
             int count = detector.DetectedCount;
             if (count == 0) return;
-            _resident.Run(_gctx!, detector.DetectedRois!, detector.DetectedRoiSize, count, options, results);
+            _resident.Run(_gctx!, detector.DetectedRois!, detector.DetectedPeaks!, detector.DetectedRoiSize, count, options, results);
         }
     }
 
@@ -67,7 +68,11 @@ public sealed unsafe class CudaFitBackend : IGpuFitBackend
     {
         GpuFit.CheckArgs(batch, options, results);
         if (batch.Count == 0) return;
-        lock (_lock) _resident.Run(Context, _resident.Upload(Context, batch), batch.RoiSize, batch.Count, options, results, _resident.UploadReadNoise(Context, batch));
+        lock (_lock)
+        {
+            var (rois, peaks) = _resident.Upload(Context, batch);
+            _resident.Run(Context, rois, peaks, batch.RoiSize, batch.Count, options, results, _resident.UploadReadNoise(Context, batch));
+        }
     }
     public IDisposable? PinHost(float[] pinnedArray)
     {
@@ -105,10 +110,10 @@ public sealed unsafe class CudaFitBackend : IGpuFitBackend
     }
 
     /// <summary>Chunk size from free device memory: a quarter of it over the streams, per-molecule bytes =
-    /// 2 pixel copies (molecule-major upload and pixel-major) + the results.</summary>
+    /// 2 pixel copies (molecule-major upload and pixel-major) + the results + the peak index.</summary>
     public static int ChunkFromFreeMemory(long freeBytes, int pixelsPerRoi)
     {
-        long perMolecule = (2L * pixelsPerRoi + GpuFit.OutFloats) * 4;
+        long perMolecule = (2L * pixelsPerRoi + GpuFit.OutFloats + 1) * 4;
         long budget = freeBytes / 4 / StreamCount;
         return (int)Math.Clamp(budget / perMolecule, MinChunk, MaxChunk);
     }
@@ -184,8 +189,10 @@ public sealed unsafe class CudaFitBackend : IGpuFitBackend
         s.Pix = _cu.Alloc(pixBytes);
         s.PixT = _cu.Alloc(pixBytes);
         s.Res = _cu.Alloc(resBytes);
+        s.Peak = _cu.Alloc((long)cap * 4);
         s.HostPix = (float*)_cu.AllocHost(pixBytes);
         s.HostRes = (float*)_cu.AllocHost(resBytes);
+        s.HostPeak = (int*)_cu.AllocHost((long)cap * 4);
         s.Capacity = cap;
         s.PixelsPerRoi = np;
         if (scmos) AllocReadNoise(s);
@@ -201,11 +208,12 @@ public sealed unsafe class CudaFitBackend : IGpuFitBackend
 
     private void FreeSlot(Slot s)
     {
-        _cu.Free(s.Pix); _cu.Free(s.PixT); _cu.Free(s.Res);
-        _cu.FreeHost(s.HostPix); _cu.FreeHost(s.HostRes);
+        _cu.Free(s.Pix); _cu.Free(s.PixT); _cu.Free(s.Res); _cu.Free(s.Peak);
+        _cu.FreeHost(s.HostPix); _cu.FreeHost(s.HostRes); _cu.FreeHost(s.HostPeak);
         _cu.Free(s.Gam); _cu.Free(s.GamT); _cu.FreeHost(s.HostGam);
-        s.Pix = s.PixT = s.Res = s.Gam = s.GamT = 0;
+        s.Pix = s.PixT = s.Res = s.Peak = s.Gam = s.GamT = 0;
         s.HostPix = s.HostRes = s.HostGam = null;
+        s.HostPeak = null;
         s.Capacity = 0;
     }
 
@@ -215,11 +223,14 @@ public sealed unsafe class CudaFitBackend : IGpuFitBackend
         s.First = first; s.Count = n;
         // Stage into pinned memory (so the copy is a true async DMA), then queue copy -> transpose -> fit -> copy back.
         batch.Pixels.AsSpan(first * np, n * np).CopyTo(new Span<float>(s.HostPix, n * np));
+        batch.Peak.AsSpan(first, n).CopyTo(new Span<int>(s.HostPeak, n));
         using var _ = _cu.Enter();
         Check(cuMemcpyHtoDAsync(s.Pix, s.HostPix, (nuint)((long)n * np * 4), s.Stream), "cuMemcpyHtoDAsync");
+        Check(cuMemcpyHtoDAsync(s.Peak, s.HostPeak, (nuint)((long)n * 4), s.Stream), "cuMemcpyHtoDAsync");
         var pix = new DevicePtr(s.Pix);
         var pixT = new DevicePtr(s.PixT);
         var res = new DevicePtr(s.Res);
+        var peak = new DevicePtr(s.Peak);
         _cu.Launch("ml_transpose", (long)np * n, s.Stream, [pix.Arg, pixT.Arg, np, n]);
         bool scmos = batch.HasReadNoise;
         var gamT = scmos ? new DevicePtr(s.GamT) : pixT;   // without read noise: a placeholder the kernel never reads
@@ -229,7 +240,7 @@ public sealed unsafe class CudaFitBackend : IGpuFitBackend
             Check(cuMemcpyHtoDAsync(s.Gam, s.HostGam, (nuint)((long)n * np * 4), s.Stream), "cuMemcpyHtoDAsync");
             _cu.Launch("ml_transpose", (long)np * n, s.Stream, [new DevicePtr(s.Gam).Arg, gamT.Arg, np, n]);
         }
-        _cu.Launch(GpuFit.FitKernel(batch.RoiSize), n, s.Stream, [pixT.Arg, batch.RoiSize, n, o.PsfSigmaPx, o.FixedSigma ? 1 : 0, o.MaxIterations,
+        _cu.Launch(GpuFit.FitKernel(batch.RoiSize), n, s.Stream, [pixT.Arg, peak.Arg, batch.RoiSize, n, o.PsfSigmaPx, o.FixedSigma ? 1 : 0, o.MaxIterations,
                                             o.UseTolerance ? 1 : 0, o.Tolerance, res.Arg, gamT.Arg, scmos ? 1 : 0]);
         Check(cuMemcpyDtoHAsync(s.HostRes, s.Res, (nuint)((long)n * GpuFit.OutFloats * 4), s.Stream), "cuMemcpyDtoHAsync");
     }

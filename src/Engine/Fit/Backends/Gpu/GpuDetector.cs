@@ -6,10 +6,11 @@ using MaLiang.Engine.Fit.Backends.OpenCL;
 namespace MaLiang.Engine.Fit.Backends.Gpu;
 
 /// <summary>Detection settings as the GPU detector needs them.</summary>
-public readonly record struct GpuDetectOptions(FilterKind Filter, int FilterBoxPx, float ThresholdFactor, int RoiSize, bool RejectOverlapping)
+public readonly record struct GpuDetectOptions(FilterKind Filter, int FilterBoxPx, float ThresholdFactor, int RoiSize, bool RejectOverlapping,
+                                               bool DropAtEdge = false, bool NoiseClip = true)
 {
     public static GpuDetectOptions From(LocalizerSettings s)
-        => new(s.Filter, s.FilterBoxPx, (float)s.Threshold, s.RoiSize, s.RejectOverlapping);
+        => new(s.Filter, s.FilterBoxPx, (float)s.Threshold, s.RoiSize, s.RejectOverlapping, s.DropAtEdge, s.NoiseClip);
 }
 
 /// <summary>
@@ -25,7 +26,7 @@ public sealed class GpuDetector : IDisposable
 {
     private readonly GpuContext _ctx;
     private readonly bool _ownsContext;
-    private GpuBuffer? _frames, _filt, _tmp, _tmp2, _samples, _thr, _med, _count, _border, _overl, _cand, _sorted, _keep, _pre, _kept, _offset, _roiFrame, _left, _top, _rois;
+    private GpuBuffer? _frames, _filt, _tmp, _tmp2, _samples, _thr, _med, _count, _border, _overl, _cand, _sorted, _keep, _pre, _kept, _offset, _roiFrame, _left, _top, _peak, _rois;
     private int _cap = 256;
 
     internal GpuDetector(GpuContext ctx, bool ownsContext) { _ctx = ctx; _ownsContext = ownsContext; }
@@ -74,7 +75,7 @@ public sealed class GpuDetector : IDisposable
         var pixels = new float[(long)total * nn];
         _ctx.Read(_rois!, pixels.AsSpan());
         into.Reserve(into.Count + total);
-        for (int i = 0; i < total; i++) into.Add(pixels.AsSpan(i * nn, nn), firstFrame + _hostFrame[i], _hostLeft[i], _hostTop[i]);
+        for (int i = 0; i < total; i++) into.Add(pixels.AsSpan(i * nn, nn), firstFrame + _hostFrame[i], _hostLeft[i], _hostTop[i], peak: _hostPeak[i]);
         return result;
     }
 
@@ -85,6 +86,8 @@ public sealed class GpuDetector : IDisposable
     public ReadOnlySpan<int> DetectedFrame => _hostFrame.AsSpan(0, DetectedCount);
     public ReadOnlySpan<int> DetectedLeft => _hostLeft.AsSpan(0, DetectedCount);
     public ReadOnlySpan<int> DetectedTop => _hostTop.AsSpan(0, DetectedCount);
+    /// <summary>Per ROI of the last detection: the detected maximum's pixel in the ROI (<see cref="RoiBatch.Peak"/>).</summary>
+    public ReadOnlySpan<int> DetectedPeak => _hostPeak.AsSpan(0, DetectedCount);
     /// <summary>ROI size of the last detection.</summary>
     public int DetectedRoiSize { get; private set; }
     /// <summary>Wall seconds of the last detection's stages (each ends with the device idle): upload of the frames,
@@ -95,9 +98,11 @@ public sealed class GpuDetector : IDisposable
 
     /// <summary>The device buffer holding the last detection's ROIs, molecule-major (<see cref="DetectedCount"/> x n x n floats).</summary>
     internal GpuBuffer? DetectedRois => DetectedCount == 0 ? null : _rois;
+    /// <summary>The device buffer holding the last detection's peaks (<see cref="DetectedPeak"/>).</summary>
+    internal GpuBuffer? DetectedPeaks => DetectedCount == 0 ? null : _peak;
     internal GpuContext Context => _ctx;
 
-    private GpuBuffer?[] Buffers() => [_frames, _filt, _tmp, _tmp2, _samples, _thr, _med, _count, _border, _overl, _cand, _sorted, _keep, _pre, _kept, _offset, _roiFrame, _left, _top, _rois];
+    private GpuBuffer?[] Buffers() => [_frames, _filt, _tmp, _tmp2, _samples, _thr, _med, _count, _border, _overl, _cand, _sorted, _keep, _pre, _kept, _offset, _roiFrame, _left, _top, _peak, _rois];
 
     /// <summary>Device memory this detector's buffers hold now (kept and reused by the next call).</summary>
     public long DeviceBytes
@@ -110,7 +115,7 @@ public sealed class GpuDetector : IDisposable
         }
     }
 
-    private int[] _hostFrame = [], _hostLeft = [], _hostTop = [];
+    private int[] _hostFrame = [], _hostLeft = [], _hostTop = [], _hostPeak = [];
 
     /// <summary>
     /// Detects molecules in a stack of <paramref name="frameCount"/> frames (photons, frame-major) and leaves their ROIs on
@@ -132,7 +137,7 @@ public sealed class GpuDetector : IDisposable
         long t2 = System.Diagnostics.Stopwatch.GetTimestamp();
         LastUploadSeconds = (t1 - t0) / (double)System.Diagnostics.Stopwatch.Frequency;
         LastFilterSeconds = (t2 - t1) / (double)System.Diagnostics.Stopwatch.Frequency;
-        float[] noise = RunNoise(width, height, nf);
+        float[] noise = RunNoise(width, height, nf, options.NoiseClip);
         var thr = new float[nf];
         for (int f = 0; f < nf; f++) thr[f] = options.ThresholdFactor * noise[f];
         _ctx.Ensure(ref _thr, nf * 4L);
@@ -161,7 +166,7 @@ public sealed class GpuDetector : IDisposable
         _ctx.Fill(_overl!, 0, nf * 4L);
         _ctx.Launch("ml_sort_candidates", slots, _cand!, _count!, _cap, nf, _sorted!);
         _ctx.Launch("ml_classify", slots, _filt!, _sorted!, _count!, _cap, nf, width, height, r, options.RejectOverlapping ? 1 : 0,
-                    _keep!, _border!, _overl!);
+                    options.DropAtEdge ? 1 : 0, _keep!, _border!, _overl!);
         _ctx.Launch("ml_prefix_kept", nf, _keep!, _count!, _cap, nf, _pre!, _kept!);
         _ctx.Launch("ml_scan_frames", 1, _kept!, nf, _offset!);
         var offset = new int[nf + 1];
@@ -188,18 +193,20 @@ public sealed class GpuDetector : IDisposable
             _ctx.Ensure(ref _roiFrame, total * 4L);
             _ctx.Ensure(ref _left, total * 4L);
             _ctx.Ensure(ref _top, total * 4L);
-            _ctx.Launch("ml_emit", slots, _sorted!, _keep!, _pre!, _count!, _offset!, _cap, nf, width, r, _roiFrame!, _left!, _top!);
+            _ctx.Ensure(ref _peak, total * 4L);
+            _ctx.Launch("ml_emit", slots, _sorted!, _keep!, _pre!, _count!, _offset!, _cap, nf, width, height, r, _roiFrame!, _left!, _top!, _peak!);
             int nn = options.RoiSize * options.RoiSize;
             _ctx.Ensure(ref _rois, (long)total * nn * 4);
             _ctx.Launch("ml_cut_rois", (long)total * nn, _frames!, width, height, _roiFrame!, _left!, _top!, options.RoiSize, total, _rois!);
             if (_hostFrame.Length < total)
             {
                 int cap = Math.Max(total, 2 * _hostFrame.Length);
-                _hostFrame = new int[cap]; _hostLeft = new int[cap]; _hostTop = new int[cap];
+                _hostFrame = new int[cap]; _hostLeft = new int[cap]; _hostTop = new int[cap]; _hostPeak = new int[cap];
             }
             _ctx.Read(_roiFrame!, _hostFrame.AsSpan(0, total));
             _ctx.Read(_left!, _hostLeft.AsSpan(0, total));
             _ctx.Read(_top!, _hostTop.AsSpan(0, total));
+            _ctx.Read(_peak!, _hostPeak.AsSpan(0, total));
             _ctx.Finish();
             DetectedCount = total;
         }
@@ -278,12 +285,12 @@ public sealed class GpuDetector : IDisposable
         return s;
     }
 
-    private float[] RunNoise(int w, int h, int nf)
+    private float[] RunNoise(int w, int h, int nf, bool clip = true)
     {
         var s = Gather(_filt!, w, h, nf, out int ns);
         var noise = new float[nf];
         var work = new float[ns];
-        for (int f = 0; f < nf; f++) noise[f] = NoiseEstimator.RobustStdOfSamples(s.AsSpan(f * ns, ns), work);
+        for (int f = 0; f < nf; f++) noise[f] = NoiseEstimator.RobustStdOfSamples(s.AsSpan(f * ns, ns), work, clip);
         return noise;
     }
 

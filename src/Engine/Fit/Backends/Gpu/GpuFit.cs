@@ -49,7 +49,7 @@ internal static class GpuFit
     /// <paramref name="gam"/> / <paramref name="gamT"/> and the kernel runs the sCMOS likelihood; without, it gets pixT as a
     /// placeholder it never reads.</remarks>
     public static void Run(GpuContext ctx, RoiBatch batch, int first, int count, in FitOptions o, Span<float> outScratch,
-                           ref GpuBuffer? pix, ref GpuBuffer? pixT, ref GpuBuffer? res, Span<FitResult> results,
+                           ref GpuBuffer? pix, ref GpuBuffer? pixT, ref GpuBuffer? res, ref GpuBuffer? peak, Span<FitResult> results,
                            ref GpuBuffer? gam, ref GpuBuffer? gamT)
     {
         int np = batch.PixelsPerRoi;
@@ -58,7 +58,9 @@ internal static class GpuFit
         ctx.Ensure(ref pix, bytes);
         ctx.Ensure(ref pixT, bytes);
         ctx.Ensure(ref res, (long)count * OutFloats * 4);
+        ctx.Ensure(ref peak, (long)count * 4);
         ctx.Write(pix!, batch.Pixels.AsSpan(first * np, count * np));
+        ctx.Write(peak!, batch.Peak.AsSpan(first, count));
         ctx.Launch("ml_transpose", (long)np * count, pix!, pixT!, np, count);
         bool scmos = batch.HasReadNoise;
         if (scmos)
@@ -68,7 +70,7 @@ internal static class GpuFit
             ctx.Write(gam!, batch.ReadNoise.AsSpan(first * np, count * np));
             ctx.Launch("ml_transpose", (long)np * count, gam!, gamT!, np, count);
         }
-        ctx.Launch(FitKernel(batch.RoiSize), count, pixT!, batch.RoiSize, count, o.PsfSigmaPx, o.FixedSigma ? 1 : 0, o.MaxIterations,
+        ctx.Launch(FitKernel(batch.RoiSize), count, pixT!, peak!, batch.RoiSize, count, o.PsfSigmaPx, o.FixedSigma ? 1 : 0, o.MaxIterations,
                    o.UseTolerance ? 1 : 0, o.Tolerance, res!, scmos ? gamT! : pixT!, scmos ? 1 : 0);
         var outs = outScratch[..(count * OutFloats)];
         ctx.Read(res!, outs);
@@ -84,18 +86,20 @@ internal static class GpuFit
 /// </summary>
 internal sealed class GpuResidentFit : IDisposable
 {
-    private GpuBuffer? _pix, _pixT, _res, _gam, _gamT;
+    private GpuBuffer? _pix, _pixT, _res, _peak, _gam, _gamT;
     private float[] _out = [];
 
     /// <summary>Wall seconds of the last <see cref="Run"/>'s kernels (transpose + fit, launch to finish), no transfers.</summary>
     public double LastKernelSeconds { get; private set; }
 
-    /// <summary>Copies a host batch to a device buffer of this helper (for timing the kernels alone).</summary>
-    public GpuBuffer Upload(GpuContext ctx, RoiBatch batch)
+    /// <summary>Copies a host batch (pixels and peaks) to device buffers of this helper (for timing the kernels alone).</summary>
+    public (GpuBuffer Rois, GpuBuffer Peaks) Upload(GpuContext ctx, RoiBatch batch)
     {
         ctx.Ensure(ref _pix, Math.Max(1L, (long)batch.Count * batch.PixelsPerRoi * 4));
         ctx.Write(_pix!, batch.Pixels.AsSpan(0, batch.Count * batch.PixelsPerRoi));
-        return _pix!;
+        ctx.Ensure(ref _peak, Math.Max(1L, batch.Count * 4L));
+        ctx.Write(_peak!, batch.Peak.AsSpan(0, batch.Count));
+        return (_pix!, _peak!);
     }
 
     /// <summary>Copies a host batch's read-noise planes to a device buffer of this helper; null when it has none.</summary>
@@ -107,9 +111,10 @@ internal sealed class GpuResidentFit : IDisposable
         return _gam!;
     }
 
-    /// <summary>Fits the first <paramref name="count"/> ROIs of <paramref name="rois"/> (molecule-major, n x n each), with the
-    /// sCMOS likelihood when <paramref name="readNoise"/> holds their read-noise planes (same layout).</summary>
-    public void Run(GpuContext ctx, GpuBuffer rois, int roiSize, int count, in FitOptions o, Span<FitResult> results, GpuBuffer? readNoise = null)
+    /// <summary>Fits the first <paramref name="count"/> ROIs of <paramref name="rois"/> (molecule-major, n x n each), the
+    /// detected maximum of each at the pixel <paramref name="peaks"/> gives (<see cref="RoiBatch.Peak"/>), with the sCMOS
+    /// likelihood when <paramref name="readNoise"/> holds their read-noise planes (same layout).</summary>
+    public void Run(GpuContext ctx, GpuBuffer rois, GpuBuffer peaks, int roiSize, int count, in FitOptions o, Span<FitResult> results, GpuBuffer? readNoise = null)
     {
         LastKernelSeconds = 0;
         if (count == 0) return;
@@ -128,7 +133,7 @@ internal sealed class GpuResidentFit : IDisposable
             ctx.Ensure(ref _gamT, (long)count * np * 4);
             ctx.Launch("ml_transpose", (long)np * count, readNoise, _gamT!, np, count);
         }
-        ctx.Launch(GpuFit.FitKernel(roiSize), count, _pixT!, roiSize, count, o.PsfSigmaPx, o.FixedSigma ? 1 : 0, o.MaxIterations,
+        ctx.Launch(GpuFit.FitKernel(roiSize), count, _pixT!, peaks, roiSize, count, o.PsfSigmaPx, o.FixedSigma ? 1 : 0, o.MaxIterations,
                    o.UseTolerance ? 1 : 0, o.Tolerance, _res!, readNoise is not null ? _gamT! : _pixT!, readNoise is not null ? 1 : 0);
         ctx.Finish();
         LastKernelSeconds = (System.Diagnostics.Stopwatch.GetTimestamp() - t0) / (double)System.Diagnostics.Stopwatch.Frequency;
@@ -139,7 +144,7 @@ internal sealed class GpuResidentFit : IDisposable
 
     public void Dispose()
     {
-        _pix?.Dispose(); _pixT?.Dispose(); _res?.Dispose(); _gam?.Dispose(); _gamT?.Dispose();
-        _pix = _pixT = _res = _gam = _gamT = null;
+        _pix?.Dispose(); _pixT?.Dispose(); _res?.Dispose(); _peak?.Dispose(); _gam?.Dispose(); _gamT?.Dispose();
+        _pix = _pixT = _res = _peak = _gam = _gamT = null;
     }
 }

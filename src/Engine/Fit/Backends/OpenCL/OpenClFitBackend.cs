@@ -11,7 +11,7 @@ public sealed class OpenClFitBackend : IGpuFitBackend
 {
     private readonly OpenClGpuContext _ctx;
     private readonly object _lock = new();
-    private GpuBuffer? _pix, _pixT, _res, _gam, _gamT;
+    private GpuBuffer? _pix, _pixT, _res, _peak, _gam, _gamT;
     private float[] _out = [];
     private readonly GpuResidentFit _resident = new();
 
@@ -30,14 +30,18 @@ public sealed class OpenClFitBackend : IGpuFitBackend
         if (!ReferenceEquals(detector.Context, _ctx)) throw new ArgumentException("the detector is not on this backend's context (use CreateDetector)");
         int count = detector.DetectedCount;
         if (count == 0) return;
-        lock (_lock) _resident.Run(_ctx, detector.DetectedRois!, detector.DetectedRoiSize, count, options, results);
+        lock (_lock) _resident.Run(_ctx, detector.DetectedRois!, detector.DetectedPeaks!, detector.DetectedRoiSize, count, options, results);
     }
 
     public void FitTimed(RoiBatch batch, in FitOptions options, Span<FitResult> results)
     {
         GpuFit.CheckArgs(batch, options, results);
         if (batch.Count == 0) return;
-        lock (_lock) _resident.Run(_ctx, _resident.Upload(_ctx, batch), batch.RoiSize, batch.Count, options, results, _resident.UploadReadNoise(_ctx, batch));
+        lock (_lock)
+        {
+            var (rois, peaks) = _resident.Upload(_ctx, batch);
+            _resident.Run(_ctx, rois, peaks, batch.RoiSize, batch.Count, options, results, _resident.UploadReadNoise(_ctx, batch));
+        }
     }
 
     /// <summary>On <paramref name="device"/> (default: the first GPU, else the first OpenCL device). Builds the kernels now,
@@ -59,7 +63,7 @@ public sealed class OpenClFitBackend : IGpuFitBackend
             for (int first = 0; first < count; first += chunk)
             {
                 int n = Math.Min(chunk, count - first);
-                GpuFit.Run(_ctx, batch, first, n, options, _out, ref _pix, ref _pixT, ref _res, results, ref _gam, ref _gamT);
+                GpuFit.Run(_ctx, batch, first, n, options, _out, ref _pix, ref _pixT, ref _res, ref _peak, results, ref _gam, ref _gamT);
             }
         }
     }
@@ -68,8 +72,8 @@ public sealed class OpenClFitBackend : IGpuFitBackend
     {
         lock (_lock)
         {
-            _pix?.Dispose(); _pixT?.Dispose(); _res?.Dispose(); _gam?.Dispose(); _gamT?.Dispose();
-            _pix = _pixT = _res = _gam = _gamT = null;
+            _pix?.Dispose(); _pixT?.Dispose(); _res?.Dispose(); _peak?.Dispose(); _gam?.Dispose(); _gamT?.Dispose();
+            _pix = _pixT = _res = _peak = _gam = _gamT = null;
             _resident.Dispose();
             _ctx.Dispose();
         }

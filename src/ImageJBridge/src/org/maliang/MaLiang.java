@@ -257,7 +257,7 @@ public final class MaLiang {
             } else {
                 roi_size = 7; pixel_size_nm = 100; psf_sigma_px = 1.3; offset_adu = 0; photons_per_adu = 1; em_gain = 1;
                 threshold = 5; tolerance = 1e-4; filter = 0; fixed_sigma = 0; iterations = 20; use_tolerance = 1;
-                reject_overlapping = 1; backend = 0; threads = 0;
+                reject_overlapping = 0; backend = 0; threads = 0;
             }
             struct_size = size();
         }
@@ -320,7 +320,7 @@ public final class MaLiang {
                     + " --photons-per-adu " + photons_per_adu + " --em-gain " + em_gain + " --threshold " + threshold
                     + " --roi " + roi_size + " --filter " + getFilter().key() + (fixed_sigma != 0 ? " --fixed-sigma" : "")
                     + " --iterations " + iterations + (use_tolerance == 0 ? " --no-tolerance" : "")
-                    + (reject_overlapping == 0 ? " --keep-overlapping" : "") + " --backend " + getBackend().key()
+                    + (reject_overlapping != 0 ? " --reject-overlapping" : "") + " --backend " + getBackend().key()
                     + " --threads " + threads;
         }
     }

@@ -23,7 +23,7 @@ public class LiveLocalizerTest {
         final LiveLocalizer live = new LiveLocalizer(settings(), w, h, 4, 0, 4);
         final AtomicReference<Throwable> readerError = new AtomicReference<Throwable>();
         final boolean[] stop = {false};
-        final int[] reads = {0};
+        final java.util.concurrent.atomic.AtomicInteger reads = new java.util.concurrent.atomic.AtomicInteger();
         Thread reader = new Thread(new Runnable() {
             public void run() {
                 try {
@@ -33,12 +33,14 @@ public class LiveLocalizerTest {
                         seen += fresh.length;
                         float[] p = live.preview();
                         assertEquals(live.previewWidth() * live.previewHeight(), p.length);
-                        reads[0]++;
+                        reads.incrementAndGet();
                     }
                 } catch (Throwable t) { readerError.set(t); }
             }
         });
         reader.start();
+        // Feed only once the reader runs: on a loaded machine the pushes could otherwise all be done before it is scheduled.
+        for (int k = 0; k < 1000 && reads.get() == 0; k++) Thread.sleep(10);
         for (int i = 0; i < frames.length; i++) {
             // a fresh array per frame, as popNextImage() gives
             live.push(((short[]) frames[i]).clone(), (long) w, (long) h);
@@ -47,7 +49,7 @@ public class LiveLocalizerTest {
         stop[0] = true;
         reader.join();
         assertNull("reader: " + readerError.get(), readerError.get());
-        assertTrue(reads[0] > 0);
+        assertTrue(reads.get() > 0);
         assertEquals(frames.length, live.framesDone());
         assertEquals(frames.length, live.framesQueued());
         Localization[] got = live.localizations();
