@@ -233,15 +233,16 @@ public sealed unsafe class CudaFitBackend : IGpuFitBackend
         var peak = new DevicePtr(s.Peak);
         _cu.Launch("ml_transpose", (long)np * n, s.Stream, [pix.Arg, pixT.Arg, np, n]);
         bool scmos = batch.HasReadNoise;
-        var gamT = scmos ? new DevicePtr(s.GamT) : pixT;   // without read noise: a placeholder the kernel never reads
+        var gamT = KArg.NullBuffer;   // without read noise the kernel gets a null plane and scmos = 0
         if (scmos)
         {
             batch.ReadNoise.AsSpan(first * np, n * np).CopyTo(new Span<float>(s.HostGam, n * np));
             Check(cuMemcpyHtoDAsync(s.Gam, s.HostGam, (nuint)((long)n * np * 4), s.Stream), "cuMemcpyHtoDAsync");
-            _cu.Launch("ml_transpose", (long)np * n, s.Stream, [new DevicePtr(s.Gam).Arg, gamT.Arg, np, n]);
+            gamT = new DevicePtr(s.GamT).Arg;
+            _cu.Launch("ml_transpose", (long)np * n, s.Stream, [new DevicePtr(s.Gam).Arg, gamT, np, n]);
         }
         _cu.Launch(GpuFit.FitKernel(batch.RoiSize), n, s.Stream, [pixT.Arg, peak.Arg, batch.RoiSize, n, o.PsfSigmaPx, o.FixedSigma ? 1 : 0, o.MaxIterations,
-                                            o.UseTolerance ? 1 : 0, o.Tolerance, res.Arg, gamT.Arg, scmos ? 1 : 0]);
+                                            o.UseTolerance ? 1 : 0, o.Tolerance, res.Arg, gamT, scmos ? 1 : 0]);
         Check(cuMemcpyDtoHAsync(s.HostRes, s.Res, (nuint)((long)n * GpuFit.OutFloats * 4), s.Stream), "cuMemcpyDtoHAsync");
     }
 

@@ -196,7 +196,7 @@ internal sealed unsafe class CudaModule : IDisposable
             var a = args[i];
             switch (a.Kind)
             {
-                case 0: slots[i] = ((ICudaPointer)a.Buffer!).Pointer; break;
+                case 0: slots[i] = a.Buffer is null ? 0 : ((ICudaPointer)a.Buffer).Pointer; break;
                 case 1: *(int*)&slots[i] = a.Int; break;
                 default: *(float*)&slots[i] = a.Float; break;
             }

@@ -48,6 +48,8 @@ internal readonly struct KArg
     public static implicit operator KArg(GpuBuffer b) => new(b, 0, 0, 0);
     public static implicit operator KArg(int i) => new(null, i, 0, 1);
     public static implicit operator KArg(float f) => new(null, 0, f, 2);
+    /// <summary>A null global pointer (an optional buffer the kernel is told, by another argument, not to read).</summary>
+    public static KArg NullBuffer => new(null, 0, 0, 0);
 }
 
 /// <summary>

@@ -46,8 +46,8 @@ internal static class GpuFit
     }
 
     /// <remarks>With <see cref="RoiBatch.HasReadNoise"/> the read-noise planes go the same way (upload, transpose) into
-    /// <paramref name="gam"/> / <paramref name="gamT"/> and the kernel runs the sCMOS likelihood; without, it gets pixT as a
-    /// placeholder it never reads.</remarks>
+    /// <paramref name="gam"/> / <paramref name="gamT"/> and the kernel runs the sCMOS likelihood; without, it gets a null
+    /// plane and scmos = 0.</remarks>
     public static void Run(GpuContext ctx, RoiBatch batch, int first, int count, in FitOptions o, Span<float> outScratch,
                            ref GpuBuffer? pix, ref GpuBuffer? pixT, ref GpuBuffer? res, ref GpuBuffer? peak, Span<FitResult> results,
                            ref GpuBuffer? gam, ref GpuBuffer? gamT)
@@ -71,7 +71,7 @@ internal static class GpuFit
             ctx.Launch("ml_transpose", (long)np * count, gam!, gamT!, np, count);
         }
         ctx.Launch(FitKernel(batch.RoiSize), count, pixT!, peak!, batch.RoiSize, count, o.PsfSigmaPx, o.FixedSigma ? 1 : 0, o.MaxIterations,
-                   o.UseTolerance ? 1 : 0, o.Tolerance, res!, scmos ? gamT! : pixT!, scmos ? 1 : 0);
+                   o.UseTolerance ? 1 : 0, o.Tolerance, res!, scmos ? gamT! : KArg.NullBuffer, scmos ? 1 : 0);
         var outs = outScratch[..(count * OutFloats)];
         ctx.Read(res!, outs);
         Unpack(outs, results.Slice(first, count));
@@ -134,7 +134,7 @@ internal sealed class GpuResidentFit : IDisposable
             ctx.Launch("ml_transpose", (long)np * count, readNoise, _gamT!, np, count);
         }
         ctx.Launch(GpuFit.FitKernel(roiSize), count, _pixT!, peaks, roiSize, count, o.PsfSigmaPx, o.FixedSigma ? 1 : 0, o.MaxIterations,
-                   o.UseTolerance ? 1 : 0, o.Tolerance, _res!, readNoise is not null ? _gamT! : _pixT!, readNoise is not null ? 1 : 0);
+                   o.UseTolerance ? 1 : 0, o.Tolerance, _res!, readNoise is not null ? _gamT! : KArg.NullBuffer, readNoise is not null ? 1 : 0);
         ctx.Finish();
         LastKernelSeconds = (System.Diagnostics.Stopwatch.GetTimestamp() - t0) / (double)System.Diagnostics.Stopwatch.Frequency;
         var outs = _out.AsSpan(0, count * GpuFit.OutFloats);

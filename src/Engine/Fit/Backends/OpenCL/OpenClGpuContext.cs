@@ -38,7 +38,8 @@ internal sealed class OpenClGpuContext : GpuContext
             var a = args[i];
             switch (a.Kind)
             {
-                case 0: k.Arg((uint)i, (ClBuffer)a.Buffer!); break;
+                case 0 when a.Buffer is null: k.Arg((uint)i, (nint)0); break;   // OpenCL: a NULL mem object is a NULL pointer
+                case 0: k.Arg((uint)i, (ClBuffer)a.Buffer); break;
                 case 1: k.Arg((uint)i, a.Int); break;
                 default: k.Arg((uint)i, a.Float); break;
             }
