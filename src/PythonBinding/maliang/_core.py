@@ -380,34 +380,45 @@ class Localizer:
             first = self.result_count()
             self._frames_total = self.frames + n
             chunks = [(a[i].ctypes.data, 1) for i in range(n)] if per_frame else [(a.ctypes.data, n)]
-            status = N.ML_OK
-            self._callback_error = None
-            bar = self._progress if isinstance(self._progress, _ProgressBar) else None
-            if bar is not None:
-                bar.begin(self._frames_total - n, self._frames_total)
-            interrupted, restore = self._interruptible()
-            self._in_push = True
-            try:
+
+            def call(interrupted):
+                status = N.ML_OK
                 for address, count in chunks:
                     status = self._lib.ml_push_frames(h, ctypes.c_void_p(address), wid, hgt, count, stride, ptype)
                     if status != N.ML_OK or self._callback_error is not None or interrupted:
                         break
-                message = N.last_error() if status != N.ML_OK else ""  # same thread, before any other call
-            finally:
-                self._in_push = False
-                restore()
-                if bar is not None:
-                    bar.end()
-            err, self._callback_error = self._callback_error, None
-            if interrupted:  # Ctrl-C: the push stopped after the chunk in progress; nothing is returned
-                raise KeyboardInterrupt
-            if err is not None:  # whatever the status (ML_OK, ML_ERR_CANCELLED, ...): the callback's exception wins
-                raise err
-            if status == N.ML_ERR_CANCELLED:
-                raise N.Cancelled(message or "maliang: the push was cancelled", self._read(first))
-            if status != N.ML_OK:
-                N.check(status, "ml_push_frames")
-            return self._read(first)
+                return status
+
+            return self._run_push(call, first, self._frames_total - n, self._frames_total, "ml_push_frames")
+
+    def _run_push(self, call, first: int, bar_first: int, bar_total, what: str) -> np.ndarray:
+        """The protocol of every push (frames or a file), with self._lock held: the tqdm bar (``bar_total`` None when
+        only the engine knows it), the Ctrl-C handler, the callback's exception, cancel and errors. ``call(interrupted)``
+        runs the native push and returns its status; returns the localizations from index ``first`` on."""
+        self._callback_error = None
+        bar = self._progress if isinstance(self._progress, _ProgressBar) else None
+        if bar is not None:
+            bar.begin(bar_first, bar_total)
+        interrupted, restore = self._interruptible()
+        self._in_push = True
+        try:
+            status = call(interrupted)
+            message = N.last_error() if status != N.ML_OK else ""  # same thread, before any other call
+        finally:
+            self._in_push = False
+            restore()
+            if bar is not None:
+                bar.end()
+        err, self._callback_error = self._callback_error, None
+        if interrupted:  # Ctrl-C: the push stopped after the chunk in progress; nothing is returned
+            raise KeyboardInterrupt
+        if err is not None:  # whatever the status (ML_OK, ML_ERR_CANCELLED, ...): the callback's exception wins
+            raise err
+        if status == N.ML_ERR_CANCELLED:
+            raise N.Cancelled(message or "maliang: the push was cancelled", self._read(first))
+        if status != N.ML_OK:
+            N.check(status, what)
+        return self._read(first)
 
     def _interruptible(self):
         """Ctrl-C during a push: on the main thread, with Python's default SIGINT handler in place, a handler that
@@ -440,30 +451,7 @@ class Localizer:
             h = self._h()
             first = self.result_count()
             self._frames_total = 0  # not known before the engine opens the file: the callback gets the engine's total
-            self._callback_error = None
-            bar = self._progress if isinstance(self._progress, _ProgressBar) else None
-            if bar is not None:
-                bar.begin(self.frames, None)  # the total is the engine's, known once it has opened the file
-            interrupted, restore = self._interruptible()
-            self._in_push = True
-            try:
-                status = self._lib.ml_push_file(h, p)
-                message = N.last_error() if status != N.ML_OK else ""
-            finally:
-                self._in_push = False
-                restore()
-                if bar is not None:
-                    bar.end()
-            err, self._callback_error = self._callback_error, None
-            if interrupted:  # Ctrl-C: the push stopped after the chunk in progress; nothing is returned
-                raise KeyboardInterrupt
-            if err is not None:
-                raise err
-            if status == N.ML_ERR_CANCELLED:
-                raise N.Cancelled(message or "maliang: the push was cancelled", self._read(first))
-            if status != N.ML_OK:
-                N.check(status, "ml_push_file")
-            return self._read(first)
+            return self._run_push(lambda interrupted: self._lib.ml_push_file(h, p), first, self.frames, None, "ml_push_file")
 
     def result_count(self) -> int:
         with self._lock:
