@@ -16,7 +16,8 @@ public class CliTests
 
     private string P(string name) => Path.Combine(_dir, name);
 
-    private static (int Code, string Out, string Err) Run(params string[] args)
+    /// <summary>Runs the CLI in this process with stdout and stderr captured (shared by the CLI test classes).</summary>
+    internal static (int Code, string Out, string Err) Run(params string[] args)
     {
         var o = Console.Out; var e = Console.Error;
         var so = new StringWriter(); var se = new StringWriter();
