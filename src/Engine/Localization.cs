@@ -23,6 +23,8 @@ public struct Localization
     public int Detections;
     /// <summary>Bit 0: converged before the iteration limit.</summary>
     public int Flags;
+    /// <summary>Emitters fitted together with this one in one joint MLE, itself included (1: a single-emitter fit).</summary>
+    public int FittedTogether;
 
     public const int FlagConverged = 1;
     public readonly bool Converged => (Flags & FlagConverged) != 0;

@@ -53,6 +53,17 @@ public sealed class LocalizerSettings
     /// <summary>Drop candidates whose ROI would cross the frame edge (the behaviour before edge fitting; <c>--drop-edge</c>).
     /// Off (default): their ROI is shifted to lie inside the frame and the emitter is fitted off-centre in it.</summary>
     public bool DropAtEdge { get; set; }
+    /// <summary>Crowded frames: groups of close or poorly fitted emitters are fitted jointly and the residual is searched for
+    /// emitters the detection merged (DESIGN.md "Crowded frames"; default). False: the single-emitter neighbour refit
+    /// (<c>--single-emitter</c>). Only with overlapping candidates kept (not with <see cref="RejectOverlapping"/>).</summary>
+    public bool MultiEmitter { get; set; } = true;
+    /// <summary>Detection against the noise the camera model predicts at each maximum's local background (default), not the
+    /// filtered frame's robust spread, which emitter light raises in crowded frames. False: <c>--spread-threshold</c>.</summary>
+    public bool CameraNoiseDetection { get; set; } = true;
+    /// <summary>Most emitters in one joint fit (<c>--max-emitters</c>), 1 to 12.</summary>
+    public int MaxEmittersPerGroup { get; set; } = 8;
+    /// <summary>An emitter is added to a group when the likelihood ratio's p-value is below this (<c>--multi-p-value</c>).</summary>
+    public double MultiEmitterPValue { get; set; } = 1e-6;
     public BackendKind Backend { get; set; } = BackendKind.Auto;
     /// <summary>Per-pixel sCMOS offset, read-noise variance and gain maps of the sensor, with the stack's origin on it
     /// (null: the scalar camera settings, pure Poisson likelihood). With a variance map the fit uses the sCMOS likelihood.</summary>
@@ -81,6 +92,8 @@ public sealed class LocalizerSettings
         if (Iterations < 1 || Iterations > 1000) throw new InvalidParameterException("iterations", $"must be 1 to 1000, got {Iterations}");
         Positive(Tolerance, "tolerance");
         if (!(MinPhotonSnr >= 0) || !double.IsFinite(MinPhotonSnr)) throw new InvalidParameterException("min-snr", $"must be a finite number >= 0, got {MinPhotonSnr}");
+        if (MaxEmittersPerGroup < 1 || MaxEmittersPerGroup > Fit.MultiEmitter.GroupFit.MaxEmitters) throw new InvalidParameterException("max-emitters", $"must be 1 to {Fit.MultiEmitter.GroupFit.MaxEmitters}, got {MaxEmittersPerGroup}");
+        if (!(MultiEmitterPValue > 0 && MultiEmitterPValue < 1)) throw new InvalidParameterException("multi-p-value", $"must be a p-value in (0, 1), got {MultiEmitterPValue}");
         if (Threads < 0 || Threads > 1024) throw new InvalidParameterException("threads", $"must be 0 (all cores) to 1024, got {Threads}");
     }
 

@@ -41,6 +41,11 @@ public sealed class FrameDetector
     /// <summary>sCMOS: the filtered frame's read-noise variance above the median pixel's (<see cref="ReadNoiseThreshold.Excess"/>),
     /// frame-sized; candidates must then pass their own pixel's threshold. Null: one threshold for the frame.</summary>
     public float[]? ReadNoiseExcess { get; set; }
+    /// <summary>sCMOS: the median read-noise variance of the frame's pixels (photons^2), with <see cref="ReadNoiseExcess"/>.</summary>
+    public float ReadNoiseMedian { get; set; }
+    /// <summary>Candidates judged against the camera model's noise at their local background (default), or null: against the
+    /// filtered frame's robust spread (<see cref="LocalizerSettings.CameraNoiseDetection"/>).</summary>
+    public CameraNoiseThreshold? CameraNoise { get; }
 
     private float[] _photons = Array.Empty<float>(), _filtered = Array.Empty<float>(), _scratch = Array.Empty<float>();
     private int _n;
@@ -55,6 +60,11 @@ public sealed class FrameDetector
         RejectOverlapping = settings.RejectOverlapping;
         DropAtEdge = settings.DropAtEdge;
         NoiseClip = settings.NoiseClip;
+        if (settings.CameraNoiseDetection)
+        {
+            var cam = new CameraNoiseThreshold(Filter, settings.PsfSigmaPx, settings.EmGain);
+            if (cam.Applies) CameraNoise = cam;
+        }
     }
 
     /// <summary>The last frame in photons (only filled by the <see cref="Detect(ReadOnlySpan{ushort}, int, int, List{Candidate})"/> overload).</summary>
@@ -95,12 +105,21 @@ public sealed class FrameDetector
         float std = NoiseEstimator.RobustStd(filtered, width, height, _scratch, NoiseClip);
         long t2 = Stopwatch.GetTimestamp();
         float thr = ThresholdFactor * std;
-        var stats = Detector.Detect(filtered, width, height, thr, RoiRadius, RejectOverlapping, output, DropAtEdge);
-        if (ReadNoiseExcess is { } excess)
+        if (ReadNoiseExcess is { } ex && ex.Length != photons.Length) throw new ArgumentException($"the read-noise map is for frames of {ex.Length} pixels, this one has {photons.Length}");
+        if (CameraNoise is { } cam)
         {
-            if (excess.Length != photons.Length) throw new ArgumentException($"the read-noise map is for frames of {excess.Length} pixels, this one has {photons.Length}");
-            stats.Candidates -= ReadNoiseThreshold.Apply(output, excess, width, ThresholdFactor, std);
+            // A floor for the maxima search: the camera noise at the frame's lower background (10% quantile, corrected to
+            // the mean by 1.28 of its standard deviation), below the spread's threshold in a crowded frame; each maximum is
+            // then judged at its own background.
+            float q = NoiseEstimator.Quantile(photons, width, height, _scratch, 0.1);
+            float bLo = float.IsFinite(q) ? Math.Max(0, q + 1.28f * MathF.Sqrt(Math.Max(cam.ExcessFactor * q + ReadNoiseMedian, 0))) : 0;
+            thr = Math.Min(thr, 0.8f * ThresholdFactor * MathF.Sqrt(cam.Variance(bLo, ReadNoiseMedian, 0)));
         }
+        var stats = Detector.Detect(filtered, width, height, thr, RoiRadius, RejectOverlapping, output, DropAtEdge);
+        if (CameraNoise is { } c2)
+            stats.Candidates -= c2.Apply(output, photons, width, height, ThresholdFactor, ReadNoiseMedian, ReadNoiseExcess);
+        else if (ReadNoiseExcess is { } excess)
+            stats.Candidates -= ReadNoiseThreshold.Apply(output, excess, width, ThresholdFactor, std);
         long t3 = Stopwatch.GetTimestamp();
         Times.FilterTicks += t1 - t0; Times.NoiseTicks += t2 - t1; Times.DetectTicks += t3 - t2; Times.Frames++;
         return new FrameDetection(thr, std, stats);

@@ -60,6 +60,16 @@ public static class NoiseEstimator
         return MedianOfFinite(s, scratch.Slice(s.Length, s.Length));
     }
 
+    /// <summary>The value below which a fraction <paramref name="q"/> of the subsampled pixels lie (a lower quantile: the
+    /// background level of a crowded frame, where the median is raised by emitter light); NaN when none is finite.</summary>
+    public static float Quantile(ReadOnlySpan<float> frame, int width, int height, Span<float> scratch, double q)
+    {
+        var s = Gather(frame, width, height, scratch);
+        int m = s.Length;
+        if (m == 0) return float.NaN;
+        return Selection.RadixSelect(s, (int)Math.Clamp(q * (m - 1), 0, m - 1), MemoryMarshal.Cast<float, uint>(scratch.Slice(m, m)));
+    }
+
     /// <summary>The formula of <see cref="RobustStd"/> on an already gathered subsample (the GPU detector gathers on the
     /// device): 1.4826 x lower-median(|v - lower-median(v)|) of the finite values. Reorders and overwrites
     /// <paramref name="samples"/>; <paramref name="work"/> needs as many floats. 0 when none is finite.</summary>

@@ -17,26 +17,33 @@ public static class ReadNoiseThreshold
     /// <summary>Half-width of the delta image the impulse response is taken from (wider than any filter's reach).</summary>
     private const int Reach = 12;
 
-    /// <summary>The filtered frame's read-noise variance above the median pixel's, per pixel (photons^2 after the filter).</summary>
-    public static float[] Excess(IFrameFilter filter, ReadOnlySpan<float> readNoise, int width, int height)
+    /// <summary>The filter's impulse response, taken by filtering a delta image with the filter itself (so it holds for
+    /// every linear filter): the taps whose squared weight is above 1e-6 of the largest, with their weights.</summary>
+    public static List<(int Dx, int Dy, float W, float W2)> Taps(IFrameFilter filter)
     {
-        int n = width * height;
-        if (readNoise.Length < n) throw new ArgumentException($"read-noise map holds {readNoise.Length} pixels, the frame {n}", nameof(readNoise));
         int side = 2 * Reach + 1;
         var delta = new float[side * side];
         var resp = new float[side * side];
         delta[Reach * side + Reach] = 1f;
         filter.Apply(delta, resp, side, side);
-        // The taps that matter (squared weight above 1e-6 of the largest).
         float max = 0;
         foreach (var v in resp) max = Math.Max(max, v * v);
-        var taps = new List<(int Dx, int Dy, float W2)>();
+        var taps = new List<(int, int, float, float)>();
         for (int y = 0; y < side; y++)
             for (int x = 0; x < side; x++)
             {
-                float w2 = resp[y * side + x] * resp[y * side + x];
-                if (w2 > 1e-6f * max) taps.Add((x - Reach, y - Reach, w2));
+                float w = resp[y * side + x], w2 = w * w;
+                if (w2 > 1e-6f * max) taps.Add((x - Reach, y - Reach, w, w2));
             }
+        return taps;
+    }
+
+    /// <summary>The filtered frame's read-noise variance above the median pixel's, per pixel (photons^2 after the filter).</summary>
+    public static float[] Excess(IFrameFilter filter, ReadOnlySpan<float> readNoise, int width, int height)
+    {
+        int n = width * height;
+        if (readNoise.Length < n) throw new ArgumentException($"read-noise map holds {readNoise.Length} pixels, the frame {n}", nameof(readNoise));
+        var taps = Taps(filter);
         var sorted = readNoise[..n].ToArray();
         Array.Sort(sorted);
         float median = sorted[(n - 1) / 2];
@@ -46,7 +53,7 @@ public static class ReadNoiseThreshold
             {
                 double acc = 0;
                 // Response at (x, y) of the noise at (x - dx, y - dy): pixel i's filtered value gets K(dx, dy) of it.
-                foreach (var (dx, dy, w2) in taps)
+                foreach (var (dx, dy, _, w2) in taps)
                 {
                     int xx = x - dx, yy = y - dy;
                     if ((uint)xx >= (uint)width || (uint)yy >= (uint)height) continue;

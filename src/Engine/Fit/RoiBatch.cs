@@ -147,6 +147,8 @@ public struct FitResult
     public float LogLikelihood, Llr;
     public int Iterations;
     public FitStatus Status;
+    /// <summary>Emitters fitted jointly with this one, itself included (the multi-emitter stage); 0 or 1: a single fit.</summary>
+    public int GroupSize;
     public readonly bool Kept => Status is FitStatus.Converged or FitStatus.MaxIterations;
 }
 

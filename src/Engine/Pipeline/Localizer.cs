@@ -25,6 +25,8 @@ public sealed class PipelineSummary
     public long DroppedLeftRoi { get; internal set; }
     /// <summary>Fits whose photons were below <see cref="LocalizerSettings.MinPhotonSnr"/> times their uncertainty.</summary>
     public long DroppedLowSnr { get; internal set; }
+    /// <summary>Multi-emitter stage: fits by the number of emitters fitted together (index 1..12; 1 = single fits).</summary>
+    public long[] GroupsBySize { get; } = new long[MaLiang.Engine.Fit.MultiEmitter.GroupFit.MaxEmitters + 1];
     public double WallSeconds { get; internal set; }
     /// <summary>Per-stage time summed over worker threads (seconds of CPU): read + camera, de-noise, detection + ROI cut-out, fit.
     /// With device detection (GPU backends) the device stages are wall seconds x <see cref="Threads"/>, so that
@@ -50,10 +52,19 @@ public sealed class PipelineSummary
     /// <summary>A stage's share of the wall time per frame: its CPU time per frame divided by the worker threads.</summary>
     public double StageMsPerFrame(double stageSeconds) => Frames == 0 ? 0 : stageSeconds * 1e3 / Frames / Math.Max(1, Threads);
 
+    /// <summary>", groups of 1/2/3.. emitters: a/b/c.." when the multi-emitter stage fitted any group of two or more.</summary>
+    private string GroupsText()
+    {
+        int last = 0;
+        for (int g = 2; g < GroupsBySize.Length; g++) if (GroupsBySize[g] > 0) last = g;
+        if (last == 0) return "";
+        return $", groups of 1/{string.Join("/", Enumerable.Range(2, last - 1))} emitters: {string.Join("/", GroupsBySize.Skip(1).Take(last))}";
+    }
+
     public string Describe() =>
         $"{Frames} frames, {Localizations} localizations ({Candidates} candidates; dropped: {DroppedAtEdge} at the frame edge, " +
         $"{DroppedOverlap} overlapping, {DroppedFitFailed} failed fits, {DroppedLowSnr} below the SNR, {DroppedLeftRoi} left the ROI)" +
-        (BlankFrames > 0 ? $", {BlankFrames} blank frames (every pixel at or below the offset)" : "") + $", {MsPerFrame:F3} ms/frame " +
+        GroupsText() + (BlankFrames > 0 ? $", {BlankFrames} blank frames (every pixel at or below the offset)" : "") + $", {MsPerFrame:F3} ms/frame " +
         $"on {Backend} x {Threads} threads";
 }
 
@@ -72,6 +83,7 @@ public sealed class Localizer : IDisposable
     private CameraModel _camera;
     private int _cameraWidth, _cameraHeight;
     private float[]? _readNoiseExcess;
+    private float _readNoiseMedian;
     private readonly FitOptions _fitOptions;
     private readonly int _threads;
     private readonly Stack<Worker> _workers = new();
@@ -130,8 +142,11 @@ public sealed class Localizer : IDisposable
     }
 
     /// <summary>With a read-noise (variance) map, detection and ROI cut-out stay on the CPU threads (the ROIs carry their
-    /// read-noise planes, and the threshold is per pixel) and only the fit runs on the device.</summary>
-    private bool UsesDeviceDetection => _gpu is not null && DeviceDetection && _s.CameraMaps?.VarianceAdu2 is null;
+    /// read-noise planes, and the threshold is per pixel) and only the fit runs on the device.
+    /// The camera-noise detection test (<see cref="LocalizerSettings.CameraNoiseDetection"/>) runs on the host as yet, so
+    /// with it detection stays on the CPU threads too.</summary>
+    private bool UsesDeviceDetection => _gpu is not null && DeviceDetection && _s.CameraMaps?.VarianceAdu2 is null && !CameraNoiseOn;
+    private bool CameraNoiseOn => _s.CameraNoiseDetection && new Detect.CameraNoiseThreshold(Denoise.FrameFilters.Create(_s), _s.PsfSigmaPx, _s.EmGain).Applies;
 
     /// <summary>Frames per chunk of the last <see cref="Push"/>: <see cref="ChunkFramesFor"/>, or fewer after the device
     /// ran out of memory (the chunk is halved and redone, and later pushes of the same frame size keep the smaller chunk).</summary>
@@ -349,6 +364,13 @@ public sealed class Localizer : IDisposable
         maps.CheckCovers(source.Width, source.Height, source.Name);
         _camera = CameraModel.From(_s, source.Width, source.Height);
         _readNoiseExcess = _camera.ReadNoiseMap is { } g ? ReadNoiseThreshold.Excess(Denoise.FrameFilters.Create(_s), g, source.Width, source.Height) : null;
+        _readNoiseMedian = 0;
+        if (_camera.ReadNoiseMap is { } gm)
+        {
+            var sorted = gm.AsSpan(0, source.Width * source.Height).ToArray();
+            Array.Sort(sorted);
+            _readNoiseMedian = sorted[(sorted.Length - 1) / 2];
+        }
         _cameraWidth = source.Width; _cameraHeight = source.Height;
     }
 
@@ -384,6 +406,7 @@ public sealed class Localizer : IDisposable
             _summary.DroppedFitFailed += o.FitFailed;
             _summary.DroppedLeftRoi += o.LeftRoi;
             _summary.DroppedLowSnr += o.LowSnr;
+            for (int g = 0; g < o.GroupsBySize.Length; g++) _summary.GroupsBySize[g] += o.GroupsBySize[g];
             _summary.ReadSeconds += o.ReadTicks / (double)Stopwatch.Frequency;
             _summary.DenoiseSeconds += o.DenoiseTicks / (double)Stopwatch.Frequency;
             _summary.DetectSeconds += o.DetectTicks / (double)Stopwatch.Frequency;
@@ -466,10 +489,11 @@ public sealed class Localizer : IDisposable
                     long t0 = Stopwatch.GetTimestamp();
                     var photons = chunk.AsSpan(i * px, px);
                     for (int j = 0; j < k; j++) o.Batch.Add(photons, w, frameBase + i, lefts[s0 + j], tops[s0 + j], peaks[s0 + j]);
-                    var all = wk.RefineFrame(photons, _camera.ReadNoiseMap, w, h, found[i].Threshold, o.Batch, fits, _fitOptions, out int added);
+                    var all = wk.AfterSingleFits(photons, _camera.ReadNoiseMap, w, h, found[i].Threshold, o.Batch, fits, _fitOptions,
+                                                 out int added, out bool frameCoords, o.GroupsBySize);
                     o.Stats.Candidates += added;
                     o.FitTicks = Stopwatch.GetTimestamp() - t0;
-                    o.Collect(all, o.Batch.Left, o.Batch.Top, (float)_s.MinPhotonSnr);
+                    o.Collect(all, frameCoords ? default : o.Batch.Left, frameCoords ? default : o.Batch.Top, (float)_s.MinPhotonSnr);
                 }
                 else o.Collect(fits, lefts.AsSpan(s0, k), tops.AsSpan(s0, k), (float)_s.MinPhotonSnr);
                 slots[i] = o;
@@ -548,15 +572,17 @@ public sealed class Localizer : IDisposable
             (i, _, wk) =>
             {
                 var o = slots[i];
-                var fits = results.AsSpan(start[i], o.Batch.Count);
+                ReadOnlySpan<FitResult> fits = results.AsSpan(start[i], o.Batch.Count);
                 long r0 = Stopwatch.GetTimestamp();
+                bool frameCoords = false;
                 if (refine && o.Batch.Count > 0)
                 {
-                    fits = wk.RefineFrame(o.Photons.AsSpan(0, o.Width * o.Height), _camera.ReadNoiseMap, o.Width, o.Height, o.Threshold, o.Batch, fits, _fitOptions, out int added);
+                    fits = wk.AfterSingleFits(o.Photons.AsSpan(0, o.Width * o.Height), _camera.ReadNoiseMap, o.Width, o.Height, o.Threshold, o.Batch, fits, _fitOptions,
+                                              out int added, out frameCoords, o.GroupsBySize);
                     o.Stats.Candidates += added;
                 }
                 o.FitTicks += ticks * _threads / Math.Max(1, count) + (Stopwatch.GetTimestamp() - r0);
-                o.Collect(fits, o.Batch.Left, o.Batch.Top, (float)_s.MinPhotonSnr);
+                o.Collect(fits, frameCoords ? default : o.Batch.Left, frameCoords ? default : o.Batch.Top, (float)_s.MinPhotonSnr);
                 return wk;
             },
             Return));
@@ -603,9 +629,12 @@ public sealed class Localizer : IDisposable
         public int Width, Height;
         public float Threshold;
         public long FitFailed, LeftRoi, LowSnr, ReadTicks, DenoiseTicks, DetectTicks, FitTicks;
+        /// <summary>Groups fitted by the multi-emitter stage, by size (index 1..12).</summary>
+        public readonly long[] GroupsBySize = new long[MaLiang.Engine.Fit.MultiEmitter.GroupFit.MaxEmitters + 1];
 
         public void Reset()
         {
+            Array.Clear(GroupsBySize);
             Batch.Clear(); LocCount = 0; Stats = default; FitFailed = LeftRoi = LowSnr = ReadTicks = DenoiseTicks = DetectTicks = FitTicks = 0;
         }
 
@@ -623,12 +652,13 @@ public sealed class Localizer : IDisposable
                 Locs[k++] = new Localization
                 {
                     Frame = FrameIndex,
-                    X = left[i] + f.X, Y = top[i] + f.Y,
+                    X = (left.IsEmpty ? 0 : left[i]) + f.X, Y = (top.IsEmpty ? 0 : top[i]) + f.Y,
                     Photons = f.Photons, Background = f.Background, Sigma = f.Sigma,
                     UncertaintyX = f.CrlbX, UncertaintyY = f.CrlbY, UncertaintyPhotons = f.CrlbPhotons,
                     UncertaintyBackground = f.CrlbBackground, UncertaintySigma = f.CrlbSigma,
                     LogLikelihood = f.LogLikelihood, Llr = f.Llr, Iterations = f.Iterations, Detections = 1,
                     Flags = f.Status == FitStatus.Converged ? Localization.FlagConverged : 0,
+                    FittedTogether = Math.Max(1, f.GroupSize),
                 };
             }
             LocCount = k;
@@ -855,6 +885,26 @@ public sealed class Localizer : IDisposable
             return all;
         }
 
+        private MaLiang.Engine.Fit.MultiEmitter.MultiEmitterRefiner? _multi;
+
+        /// <summary>The fit stage after the single fits of a frame: the multi-emitter stage (default), or the single-emitter
+        /// neighbour refit with its residual search; nothing with <see cref="LocalizerSettings.RejectOverlapping"/>. Results in
+        /// frame coordinates when <paramref name="frameCoords"/>, else in the ROIs' (the batch's Left/Top).</summary>
+        public ReadOnlySpan<FitResult> AfterSingleFits(ReadOnlySpan<float> photons, ReadOnlySpan<float> readNoise, int w, int h, float threshold,
+            RoiBatch batch, ReadOnlySpan<FitResult> fits, in FitOptions options, out int added, out bool frameCoords, long[]? groupsBySize)
+        {
+            added = 0; frameCoords = false;
+            if (_s.RejectOverlapping) return fits;
+            if (!_s.MultiEmitter) return RefineFrame(photons, readNoise, w, h, threshold, batch, fits, options, out added);
+            _multi ??= new MaLiang.Engine.Fit.MultiEmitter.MultiEmitterRefiner(MaLiang.Engine.Fit.MultiEmitter.MultiEmitterOptions.From(_s), batch.RoiSize);
+            var n = batch.Count;
+            var res = _multi.Refine(photons, readNoise, w, h, batch.RoiSize, fits[..n], batch.Left.AsSpan(0, n), batch.Top.AsSpan(0, n), batch.Peak.AsSpan(0, n));
+            added = _multi.Added;
+            frameCoords = true;
+            if (groupsBySize != null) for (int i = 0; i < groupsBySize.Length; i++) groupsBySize[i] += _multi.GroupsBySize[i];
+            return res;
+        }
+
         public Worker(LocalizerSettings s)
         {
             _s = s;
@@ -880,6 +930,7 @@ public sealed class Localizer : IDisposable
             // Filter, robust noise, threshold and maxima: the one FrameDetector (the tests' reference too).
             var before = _detect.Times;
             _detect.ReadNoiseExcess = owner._readNoiseExcess;
+            _detect.ReadNoiseMedian = owner._readNoiseMedian;
             var det = _detect.Detect(photons, w, h, _candidates);
             o.Stats = det.Stats;
             var after = _detect.Times;
@@ -899,13 +950,10 @@ public sealed class Localizer : IDisposable
             {
                 if (_fitResults.Length < o.Batch.Count) _fitResults = new FitResult[Math.Max(o.Batch.Count, 2 * _fitResults.Length)];
                 _fit.Fit(o.Batch, owner._fitOptions, _fitResults);
-                var fits = _fitResults.AsSpan(0, o.Batch.Count);
-                if (!_s.RejectOverlapping)
-                {
-                    fits = RefineFrame(photons, readNoise, w, h, det.Threshold, o.Batch, fits, owner._fitOptions, out int added);
-                    o.Stats.Candidates += added;
-                }
-                o.Collect(fits, o.Batch.Left, o.Batch.Top, (float)_s.MinPhotonSnr);
+                var fits = AfterSingleFits(photons, readNoise, w, h, det.Threshold, o.Batch, _fitResults.AsSpan(0, o.Batch.Count), owner._fitOptions,
+                                           out int added, out bool frameCoords, o.GroupsBySize);
+                o.Stats.Candidates += added;
+                o.Collect(fits, frameCoords ? default : o.Batch.Left, frameCoords ? default : o.Batch.Top, (float)_s.MinPhotonSnr);
                 o.FitTicks = Stopwatch.GetTimestamp() - t3;
             }
             return o;

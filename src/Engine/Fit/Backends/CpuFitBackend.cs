@@ -110,7 +110,7 @@ public sealed class CpuFitBackend : IFitBackend
     /// One exp per pixel edge serves both erf and G.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Axis(int n, Vector<float> c, Vector<float> s, Span<Vector<float>> e, Span<Vector<float>> dc, Span<Vector<float>> ds)
+    internal static void Axis(int n, Vector<float> c, Vector<float> s, Span<Vector<float>> e, Span<Vector<float>> dc, Span<Vector<float>> ds)
     {
         var invS = Vector<float>.One / s;
         var zScale = invS * new Vector<float>(InvSqrt2);

@@ -1,0 +1,82 @@
+using MaLiang.Engine.Denoise;
+
+namespace MaLiang.Engine.Detect;
+
+/// <summary>
+/// The detection test against the noise the camera model predicts (DESIGN.md "Detection"), not against the frame's
+/// spread, which emitter light inflates in crowded frames: a local maximum of the filtered frame F is a candidate when
+/// F &gt; threshold x sqrt(sum_k K_k^2 (E b + gamma_med) + e), with K the filter's impulse response (sum K = 0: the
+/// filter removes a flat background), b the local background in photons, E the excess noise factor squared (2 for an
+/// EM gain above 1, else 1), gamma_med the median read-noise variance of an sCMOS map (photons^2, 0 without) and e
+/// that pixel's excess read-noise variance after the filter (<see cref="ReadNoiseThreshold"/>). The local background
+/// is the lower quartile of the photons on the square ring of Chebyshev radius ceil(3 sigma) around the maximum (its
+/// emitter's light has fallen below 1% of the peak there; neighbours raise few of the ring's pixels), corrected for the
+/// quartile's offset below the mean (0.674 standard deviations). Filters with a non-zero DC response (<c>none</c>)
+/// keep the robust-spread threshold.
+/// </summary>
+public sealed class CameraNoiseThreshold
+{
+    /// <summary>sum_k K_k^2 of the filter's impulse response.</summary>
+    public float KernelSumSquares { get; }
+    /// <summary>False for a filter that passes a flat background (the test needs a background-free filtered frame).</summary>
+    public bool Applies { get; }
+    public int RingRadius { get; }
+    public float ExcessFactor { get; }
+    private readonly float[] _ring;
+
+    public CameraNoiseThreshold(IFrameFilter filter, double psfSigmaPx, double emGain)
+    {
+        var taps = ReadNoiseThreshold.Taps(filter);
+        double s2 = 0, s1 = 0, peak = 0;
+        foreach (var t in taps) { s2 += t.W2; s1 += t.W; peak = Math.Max(peak, Math.Abs(t.W)); }
+        KernelSumSquares = (float)s2;
+        Applies = Math.Abs(s1) < 1e-3 * Math.Max(peak, 1e-30);
+        RingRadius = Math.Max(2, (int)Math.Ceiling(3 * psfSigmaPx));
+        ExcessFactor = emGain > 1 ? 2f : 1f;
+        _ring = new float[8 * RingRadius];
+    }
+
+    /// <summary>The local background (photons/px) around pixel (x, y): see the class remarks.</summary>
+    public float LocalBackground(ReadOnlySpan<float> photons, int width, int height, int x, int y, float readNoiseMedian)
+    {
+        int r = RingRadius, m = 0;
+        for (int d = -r; d < r; d++)
+        {
+            Add(photons, width, height, x + d, y - r, ref m);
+            Add(photons, width, height, x + r, y + d, ref m);
+            Add(photons, width, height, x - d, y + r, ref m);
+            Add(photons, width, height, x - r, y - d, ref m);
+        }
+        if (m == 0) return 0;
+        var ring = _ring.AsSpan(0, m);
+        ring.Sort();
+        float q = ring[(m - 1) / 4];
+        return Math.Max(0, q + 0.674f * MathF.Sqrt(Math.Max(ExcessFactor * q + readNoiseMedian, 0)));
+    }
+
+    private void Add(ReadOnlySpan<float> photons, int width, int height, int x, int y, ref int m)
+    {
+        if ((uint)x < (uint)width && (uint)y < (uint)height) _ring[m++] = photons[y * width + x];
+    }
+
+    /// <summary>The filtered frame's noise variance at a pixel whose local background is <paramref name="background"/>.</summary>
+    public float Variance(float background, float readNoiseMedian, float excess) =>
+        Math.Max(KernelSumSquares * (ExcessFactor * background + readNoiseMedian) + excess, 1e-12f);
+
+    /// <summary>Keeps the candidates above their own threshold (the class remarks); returns how many were dropped.</summary>
+    public int Apply(List<Candidate> candidates, ReadOnlySpan<float> photons, int width, int height, float thresholdFactor,
+                     float readNoiseMedian, ReadOnlySpan<float> excess)
+    {
+        int kept = 0;
+        for (int i = 0; i < candidates.Count; i++)
+        {
+            var c = candidates[i];
+            float b = LocalBackground(photons, width, height, c.X, c.Y, readNoiseMedian);
+            float v = Variance(b, readNoiseMedian, excess.IsEmpty ? 0 : excess[c.Y * width + c.X]);
+            if (c.Value > thresholdFactor * MathF.Sqrt(v)) candidates[kept++] = c;
+        }
+        int dropped = candidates.Count - kept;
+        candidates.RemoveRange(kept, dropped);
+        return dropped;
+    }
+}
