@@ -12,7 +12,7 @@ internal sealed class SettingsOptions
     public readonly Option<double> Offset = new("--offset") { Description = "camera offset (baseline) in ADU", DefaultValueFactory = _ => D.OffsetAdu };
     public readonly Option<double> PhotonsPerAdu = new("--photons-per-adu") { Description = "photoelectrons per A/D count", DefaultValueFactory = _ => D.PhotonsPerAdu };
     public readonly Option<double> EmGain = new("--em-gain") { Description = "EM gain (1 for sCMOS/CCD)", DefaultValueFactory = _ => D.EmGain };
-    public readonly Option<double> Threshold = new("--threshold") { Description = "detection threshold, multiples of the filtered frame's robust noise", DefaultValueFactory = _ => D.Threshold };
+    public readonly Option<double> Threshold = new("--threshold") { Description = "detection threshold, multiples of the filtered frame's noise (the camera model's at each maximum's local background; with --spread-threshold the frame's robust spread)", DefaultValueFactory = _ => D.Threshold };
     public readonly Option<int> Roi = new("--roi") { Description = "ROI size in pixels (odd)", DefaultValueFactory = _ => D.RoiSize };
     public readonly Option<string> Filter = new("--filter") { Description = "de-noising filter: maliang|wavelet|none", DefaultValueFactory = _ => "maliang" };
     public readonly Option<bool> FixedSigma = new("--fixed-sigma") { Description = "fix the PSF sigma instead of fitting it" };
@@ -23,6 +23,10 @@ internal sealed class SettingsOptions
     public readonly Option<double> MinSnr = new("--min-snr") { Description = "keep a localization only when its photons are at least this many times their uncertainty (0 keeps every fit)", DefaultValueFactory = _ => D.MinPhotonSnr };
     public readonly Option<bool> NoNoiseClip = new("--no-noise-clip") { Description = "detection noise from the filtered frame's MAD alone, without the sigma-clipping step (the estimate before; emitters in a crowded frame raise it)" };
     public readonly Option<bool> DropEdge = new("--drop-edge") { Description = "drop candidates whose ROI would cross the frame edge (as before edge fitting) instead of fitting them in a ROI shifted inside the frame" };
+    public readonly Option<bool> SingleEmitter = new("--single-emitter") { Description = "fit one emitter per ROI with the neighbour refit (the default before); without it, close or poorly fitted emitters are fitted jointly in groups and the residual is searched" };
+    public readonly Option<int> MaxEmitters = new("--max-emitters") { Description = "most emitters fitted together in one group (1-12)", DefaultValueFactory = _ => D.MaxEmittersPerGroup };
+    public readonly Option<double> MultiPValue = new("--multi-p-value") { Description = "an emitter is added to a group when the likelihood ratio's p-value is below this", DefaultValueFactory = _ => D.MultiEmitterPValue };
+    public readonly Option<bool> SpreadThreshold = new("--spread-threshold") { Description = "judge candidates against the filtered frame's robust spread (the rule before) instead of the camera model's noise at their local background" };
     public readonly Option<string> Backend = new("--backend") { Description = "fitter: auto|cpu|opencl|cuda", DefaultValueFactory = _ => "auto" };
     public readonly Option<int> Threads = new("--threads") { Description = "worker threads (0 = all cores)", DefaultValueFactory = _ => 0 };
     public readonly Option<string?> OffsetMap = new("--camera-offset-map") { Description = "sCMOS: TIFF of each sensor pixel's offset, ADU (whole sensor; replaces --offset)" };
@@ -32,7 +36,7 @@ internal sealed class SettingsOptions
 
     public void AddTo(Command c)
     {
-        foreach (var o in new Option[] { PixelSize, PsfSigma, Offset, PhotonsPerAdu, EmGain, Threshold, Roi, Filter, FixedSigma, Iterations, NoTolerance, KeepOverlapping, RejectOverlapping, DropEdge, MinSnr, NoNoiseClip, Backend, Threads,
+        foreach (var o in new Option[] { PixelSize, PsfSigma, Offset, PhotonsPerAdu, EmGain, Threshold, Roi, Filter, FixedSigma, Iterations, NoTolerance, KeepOverlapping, RejectOverlapping, DropEdge, MinSnr, NoNoiseClip, SingleEmitter, MaxEmitters, MultiPValue, SpreadThreshold, Backend, Threads,
                                          OffsetMap, VarianceMap, GainMap, Origin })
             c.Options.Add(o);
     }
@@ -56,6 +60,10 @@ internal sealed class SettingsOptions
             DropAtEdge = r.GetValue(DropEdge),
             MinPhotonSnr = r.GetValue(MinSnr),
             NoiseClip = !r.GetValue(NoNoiseClip),
+            MultiEmitter = !r.GetValue(SingleEmitter),
+            MaxEmittersPerGroup = r.GetValue(MaxEmitters),
+            MultiEmitterPValue = r.GetValue(MultiPValue),
+            CameraNoiseDetection = !r.GetValue(SpreadThreshold),
             Backend = ParseBackend(r.GetValue(Backend)),
             Threads = r.GetValue(Threads),
         };

@@ -18,6 +18,7 @@ public static class LocalizationCsv
         "id", "frame", "x [nm]", "y [nm]", "sigma [nm]", "intensity [photon]", "offset [photon]", "bkgstd [photon]",
         "uncertainty [nm]", "uncertainty_x [nm]", "uncertainty_y [nm]", "uncertainty_photons [photon]",
         "uncertainty_offset [photon]", "uncertainty_sigma [nm]", "loglikelihood", "llr", "iterations", "detections",
+        "fitted_together",
     ];
 
     internal static readonly string Header = string.Join(",", Columns.Select(c => $"\"{c}\""));
@@ -51,7 +52,7 @@ public sealed class LocalizationCsvWriter : IDisposable
     private readonly AtomicFile _file;
     private readonly StreamWriter _w;
     private readonly double _px;
-    private readonly char[] _line = new char[18 * 32];
+    private readonly char[] _line = new char[24 * 32];
     private bool _done;
 
     /// <summary>Rows written so far.</summary>
@@ -93,6 +94,7 @@ public sealed class LocalizationCsvWriter : IDisposable
             F(ref n, b, l.Llr);
             Int(ref n, b, l.Iterations);
             Int(ref n, b, l.Detections);
+            Int(ref n, b, Math.Max(1, l.FittedTogether));
             b[n - 1] = '\n'; // replaces the last separator
             _w.Write(b[..n]);
             Count++;
@@ -238,7 +240,8 @@ public sealed class LocalizationTable
             var locs = new Localization[n];
             int cSig = Col("sigma"), cI = Col("intensity"), cOff = Col("offset"), cU = Col("uncertainty", "uncertainty_xy"),
                 cUx = Col("uncertainty_x"), cUy = Col("uncertainty_y"), cUn = Col("uncertainty_photons"), cUb = Col("uncertainty_offset"),
-                cUs = Col("uncertainty_sigma"), cLl = Col("loglikelihood"), cLlr = Col("llr"), cIt = Col("iterations"), cDet = Col("detections");
+                cUs = Col("uncertainty_sigma"), cLl = Col("loglikelihood"), cLlr = Col("llr"), cIt = Col("iterations"), cDet = Col("detections"),
+                cTog = Col("fitted_together");
             double sX = Scale(cX), sY = Scale(cY), sSig = Scale(cSig), sU = Scale(cU), sUx = Scale(cUx), sUy = Scale(cUy), sUs = Scale(cUs);
             for (int i = 0; i < n; i++)
             {
@@ -261,6 +264,7 @@ public sealed class LocalizationTable
                     Llr = V(cLlr, 1),
                     Iterations = cIt < 0 ? 0 : ToInt(data[cIt][i], 0),
                     Detections = cDet < 0 ? 1 : ToInt(data[cDet][i], 1),
+                    FittedTogether = cTog < 0 ? 1 : ToInt(data[cTog][i], 1),
                 };
             }
             return new LocalizationTable(file, [.. names], data, locs);

@@ -648,7 +648,9 @@ public sealed class Localizer : IDisposable
                 ref readonly var f = ref results[i];
                 if (f.Status == FitStatus.Failed) { FitFailed++; continue; }
                 if (f.Status == FitStatus.LeftRoi) { LeftRoi++; continue; }
-                if (!(f.Photons >= minSnr * f.CrlbPhotons)) { LowSnr++; continue; }
+                // Members of a joint fit passed the likelihood ratio and their own SNR test (MultiEmitterRefiner): their
+                // joint photon CRLB grows with their neighbours' overlap, not with any doubt that they are there.
+                if (f.GroupSize < 2 && !(f.Photons >= minSnr * f.CrlbPhotons)) { LowSnr++; continue; }
                 Locs[k++] = new Localization
                 {
                     Frame = FrameIndex,

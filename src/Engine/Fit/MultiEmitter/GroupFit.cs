@@ -80,6 +80,9 @@ public sealed class GroupFit
                     trial.CopyTo(theta);
                     Array.Copy(_g1, _g, p);
                     for (int i = 0; i < p; i++) Array.Copy(_f1, i * MaxParameters, _f, i * MaxParameters, p);
+                    // Converged when every step is small, or the likelihood no longer moves (a ridge between two
+                    // close emitters creeps in small steps; model selection only needs L to 1e-3).
+                    small |= logL1 - logL < 1e-4;
                     logL = logL1;
                     lambda = Math.Max(lambda * 0.1, 1e-7);
                     accepted = true;

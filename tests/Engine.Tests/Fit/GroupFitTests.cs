@@ -1,0 +1,64 @@
+using MaLiang.Engine.Fit.MultiEmitter;
+using NUnit.Framework;
+
+namespace MaLiang.Engine.Tests.Fit;
+
+public class GroupFitTests
+{
+    /// <summary>Poisson counts of b + sum N PSF on a bw x bh box (the PSF of GroupFit.Render, the one implementation).</summary>
+    internal static float[] Box(int bw, int bh, float b, (float X, float Y, float N)[] emitters, float sigma, int seed)
+    {
+        var fit = new GroupFit(sigma);
+        var mu = new float[bw * bh];
+        Array.Fill(mu, b);
+        foreach (var e in emitters) fit.Render(mu, bw, bh, e.X, e.Y, e.N);
+        var rng = new Random(seed);
+        var d = new float[mu.Length];
+        for (int i = 0; i < d.Length; i++) d[i] = Poisson(rng, mu[i]);
+        return d;
+    }
+
+    internal static int Poisson(Random rng, double mean)
+    {
+        if (mean > 50) return Math.Max(0, (int)Math.Round(mean + Math.Sqrt(mean) * Gauss(rng)));
+        double l = Math.Exp(-mean), p = 1; int k = 0;
+        do { k++; p *= rng.NextDouble(); } while (p > l);
+        return k - 1;
+    }
+
+    private static double Gauss(Random rng) => Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
+
+    [Test]
+    public void PairOneSigmaApartIsFittedAtItsTruePositionsWithinItsCrlb()
+    {
+        const float s = 1.3f;
+        var truth = new[] { (X: 7.0f, Y: 7.2f, N: 1500f), (X: 8.1f, Y: 7.9f, N: 1500f) };
+        var fit = new GroupFit(s);
+        var empty = new float[15 * 15];
+        double[] errX = new double[2], crlbX = new double[2];
+        int runs = 200;
+        for (int run = 0; run < runs; run++)
+        {
+            var d = Box(15, 15, 10, truth, s, run);
+            double[] theta = [12, 6.5, 6.8, 1000, 8.6, 8.3, 2000];
+            Assert.That(fit.Fit(d, empty, default, 15, 15, 2, theta), Is.True);
+            var crlb = new double[7];
+            Assert.That(fit.SqrtCrlb(2, crlb), Is.True);
+            // Label switching: match by distance.
+            bool swap = Math.Abs(theta[1] - truth[0].X) + Math.Abs(theta[2] - truth[0].Y) > Math.Abs(theta[4] - truth[0].X) + Math.Abs(theta[5] - truth[0].Y);
+            for (int k = 0; k < 2; k++)
+            {
+                int o = 1 + 3 * (swap ? 1 - k : k);
+                errX[k] += Math.Pow(theta[o] - truth[k].X, 2);
+                crlbX[k] += crlb[o] * crlb[o];
+            }
+        }
+        for (int k = 0; k < 2; k++)
+        {
+            double rmse = Math.Sqrt(errX[k] / runs), c = Math.Sqrt(crlbX[k] / runs);
+            TestContext.Out.WriteLine($"emitter {k}: RMSE x {rmse:F4} px, sqrt CRLB {c:F4} px");
+            Assert.That(rmse, Is.LessThan(1.25 * c));
+            Assert.That(c, Is.GreaterThan(0.01).And.LessThan(0.3));
+        }
+    }
+}
