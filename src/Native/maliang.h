@@ -54,7 +54,7 @@ typedef struct ml_settings {
     int32_t reserved;
 } ml_settings;
 
-/* One localization: 64 bytes, the engine's Localization struct. */
+/* One localization: 68 bytes, the engine's Localization struct. */
 typedef struct ml_localization {
     int32_t frame;               /* 0-based, counted over all frames pushed to the localizer */
     float x, y;                  /* px */
@@ -66,6 +66,7 @@ typedef struct ml_localization {
     int32_t iterations;
     int32_t detections;          /* 1, or the number of merged detections */
     int32_t flags;               /* bit 0: converged */
+    int32_t fitted_together;     /* emitters fitted jointly with this one, itself included (1: a single-emitter fit) */
 } ml_localization;
 
 typedef struct ml_summary {

@@ -560,11 +560,11 @@ def localize(
 
     Returns
     -------
-    numpy structured array of :data:`maliang.LOCALIZATION_DTYPE` (the C struct ml_localization, 64 bytes), sorted
+    numpy structured array of :data:`maliang.LOCALIZATION_DTYPE` (the C struct ml_localization, 68 bytes), sorted
     by frame: ``frame`` (0-based), ``x``, ``y`` (px; origin at the top-left corner of the top-left pixel, so pixel
     column c spans [c, c+1)), ``photons``, ``background`` (photons/px), ``sigma`` (px), ``uncertainty_x``,
     ``uncertainty_y`` (px, sqrt of the CRLB), ``uncertainty_photons``, ``uncertainty_background``,
-    ``uncertainty_sigma``, ``loglik``, ``llr``, ``iterations``, ``detections``, ``flags`` (bit 0: converged).
+    ``uncertainty_sigma``, ``loglik``, ``llr``, ``iterations``, ``detections``, ``flags`` (bit 0: converged), ``fitted_together`` (emitters fitted jointly with it, 1 for a single fit).
     The GIL is released while the engine runs.
     """
     settings = dict(pixel_size=pixel_size, psf_sigma=psf_sigma, offset=offset, photons_per_adu=photons_per_adu,

@@ -109,7 +109,7 @@ class MlSummary(ctypes.Structure):
     ]
 
 
-#: ml_localization (64 bytes), field for field: results are read straight into arrays of this dtype.
+#: ml_localization (68 bytes), field for field: results are read straight into arrays of this dtype.
 LOCALIZATION_DTYPE = np.dtype(
     [
         ("frame", "<i4"),
@@ -128,10 +128,11 @@ LOCALIZATION_DTYPE = np.dtype(
         ("iterations", "<i4"),
         ("detections", "<i4"),
         ("flags", "<i4"),
+        ("fitted_together", "<i4"),
     ],
     align=False,
 )
-assert LOCALIZATION_DTYPE.itemsize == 64
+assert LOCALIZATION_DTYPE.itemsize == 68
 
 PROGRESS_FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p)
 

@@ -18,6 +18,7 @@ CSV_COLUMNS = [
     "id", "frame", "x [nm]", "y [nm]", "sigma [nm]", "intensity [photon]", "offset [photon]", "bkgstd [photon]",
     "uncertainty [nm]", "uncertainty_x [nm]", "uncertainty_y [nm]", "uncertainty_photons [photon]",
     "uncertainty_offset [photon]", "uncertainty_sigma [nm]", "loglikelihood", "llr", "iterations", "detections",
+    "fitted_together",
 ]
 
 #: Picasso's localization dtype (as in Picasso's own testdata_locs.hdf5).
@@ -26,7 +27,7 @@ PICASSO_DTYPE = np.dtype([
     ("lpx", "<f4"), ("lpy", "<f4"), ("net_gradient", "<f4"), ("likelihood", "<f4"), ("iterations", "<i4"),
 ])
 
-_DEFAULT_FILL = {"detections": 1, "iterations": 0, "flags": 0}
+_DEFAULT_FILL = {"detections": 1, "iterations": 0, "flags": 0, "fitted_together": 1}
 
 
 def as_localizations(locs) -> np.ndarray:
@@ -34,7 +35,7 @@ def as_localizations(locs) -> np.ndarray:
 
     Accepts such arrays, other structured arrays or record arrays with (a subset of) the same field names, and pandas
     DataFrames with those columns; ``frame``, ``x`` and ``y`` are required, missing fields become NaN (iterations 0,
-    detections 1, flags 0)."""
+    detections 1, flags 0, fitted_together 1)."""
     if isinstance(locs, np.ndarray) and locs.dtype == LOCALIZATION_DTYPE:
         if locs.ndim != 1:
             raise ValueError(f"maliang: localizations must be a 1-D array, got shape {locs.shape}")
@@ -182,6 +183,7 @@ def to_dataframe(locs, pixel_size: float = 100.0):
         "llr": f64("llr"),
         "iterations": a["iterations"].astype(np.int64),
         "detections": a["detections"].astype(np.int64),
+        "fitted_together": np.maximum(a["fitted_together"], 1).astype(np.int64),
     }
     assert list(cols) == CSV_COLUMNS
     return pd.DataFrame(cols)

@@ -37,7 +37,7 @@ public final class MaLiang {
     /** The ABI version this binding was written against (ML_ABI_VERSION). */
     public static final int ABI_VERSION = 1;
     /** sizeof(ml_localization). */
-    public static final int LOCALIZATION_BYTES = 64;
+    public static final int LOCALIZATION_BYTES = 68;
     /** sizeof(ml_summary). */
     static final int SUMMARY_BYTES = 7 * 8 + 5 * 8 + 2 * 4 + 64;
 
@@ -335,6 +335,8 @@ public final class MaLiang {
         public float uncertaintyX, uncertaintyY, uncertaintyPhotons, uncertaintyBackground, uncertaintySigma;
         public float loglik, llr;
         public int iterations, detections, flags;
+        /** Emitters fitted jointly with this one, itself included (1: a single-emitter fit). */
+        public int fittedTogether = 1;
 
         public boolean converged() { return (flags & 1) != 0; }
 
@@ -352,6 +354,7 @@ public final class MaLiang {
             uncertaintySigma = b.getFloat(at + 40);
             loglik = b.getFloat(at + 44); llr = b.getFloat(at + 48);
             iterations = b.getInt(at + 52); detections = b.getInt(at + 56); flags = b.getInt(at + 60);
+            fittedTogether = b.getInt(at + 64);
         }
 
         void write(ByteBuffer b, int at) {
@@ -363,6 +366,7 @@ public final class MaLiang {
             b.putFloat(at + 40, uncertaintySigma);
             b.putFloat(at + 44, loglik); b.putFloat(at + 48, llr);
             b.putInt(at + 52, iterations); b.putInt(at + 56, detections); b.putInt(at + 60, flags);
+            b.putInt(at + 64, fittedTogether);
         }
     }
 

@@ -38,7 +38,7 @@ public class MaLiangPlugin implements PlugIn {
     public static final String[] COLUMNS = {"id", "frame", "x [nm]", "y [nm]", "sigma [nm]", "intensity [photon]",
             "offset [photon]", "bkgstd [photon]", "uncertainty [nm]", "uncertainty_x [nm]", "uncertainty_y [nm]",
             "uncertainty_photons [photon]", "uncertainty_offset [photon]", "uncertainty_sigma [nm]", "loglikelihood", "llr",
-            "iterations", "detections"};
+            "iterations", "detections", "fitted_together"};
 
     /** A user mistake: reported with IJ.error, never with a stack trace. */
     static final class UserError extends RuntimeException {
@@ -429,7 +429,7 @@ public class MaLiangPlugin implements PlugIn {
                     Math.sqrt(Math.max(0, l.background)),
                     Math.sqrt((l.uncertaintyX * (double) l.uncertaintyX + l.uncertaintyY * (double) l.uncertaintyY) / 2) * px,
                     l.uncertaintyX * px, l.uncertaintyY * px, l.uncertaintyPhotons, l.uncertaintyBackground,
-                    l.uncertaintySigma * px, l.loglik, l.llr, l.iterations, l.detections};
+                    l.uncertaintySigma * px, l.loglik, l.llr, l.iterations, l.detections, Math.max(1, l.fittedTogether)};
             for (int c = 0; c < v.length; c++) cols[c][i] = v[c];
         }
         for (int c = 0; c < COLUMNS.length; c++) rt.setValues(COLUMNS[c], cols[c]);
