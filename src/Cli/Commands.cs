@@ -66,6 +66,7 @@ internal static partial class Commands
         catch (Exception e)
         {
             Console.Error.WriteLine($"maliang: internal error: {e.GetType().Name}: {e.Message.Replace('\n', ' ')}");
+            if (Environment.GetEnvironmentVariable("MALIANG_TRACE") == "1") Console.Error.WriteLine(e.StackTrace);
             return ExitError;
         }
         finally

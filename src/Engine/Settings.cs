@@ -20,6 +20,9 @@ public sealed class LocalizerSettings
     public double PixelSizeNm { get; set; } = 100.0;
     /// <summary>Gaussian PSF standard deviation, in camera pixels: the fit's start value (and fixed value with <see cref="FixedSigma"/>).</summary>
     public double PsfSigmaPx { get; set; } = 1.3;
+    /// <summary>Estimate the PSF sigma from isolated spots of the first frames (free-sigma fits) before localizing, and use
+    /// it instead of <see cref="PsfSigmaPx"/> (the CLI does when <c>--psf-sigma</c> is not given; DESIGN.md "Crowded frames").</summary>
+    public bool EstimatePsfSigma { get; set; }
     public double OffsetAdu { get; set; } = 0.0;
     /// <summary>Photoelectrons per A/D count (ThunderSTORM's name).</summary>
     public double PhotonsPerAdu { get; set; } = 1.0;

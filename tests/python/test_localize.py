@@ -19,15 +19,15 @@ def same(a, b):
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
-def test_dtype_is_the_64_byte_c_struct():
+def test_dtype_is_the_68_byte_c_struct():
     dt = maliang.LOCALIZATION_DTYPE
-    assert dt.itemsize == 64
-    # maliang.h's ml_localization, in order: int32 frame, 12 floats, 3 int32
+    assert dt.itemsize == 68
+    # maliang.h's ml_localization, in order: int32 frame, 12 floats, 4 int32
     expected = ["frame", "x", "y", "photons", "background", "sigma", "uncertainty_x", "uncertainty_y",
                 "uncertainty_photons", "uncertainty_background", "uncertainty_sigma", "loglik", "llr", "iterations",
-                "detections", "flags"]
+                "detections", "flags", "fitted_together"]
     assert list(dt.names) == expected
-    assert [dt.fields[n][1] for n in expected] == [4 * i for i in range(16)]
+    assert [dt.fields[n][1] for n in expected] == [4 * i for i in range(17)]
     assert [dt.fields[n][0].kind for n in expected] == ["i"] + ["f"] * 12 + ["i"] * 3
     assert ctypes.sizeof(N.MlSettings) == 4 + 4 + 7 * 8 + 8 * 4
     assert ctypes.sizeof(N.MlSummary) == 7 * 8 + 5 * 8 + 8 + 64

@@ -59,6 +59,27 @@ public sealed class CameraNoiseThreshold
         if ((uint)x < (uint)width && (uint)y < (uint)height) _ring[m++] = photons[y * width + x];
     }
 
+    /// <summary>
+    /// The threshold for the maxima search of a frame whose photons' 10% quantile is <paramref name="quantile10"/>: the
+    /// camera noise at that lower background (corrected to the mean by 1.28 of its standard deviation) x 0.8, or the
+    /// spread's threshold where that is lower. Each maximum is then judged at its own background (<see cref="Apply"/>).
+    /// The same on the CPU and GPU paths (they gather the same subsample).
+    /// </summary>
+    public float Floor(float spreadThreshold, float quantile10, float thresholdFactor, float readNoiseMedian)
+    {
+        float q = quantile10;
+        float bLo = float.IsFinite(q) ? Math.Max(0, q + 1.28f * MathF.Sqrt(Math.Max(ExcessFactor * q + readNoiseMedian, 0))) : 0;
+        return Math.Min(spreadThreshold, 0.8f * thresholdFactor * MathF.Sqrt(Variance(bLo, readNoiseMedian, 0)));
+    }
+
+    /// <summary>True when the candidate with filtered value <paramref name="value"/> at pixel (x, y) passes its own threshold.</summary>
+    public bool Passes(float value, ReadOnlySpan<float> photons, int width, int height, int x, int y, float thresholdFactor,
+                       float readNoiseMedian, float excess)
+    {
+        float b = LocalBackground(photons, width, height, x, y, readNoiseMedian);
+        return value > thresholdFactor * MathF.Sqrt(Variance(b, readNoiseMedian, excess));
+    }
+
     /// <summary>The filtered frame's noise variance at a pixel whose local background is <paramref name="background"/>.</summary>
     public float Variance(float background, float readNoiseMedian, float excess) =>
         Math.Max(KernelSumSquares * (ExcessFactor * background + readNoiseMedian) + excess, 1e-12f);
@@ -71,9 +92,8 @@ public sealed class CameraNoiseThreshold
         for (int i = 0; i < candidates.Count; i++)
         {
             var c = candidates[i];
-            float b = LocalBackground(photons, width, height, c.X, c.Y, readNoiseMedian);
-            float v = Variance(b, readNoiseMedian, excess.IsEmpty ? 0 : excess[c.Y * width + c.X]);
-            if (c.Value > thresholdFactor * MathF.Sqrt(v)) candidates[kept++] = c;
+            if (Passes(c.Value, photons, width, height, c.X, c.Y, thresholdFactor, readNoiseMedian, excess.IsEmpty ? 0 : excess[c.Y * width + c.X]))
+                candidates[kept++] = c;
         }
         int dropped = candidates.Count - kept;
         candidates.RemoveRange(kept, dropped);

@@ -108,12 +108,9 @@ public sealed class FrameDetector
         if (ReadNoiseExcess is { } ex && ex.Length != photons.Length) throw new ArgumentException($"the read-noise map is for frames of {ex.Length} pixels, this one has {photons.Length}");
         if (CameraNoise is { } cam)
         {
-            // A floor for the maxima search: the camera noise at the frame's lower background (10% quantile, corrected to
-            // the mean by 1.28 of its standard deviation), below the spread's threshold in a crowded frame; each maximum is
-            // then judged at its own background.
-            float q = NoiseEstimator.Quantile(photons, width, height, _scratch, 0.1);
-            float bLo = float.IsFinite(q) ? Math.Max(0, q + 1.28f * MathF.Sqrt(Math.Max(cam.ExcessFactor * q + ReadNoiseMedian, 0))) : 0;
-            thr = Math.Min(thr, 0.8f * ThresholdFactor * MathF.Sqrt(cam.Variance(bLo, ReadNoiseMedian, 0)));
+            // A floor for the maxima search (the camera noise at the frame's lower background); each maximum is then
+            // judged at its own background.
+            thr = cam.Floor(thr, NoiseEstimator.Quantile(photons, width, height, _scratch, 0.1), ThresholdFactor, ReadNoiseMedian);
         }
         var stats = Detector.Detect(filtered, width, height, thr, RoiRadius, RejectOverlapping, output, DropAtEdge);
         if (CameraNoise is { } c2)

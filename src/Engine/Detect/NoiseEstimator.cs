@@ -65,9 +65,17 @@ public static class NoiseEstimator
     public static float Quantile(ReadOnlySpan<float> frame, int width, int height, Span<float> scratch, double q)
     {
         var s = Gather(frame, width, height, scratch);
+        return QuantileOfFinite(s, scratch.Slice(s.Length, s.Length), q);
+    }
+
+    /// <summary><see cref="Quantile"/> of an already gathered subsample (reordered; the GPU detector gathers on the device).</summary>
+    public static float QuantileOfSamples(Span<float> samples, Span<float> work, double q) => QuantileOfFinite(KeepFinite(samples), work, q);
+
+    private static float QuantileOfFinite(Span<float> s, Span<float> work, double q)
+    {
         int m = s.Length;
         if (m == 0) return float.NaN;
-        return Selection.RadixSelect(s, (int)Math.Clamp(q * (m - 1), 0, m - 1), MemoryMarshal.Cast<float, uint>(scratch.Slice(m, m)));
+        return Selection.RadixSelect(s, (int)Math.Clamp(q * (m - 1), 0, m - 1), MemoryMarshal.Cast<float, uint>(work[..m]));
     }
 
     /// <summary>The formula of <see cref="RobustStd"/> on an already gathered subsample (the GPU detector gathers on the

@@ -143,10 +143,8 @@ public sealed class Localizer : IDisposable
 
     /// <summary>With a read-noise (variance) map, detection and ROI cut-out stay on the CPU threads (the ROIs carry their
     /// read-noise planes, and the threshold is per pixel) and only the fit runs on the device.
-    /// The camera-noise detection test (<see cref="LocalizerSettings.CameraNoiseDetection"/>) runs on the host as yet, so
-    /// with it detection stays on the CPU threads too.</summary>
-    private bool UsesDeviceDetection => _gpu is not null && DeviceDetection && _s.CameraMaps?.VarianceAdu2 is null && !CameraNoiseOn;
-    private bool CameraNoiseOn => _s.CameraNoiseDetection && new Detect.CameraNoiseThreshold(Denoise.FrameFilters.Create(_s), _s.PsfSigmaPx, _s.EmGain).Applies;
+    /// </summary>
+    private bool UsesDeviceDetection => _gpu is not null && DeviceDetection && _s.CameraMaps?.VarianceAdu2 is null;
 
     /// <summary>Frames per chunk of the last <see cref="Push"/>: <see cref="ChunkFramesFor"/>, or fewer after the device
     /// ran out of memory (the chunk is halved and redone, and later pushes of the same frame size keep the smaller chunk).</summary>

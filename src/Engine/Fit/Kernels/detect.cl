@@ -266,3 +266,14 @@ KERNEL void ml_cut_rois(GLOBAL const float* frames, int w, int h, GLOBAL const i
     int m = gid / nn, q = gid - m * nn, row = q / n, col = q - row * n;
     out[gid] = frames[(long)roiFrame[m] * w * h + (long)(top[m] + row) * w + left[m] + col];
 }
+
+/* (i) The filtered value at each emitted ROI's detected maximum, for the host's camera-noise test of the candidates
+   (MaLiang.Engine.Detect.CameraNoiseThreshold): one float per ROI comes back instead of the filtered frames. */
+KERNEL void ml_peak_values(GLOBAL const float* filt, int w, int h, GLOBAL const int* roiFrame, GLOBAL const int* left,
+                           GLOBAL const int* top, GLOBAL const int* peak, int n, int total, GLOBAL float* out)
+{
+    int i = THREAD_ID;
+    if (i >= total) return;
+    int p = peak[i];
+    out[i] = filt[(long)roiFrame[i] * w * h + (long)(top[i] + p / n) * w + left[i] + p % n];
+}

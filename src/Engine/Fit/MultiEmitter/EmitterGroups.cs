@@ -20,7 +20,7 @@ public sealed class EmitterGroups
         int n = _count = x.Length;
         if (_parent.Length < n) { int c = Math.Max(n, 2 * _parent.Length); _parent = new int[c]; _cellOf = new int[c]; _order = new int[c]; _members = new int[c]; _groupOf = new int[c]; _start = new int[c + 1]; }
         for (int i = 0; i < n; i++) _parent[i] = i;
-        if (n == 0) { _groups = 0; _start[0] = 0; return; }
+        if (n == 0) { _groups = 0; return; }
         float minX = float.MaxValue, minY = float.MaxValue, maxX = float.MinValue;
         for (int i = 0; i < n; i++) { minX = Math.Min(minX, x[i]); minY = Math.Min(minY, y[i]); maxX = Math.Max(maxX, x[i]); }
         int cols = (int)((maxX - minX) / link) + 1;

@@ -4,7 +4,8 @@ namespace MaLiang.Engine.Fit.MultiEmitter;
 public readonly record struct MultiEmitterOptions(float PsfSigmaPx, int MaxPerGroup, double AddPValue, float MinPhotonSnr, int MaxIterations, float Tolerance)
 {
     public static MultiEmitterOptions From(LocalizerSettings s) =>
-        new((float)s.PsfSigmaPx, s.MaxEmittersPerGroup, s.MultiEmitterPValue, (float)Math.Max(s.MinPhotonSnr, 3), Math.Max(s.Iterations, 30), (float)s.Tolerance);
+        new((float)s.PsfSigmaPx, s.MaxEmittersPerGroup, s.MultiEmitterPValue, (float)Math.Max(s.MinPhotonSnr, 3),
+            s.UseTolerance ? Math.Max(s.Iterations, 30) : s.Iterations, (float)s.Tolerance);   // --no-tolerance: exactly the steps asked for
 }
 
 /// <summary>
@@ -37,7 +38,7 @@ public sealed class MultiEmitterRefiner
     private int _count;
     private float[] _x = [], _y = [];
     private FitResult[] _res = [];
-    private bool[] _flag = [], _alive = [];
+    private bool[] _flag = [], _alive = [], _refitted = [];
     private float[] _model = [];
     private float[] _data = [], _fixed = [], _gamma = [];
     private readonly double[] _theta = new double[GroupFit.MaxParameters], _saved = new double[GroupFit.MaxParameters], _crlb = new double[GroupFit.MaxParameters];
@@ -81,6 +82,7 @@ public sealed class MultiEmitterRefiner
         Array.Clear(GroupsBySize);
         Added = 0;
         int m = fits.Length;
+        if (m == 0) return default;
         Grow(m + 16);
         _count = 0;
         float psf = _o.PsfSigmaPx;
@@ -102,47 +104,75 @@ public sealed class MultiEmitterRefiner
                 _flag[k] = true;
             }
             f.GroupSize = 1;
-            _res[k] = f; _x[k] = f.X; _y[k] = f.Y; _alive[k] = true;
+            _res[k] = f; _x[k] = f.X; _y[k] = f.Y; _alive[k] = true; _refitted[k] = false;
             anyFlag |= _flag[k];
         }
         _groups.Build(_x.AsSpan(0, _count), _y.AsSpan(0, _count), _linkPx);
         for (int g = 0; g < _groups.Count && !anyFlag; g++) anyFlag = _groups.Size(g) > 1;
         if (!anyFlag) { GroupsBySize[1] += _count; return _res.AsSpan(0, _count); }
 
-        // The model image: every emitter's photons x PSF (no background).
         if (_model.Length < w * h) _model = new float[w * h];
         var model = _model.AsSpan(0, w * h);
-        model.Clear();
-        for (int i = 0; i < _count; i++)
-            if (_res[i].Kept) _fit.Render(model, w, h, _res[i].X, _res[i].Y, _res[i].Photons);
-
-        int groups = _groups.Count;
-        for (int g = 0; g < groups; g++)
+        for (int pass = 0; pass < Passes; pass++)
         {
-            var all = _groups.Members(g);
-            bool refit = all.Length > 1;
-            foreach (int i in all) refit |= _flag[i];
-            if (!refit) { GroupsBySize[1] += all.Length; continue; }
-            // Split a large group into pieces of at most MaxPerGroup around its brightest members.
-            if (_region.Length < all.Length) _region = new int[Math.Max(all.Length, 2 * _region.Length)];
-            var left0 = _region.AsSpan(0, all.Length);
-            all.CopyTo(left0);
-            int remaining = all.Length;
-            while (remaining > 0)
+            if (pass > 0)
             {
-                int take = Math.Min(remaining, Math.Max(1, _o.MaxPerGroup - 1));   // room for one added emitter
-                TakeNearestToBrightest(left0[..remaining], take);
-                var piece = left0.Slice(remaining - take, take);
-                FitGroup(photons, gamma, w, h, piece, model);
-                remaining -= take;
+                // Gauss-Seidel again: the groups fitted first saw their neighbours' single fits. The groups are found anew
+                // (emitters moved, were added or dropped) and every group with a member fitted jointly last pass is refitted.
+                Compact(pass);
+                _groups.Build(_x.AsSpan(0, _count), _y.AsSpan(0, _count), _linkPx);
+            }
+            // The model image: every emitter's photons x PSF (no background).
+            model.Clear();
+            for (int i = 0; i < _count; i++)
+                if (_res[i].Kept) _fit.Render(model, w, h, _res[i].X, _res[i].Y, _res[i].Photons);
+            int groups = _groups.Count;
+            for (int g = 0; g < groups; g++)
+            {
+                var all = _groups.Members(g);
+                bool refit = pass == 0 && all.Length > 1;
+                foreach (int i in all) refit |= _flag[i];
+                if (!refit) continue;
+                // Split a large group into pieces of at most MaxPerGroup around its brightest members.
+                if (_region.Length < all.Length) _region = new int[Math.Max(all.Length, 2 * _region.Length)];
+                var left0 = _region.AsSpan(0, all.Length);
+                all.CopyTo(left0);
+                int remaining = all.Length;
+                while (remaining > 0)
+                {
+                    int take = Math.Min(remaining, Math.Max(1, _o.MaxPerGroup - 1));   // room for one added emitter
+                    TakeNearestToBrightest(left0[..remaining], take);
+                    var piece = left0.Slice(remaining - take, take);
+                    FitGroup(photons, gamma, w, h, piece, model);
+                    remaining -= take;
+                }
             }
         }
+        Compact(Passes);
+        // Groups by size, from the emitters' group sizes (each group of k left k members).
+        Span<int> bySize = stackalloc int[GroupFit.MaxEmitters + 1];
+        for (int i = 0; i < _count; i++) bySize[Math.Clamp(_res[i].GroupSize, 1, GroupFit.MaxEmitters)]++;
+        for (int k = 1; k <= GroupFit.MaxEmitters; k++) GroupsBySize[k] += (bySize[k] + k - 1) / k;
+        return _res.AsSpan(0, _count);
+    }
 
-        // Survivors in a compact list.
+    /// <summary>Fitting passes over the groups (measured on the density sweep: a second pass gains, a third little).</summary>
+    public const int Passes = 2;
+
+    /// <summary>Survivors to the front of the lists; each is flagged for the next pass when it was fitted in a group.</summary>
+    private void Compact(int pass)
+    {
         int kept = 0;
         for (int i = 0; i < _count; i++)
-            if (_alive[i]) _res[kept++] = _res[i];
-        return _res.AsSpan(0, kept);
+        {
+            if (!_alive[i]) continue;
+            _res[kept] = _res[i]; _x[kept] = _res[i].X; _y[kept] = _res[i].Y; _alive[kept] = true;
+            _flag[kept] = _res[i].GroupSize > 1 || _refitted[i];
+            _refitted[kept] = false;
+            kept++;
+        }
+        for (int i = kept; i < _count; i++) _refitted[i] = false;
+        _count = kept;
     }
 
     /// <summary>Moves the brightest member and the take - 1 members nearest to it to the end of <paramref name="span"/>.</summary>
@@ -225,7 +255,6 @@ public sealed class MultiEmitterRefiner
         {
             // The joint fit failed: the members keep their single fits (back into the model image).
             foreach (int i in piece) if (_res[i].Kept) _fit.Render(model, w, h, _res[i].X, _res[i].Y, _res[i].Photons); else _alive[i] = false;
-            GroupsBySize[1] += k;
             return;
         }
         // Drop members that are insignificant or sit on a brighter one, one at a time, refitting after each.
@@ -302,10 +331,9 @@ public sealed class MultiEmitterRefiner
                 LogLikelihood = (float)_fit.LogLikelihood, Llr = (float)_fit.Llr, Iterations = _fit.Iterations,
                 Status = _fit.Converged ? FitStatus.Converged : FitStatus.MaxIterations, GroupSize = k,
             };
-            _res[i] = f; _x[i] = f.X; _y[i] = f.Y; _alive[i] = true;
+            _res[i] = f; _x[i] = f.X; _y[i] = f.Y; _alive[i] = true; _refitted[i] = added > 0;
             _fit.Render(model, w, h, f.X, f.Y, f.Photons);
         }
-        GroupsBySize[k]++;
     }
 
     private readonly double[] _without = new double[GroupFit.MaxParameters];
@@ -438,6 +466,6 @@ public sealed class MultiEmitterRefiner
         if (_res.Length >= n) return;
         int c = Math.Max(n, 2 * _res.Length);
         Array.Resize(ref _res, c); Array.Resize(ref _x, c); Array.Resize(ref _y, c);
-        Array.Resize(ref _flag, c); Array.Resize(ref _alive, c);
+        Array.Resize(ref _flag, c); Array.Resize(ref _alive, c); Array.Resize(ref _refitted, c);
     }
 }

@@ -7,10 +7,20 @@ namespace MaLiang.Engine.Fit.Backends.Gpu;
 
 /// <summary>Detection settings as the GPU detector needs them.</summary>
 public readonly record struct GpuDetectOptions(FilterKind Filter, int FilterBoxPx, float ThresholdFactor, int RoiSize, bool RejectOverlapping,
-                                               bool DropAtEdge = false, bool NoiseClip = true)
+                                               bool DropAtEdge = false, bool NoiseClip = true, CameraNoiseThreshold? CameraNoise = null)
 {
+    /// <summary>As the CPU's <see cref="FrameDetector"/> for these settings, the camera-noise test included (its ring buffer
+    /// makes the options one detector thread's).</summary>
     public static GpuDetectOptions From(LocalizerSettings s)
-        => new(s.Filter, s.FilterBoxPx, (float)s.Threshold, s.RoiSize, s.RejectOverlapping, s.DropAtEdge, s.NoiseClip);
+    {
+        CameraNoiseThreshold? cam = null;
+        if (s.CameraNoiseDetection)
+        {
+            cam = new CameraNoiseThreshold(FrameFilters.Create(s), s.PsfSigmaPx, s.EmGain);
+            if (!cam.Applies) cam = null;
+        }
+        return new(s.Filter, s.FilterBoxPx, (float)s.Threshold, s.RoiSize, s.RejectOverlapping, s.DropAtEdge, s.NoiseClip, cam);
+    }
 }
 
 /// <summary>
@@ -26,7 +36,7 @@ public sealed class GpuDetector : IDisposable
 {
     private readonly GpuContext _ctx;
     private readonly bool _ownsContext;
-    private GpuBuffer? _frames, _filt, _tmp, _tmp2, _samples, _thr, _med, _count, _border, _overl, _cand, _sorted, _keep, _pre, _kept, _offset, _roiFrame, _left, _top, _peak, _rois;
+    private GpuBuffer? _frames, _filt, _tmp, _tmp2, _samples, _thr, _med, _count, _border, _overl, _cand, _sorted, _keep, _pre, _kept, _offset, _roiFrame, _left, _top, _peak, _rois, _values;
     private int _cap = 256;
 
     internal GpuDetector(GpuContext ctx, bool ownsContext) { _ctx = ctx; _ownsContext = ownsContext; }
@@ -102,7 +112,7 @@ public sealed class GpuDetector : IDisposable
     internal GpuBuffer? DetectedPeaks => DetectedCount == 0 ? null : _peak;
     internal GpuContext Context => _ctx;
 
-    private GpuBuffer?[] Buffers() => [_frames, _filt, _tmp, _tmp2, _samples, _thr, _med, _count, _border, _overl, _cand, _sorted, _keep, _pre, _kept, _offset, _roiFrame, _left, _top, _peak, _rois];
+    private GpuBuffer?[] Buffers() => [_frames, _filt, _tmp, _tmp2, _samples, _thr, _med, _count, _border, _overl, _cand, _sorted, _keep, _pre, _kept, _offset, _roiFrame, _left, _top, _peak, _rois, _values];
 
     /// <summary>Device memory this detector's buffers hold now (kept and reused by the next call).</summary>
     public long DeviceBytes
@@ -140,6 +150,14 @@ public sealed class GpuDetector : IDisposable
         float[] noise = RunNoise(width, height, nf, options.NoiseClip);
         var thr = new float[nf];
         for (int f = 0; f < nf; f++) thr[f] = options.ThresholdFactor * noise[f];
+        if (options.CameraNoise is { } cam)
+        {
+            // The floor of FrameDetector: the 10% quantile of the same photon subsample the CPU takes.
+            var ps = Gather(_frames!, width, height, nf, out int ns);
+            var work = new float[ns];
+            for (int f = 0; f < nf; f++)
+                thr[f] = cam.Floor(thr[f], NoiseEstimator.QuantileOfSamples(ps.AsSpan(f * ns, ns), work, 0.1), options.ThresholdFactor, 0);
+        }
         _ctx.Ensure(ref _thr, nf * 4L);
         _ctx.Write(_thr!, thr.AsSpan());
         _ctx.Ensure(ref _count, nf * 4L);
@@ -207,11 +225,53 @@ public sealed class GpuDetector : IDisposable
             _ctx.Read(_left!, _hostLeft.AsSpan(0, total));
             _ctx.Read(_top!, _hostTop.AsSpan(0, total));
             _ctx.Read(_peak!, _hostPeak.AsSpan(0, total));
+            if (options.CameraNoise is { } cam2) total = CameraTest(cam2, frames, width, height, nf, options, total, result);
             _ctx.Finish();
             DetectedCount = total;
         }
         LastDetectSeconds = (System.Diagnostics.Stopwatch.GetTimestamp() - t2) / (double)System.Diagnostics.Stopwatch.Frequency;
         return result;
+    }
+
+    private float[] _hostValue = [];
+
+    /// <summary>
+    /// The camera-noise test of <see cref="FrameDetector"/> on the emitted ROIs: their maxima's filtered values come back
+    /// (ml_peak_values), the local background is taken from the host's copy of the frames, and the ROIs that fail are
+    /// removed from the host lists, which go back to the device, where the ROIs are cut again. Returns the ROIs kept.
+    /// </summary>
+    private int CameraTest(CameraNoiseThreshold cam, ReadOnlySpan<float> frames, int width, int height, int nf, in GpuDetectOptions options,
+                           int total, FrameDetection[] result)
+    {
+        int n = options.RoiSize, px = width * height;
+        _ctx.Ensure(ref _values, total * 4L);
+        _ctx.Launch("ml_peak_values", total, _filt!, width, height, _roiFrame!, _left!, _top!, _peak!, n, total, _values!);
+        if (_hostValue.Length < total) _hostValue = new float[Math.Max(total, 2 * _hostValue.Length)];
+        _ctx.Read(_values!, _hostValue.AsSpan(0, total));
+        int kept = 0;
+        for (int i = 0; i < total; i++)
+        {
+            int f = _hostFrame[i], p = _hostPeak[i], x = _hostLeft[i] + p % n, y = _hostTop[i] + p / n;
+            if (cam.Passes(_hostValue[i], frames.Slice(f * px, px), width, height, x, y, options.ThresholdFactor, 0, 0))
+            {
+                _hostFrame[kept] = f; _hostLeft[kept] = _hostLeft[i]; _hostTop[kept] = _hostTop[i]; _hostPeak[kept] = p;
+                kept++;
+            }
+            else
+            {
+                var r = result[f];
+                var st = r.Stats;
+                st.Candidates--;
+                result[f] = r with { Stats = st };
+            }
+        }
+        if (kept == total || kept == 0) return kept;
+        _ctx.Write(_roiFrame!, _hostFrame.AsSpan(0, kept));
+        _ctx.Write(_left!, _hostLeft.AsSpan(0, kept));
+        _ctx.Write(_top!, _hostTop.AsSpan(0, kept));
+        _ctx.Write(_peak!, _hostPeak.AsSpan(0, kept));
+        _ctx.Launch("ml_cut_rois", (long)kept * n * n, _frames!, width, height, _roiFrame!, _left!, _top!, options.RoiSize, kept, _rois!);
+        return kept;
     }
 
     private static long Check(int length, int width, int height, int frameCount)
