@@ -8,7 +8,7 @@ internal sealed class SettingsOptions
 {
     private static readonly LocalizerSettings D = new();
     public readonly Option<double> PixelSize = new("--pixel-size") { Description = "camera pixel size in nm", DefaultValueFactory = _ => D.PixelSizeNm };
-    public readonly Option<double> PsfSigma = new("--psf-sigma") { Description = "PSF sigma in camera pixels (start value; fixed with --fixed-sigma)", DefaultValueFactory = _ => D.PsfSigmaPx };
+    public readonly Option<double?> PsfSigma = new("--psf-sigma") { Description = "PSF sigma in camera pixels (start value; fixed with --fixed-sigma and in joint fits); without it, estimated from isolated spots of the first frames" };
     public readonly Option<double> Offset = new("--offset") { Description = "camera offset (baseline) in ADU", DefaultValueFactory = _ => D.OffsetAdu };
     public readonly Option<double> PhotonsPerAdu = new("--photons-per-adu") { Description = "photoelectrons per A/D count", DefaultValueFactory = _ => D.PhotonsPerAdu };
     public readonly Option<double> EmGain = new("--em-gain") { Description = "EM gain (1 for sCMOS/CCD)", DefaultValueFactory = _ => D.EmGain };
@@ -46,7 +46,8 @@ internal sealed class SettingsOptions
         var s = new LocalizerSettings
         {
             PixelSizeNm = r.GetValue(PixelSize),
-            PsfSigmaPx = r.GetValue(PsfSigma),
+            PsfSigmaPx = r.GetValue(PsfSigma) ?? D.PsfSigmaPx,
+            EstimatePsfSigma = r.GetValue(PsfSigma) is null,
             OffsetAdu = r.GetValue(Offset),
             PhotonsPerAdu = r.GetValue(PhotonsPerAdu),
             EmGain = r.GetValue(EmGain),

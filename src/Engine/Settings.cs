@@ -60,15 +60,22 @@ public sealed class LocalizerSettings
     /// emitters the detection merged (DESIGN.md "Crowded frames"; default). False: the single-emitter neighbour refit
     /// (<c>--single-emitter</c>). Only with overlapping candidates kept (not with <see cref="RejectOverlapping"/>).</summary>
     public bool MultiEmitter { get; set; } = true;
+    /// <summary>The data's noise variance over the camera model's (1: the camera settings are right). The localizer measures
+    /// it on the first frames (<see cref="Pipeline.StackCalibration"/>) unless it is set above 1 here; it scales the
+    /// camera-noise detection test and the multi-emitter stage's likelihood-ratio tests.</summary>
+    public double NoiseScale { get; set; } = 1;
     /// <summary>Detection against the noise the camera model predicts at each maximum's local background (default), not the
     /// filtered frame's robust spread, which emitter light raises in crowded frames. False: <c>--spread-threshold</c>.</summary>
     public bool CameraNoiseDetection { get; set; } = true;
+    /// <summary>With <see cref="CameraNoiseDetection"/>: let the first frames choose (default): a sparse stack (fewer than
+    /// 0.3 candidates per um^2 by the spread test) is detected with the spread test, which needs no camera model; a
+    /// crowded one with the camera model's noise. False: the camera model's noise always.</summary>
+    public bool AutoDetectionTest { get; set; } = true;
     /// <summary>Most emitters in one joint fit (<c>--max-emitters</c>), 1 to 12.</summary>
     public int MaxEmittersPerGroup { get; set; } = 8;
-    /// <summary>An emitter is added to (or kept in) a group when the likelihood ratio's p-value is below this (<c>--multi-p-value</c>).
-    /// 1e-14 (chi-square 3 dof: 2 dL > 66) gave the best Jaccard of 1e-4 to 1e-20 on the density sweep at 1-6 per um^2: the
-    /// search over the box's pixels and the fixed PSF width make small p-values needed (DESIGN.md "Crowded frames").</summary>
-    public double MultiEmitterPValue { get; set; } = 1e-14;
+    /// <summary>An emitter is added to (or kept in) a group when the likelihood ratio's p-value is below this (<c>--multi-p-value</c>;
+    /// ThunderSTORM's default). Measured on the density sweep (1-6 per um^2, two passes): 1e-6 beat 1e-4, 1e-10 and 1e-14.</summary>
+    public double MultiEmitterPValue { get; set; } = 1e-6;
     public BackendKind Backend { get; set; } = BackendKind.Auto;
     /// <summary>Per-pixel sCMOS offset, read-noise variance and gain maps of the sensor, with the stack's origin on it
     /// (null: the scalar camera settings, pure Poisson likelihood). With a variance map the fit uses the sCMOS likelihood.</summary>
@@ -97,6 +104,7 @@ public sealed class LocalizerSettings
         if (Iterations < 1 || Iterations > 1000) throw new InvalidParameterException("iterations", $"must be 1 to 1000, got {Iterations}");
         Positive(Tolerance, "tolerance");
         if (!(MinPhotonSnr >= 0) || !double.IsFinite(MinPhotonSnr)) throw new InvalidParameterException("min-snr", $"must be a finite number >= 0, got {MinPhotonSnr}");
+        if (!(NoiseScale >= 1) || !double.IsFinite(NoiseScale)) throw new InvalidParameterException("noise-scale", $"must be a finite number >= 1, got {NoiseScale}");
         if (MaxEmittersPerGroup < 1 || MaxEmittersPerGroup > Fit.MultiEmitter.GroupFit.MaxEmitters) throw new InvalidParameterException("max-emitters", $"must be 1 to {Fit.MultiEmitter.GroupFit.MaxEmitters}, got {MaxEmittersPerGroup}");
         if (!(MultiEmitterPValue > 0 && MultiEmitterPValue < 1)) throw new InvalidParameterException("multi-p-value", $"must be a p-value in (0, 1), got {MultiEmitterPValue}");
         if (Threads < 0 || Threads > 1024) throw new InvalidParameterException("threads", $"must be 0 (all cores) to 1024, got {Threads}");

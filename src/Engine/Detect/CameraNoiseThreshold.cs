@@ -24,8 +24,12 @@ public sealed class CameraNoiseThreshold
     public float ExcessFactor { get; }
     private readonly float[] _ring;
 
-    public CameraNoiseThreshold(IFrameFilter filter, double psfSigmaPx, double emGain)
+    /// <summary>The data's variance over the camera model's (<see cref="LocalizerSettings.NoiseScale"/>).</summary>
+    public float NoiseScale { get; }
+
+    public CameraNoiseThreshold(IFrameFilter filter, double psfSigmaPx, double emGain, double noiseScale = 1)
     {
+        NoiseScale = (float)noiseScale;
         var taps = ReadNoiseThreshold.Taps(filter);
         double s2 = 0, s1 = 0, peak = 0;
         foreach (var t in taps) { s2 += t.W2; s1 += t.W; peak = Math.Max(peak, Math.Abs(t.W)); }
@@ -82,7 +86,7 @@ public sealed class CameraNoiseThreshold
 
     /// <summary>The filtered frame's noise variance at a pixel whose local background is <paramref name="background"/>.</summary>
     public float Variance(float background, float readNoiseMedian, float excess) =>
-        Math.Max(KernelSumSquares * (ExcessFactor * background + readNoiseMedian) + excess, 1e-12f);
+        Math.Max(NoiseScale * (KernelSumSquares * (ExcessFactor * background + readNoiseMedian) + excess), 1e-12f);
 
     /// <summary>Keeps the candidates above their own threshold (the class remarks); returns how many were dropped.</summary>
     public int Apply(List<Candidate> candidates, ReadOnlySpan<float> photons, int width, int height, float thresholdFactor,

@@ -62,7 +62,7 @@ public sealed class FrameDetector
         NoiseClip = settings.NoiseClip;
         if (settings.CameraNoiseDetection)
         {
-            var cam = new CameraNoiseThreshold(Filter, settings.PsfSigmaPx, settings.EmGain);
+            var cam = new CameraNoiseThreshold(Filter, settings.PsfSigmaPx, settings.EmGain, settings.NoiseScale);
             if (cam.Applies) CameraNoise = cam;
         }
     }

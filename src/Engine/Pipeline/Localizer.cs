@@ -27,6 +27,16 @@ public sealed class PipelineSummary
     public long DroppedLowSnr { get; internal set; }
     /// <summary>Multi-emitter stage: fits by the number of emitters fitted together (index 1..12; 1 = single fits).</summary>
     public long[] GroupsBySize { get; } = new long[MaLiang.Engine.Fit.MultiEmitter.GroupFit.MaxEmitters + 1];
+    /// <summary>The PSF sigma estimated from the first frames (px), or NaN when it was given.</summary>
+    public double EstimatedPsfSigmaPx { get; internal set; } = double.NaN;
+    /// <summary>The data's noise variance over the camera model's, measured on the first frames (1: as the model says).</summary>
+    public double NoiseScale { get; internal set; } = 1;
+    /// <summary>True when the first frames were sparse and detection used the spread test (<see cref="Localizer.SparseCandidatesPerUm2"/>).</summary>
+    public bool SpreadDetection { get; internal set; }
+    /// <summary>The first frames' filtered spread over the camera model's noise (<see cref="StackCalibrationResult.SpreadOverCamera"/>).</summary>
+    public double SpreadOverCamera { get; internal set; } = double.NaN;
+    /// <summary>Isolated spots the first-frames calibration measured.</summary>
+    public int CalibrationSpots { get; internal set; }
     public double WallSeconds { get; internal set; }
     /// <summary>Per-stage time summed over worker threads (seconds of CPU): read + camera, de-noise, detection + ROI cut-out, fit.
     /// With device detection (GPU backends) the device stages are wall seconds x <see cref="Threads"/>, so that
@@ -61,10 +71,15 @@ public sealed class PipelineSummary
         return $", groups of 1/{string.Join("/", Enumerable.Range(2, last - 1))} emitters: {string.Join("/", GroupsBySize.Skip(1).Take(last))}";
     }
 
+    private string CalibrationText() =>
+        (double.IsNaN(EstimatedPsfSigmaPx) ? "" : $", PSF sigma {EstimatedPsfSigmaPx:F3} px estimated from {CalibrationSpots} isolated spots") +
+        (SpreadDetection ? ", sparse: candidates judged against the frame's spread" : "") +
+        (NoiseScale > 1.5 ? $", noise {NoiseScale:F1}x the camera model's (check --photons-per-adu and --em-gain; detection and model selection allow for it)" : "");
+
     public string Describe() =>
         $"{Frames} frames, {Localizations} localizations ({Candidates} candidates; dropped: {DroppedAtEdge} at the frame edge, " +
         $"{DroppedOverlap} overlapping, {DroppedFitFailed} failed fits, {DroppedLowSnr} below the SNR, {DroppedLeftRoi} left the ROI)" +
-        GroupsText() + (BlankFrames > 0 ? $", {BlankFrames} blank frames (every pixel at or below the offset)" : "") + $", {MsPerFrame:F3} ms/frame " +
+        GroupsText() + CalibrationText() + (BlankFrames > 0 ? $", {BlankFrames} blank frames (every pixel at or below the offset)" : "") + $", {MsPerFrame:F3} ms/frame " +
         $"on {Backend} x {Threads} threads";
 }
 
@@ -84,14 +99,15 @@ public sealed class Localizer : IDisposable
     private int _cameraWidth, _cameraHeight;
     private float[]? _readNoiseExcess;
     private float _readNoiseMedian;
-    private readonly FitOptions _fitOptions;
+    private FitOptions _fitOptions;
     private readonly int _threads;
     private readonly Stack<Worker> _workers = new();
     private readonly List<Localization> _results = new();
     private readonly PipelineSummary _summary = new();
     private FrameOutput[] _slots = Array.Empty<FrameOutput>();
     private readonly IGpuFitBackend? _gpu;
-    private readonly GpuDetectOptions _gpuDetectOptions;
+    private GpuDetectOptions _gpuDetectOptions;
+    private bool _calibrated;
     private GpuDetector? _detector;
     private int[] _roiStart = Array.Empty<int>();
 
@@ -211,6 +227,7 @@ public sealed class Localizer : IDisposable
             throw new MaLiangException($"{source.Name}: frames of {source.Width}x{source.Height} px are smaller than the {n}x{n} ROI");
         UseCameraFor(source);
         var sw = Stopwatch.StartNew();
+        if (!_calibrated && count > 0) Calibrate(source, first, count);
         int total = progress == null ? 0 : _summary.Frames + count;
         int chunk = ChunkFramesFor(source.Width, source.Height);
         long framePixels = (long)source.Width * source.Height;
@@ -354,6 +371,57 @@ public sealed class Localizer : IDisposable
         }
     }
 
+    /// <summary>
+    /// Before the first frames are localized: the PSF width (when <see cref="LocalizerSettings.EstimatePsfSigma"/>) and the
+    /// data's noise over the camera model's (for the camera-noise test and the likelihood ratios; unless set above 1) from
+    /// isolated spots of the first frames (<see cref="StackCalibration"/>). Once per localizer, on the first push.
+    /// </summary>
+    /// <summary>The SNR filter: photons &gt;= min-snr x their CRLB, the CRLB scaled by the measured noise over the camera
+    /// model's (quasi-likelihood: the variance of the estimates grows with the data's).</summary>
+    private float MinSnr => (float)(_s.MinPhotonSnr * Math.Sqrt(_s.NoiseScale));
+
+    /// <summary>Below this many spread-test candidates per um^2 per frame a stack is sparse: detection uses the spread test
+    /// (<see cref="LocalizerSettings.AutoDetectionTest"/>). Measured: the filtered frame's clipped spread is 1.15x the
+    /// camera model's noise at 0.2 emitters per um^2 and 4.5x at 1 per um^2.</summary>
+    public const double SparseCandidatesPerUm2 = 0.3;
+    /// <summary>... and the filtered frames' spread at most this many times the camera model's noise.</summary>
+    public const double SparseSpreadOverCamera = 8;
+
+    private void Calibrate(IFrameSource source, int first, int count)
+    {
+        _calibrated = true;
+        // The noise scale is not measured by default: from isolated spots it is right in sparse frames but 7x too high in
+        // crowded ones with a right camera model (spots with undetected neighbours), and no per-frame statistic tried
+        // (filtered-frame spread, pixel differences in the darkest blocks) tells a wrong gain from crowding. It stays the
+        // user's (LocalizerSettings.NoiseScale), and the summary reports the sparse-frame measure when it is trusted.
+        bool wantNoise = false;
+        bool wantDensity = _s.CameraNoiseDetection && _s.AutoDetectionTest;
+        if (!_s.EstimatePsfSigma && !wantNoise && !wantDensity) return;
+        var c = StackCalibration.Measure(source, first, count, _s, _camera);
+        _summary.SpreadOverCamera = c.SpreadOverCamera;
+        if (Environment.GetEnvironmentVariable("ML_CAL") == "1") Console.Error.WriteLine($"calibration: {c}");
+        if (wantDensity && c.CandidatesPerUm2 < SparseCandidatesPerUm2 && c.SpreadOverCamera < SparseSpreadOverCamera)
+        {
+            // A sparse stack: the filtered frame's spread is the noise there (not raised by emitters) and needs no camera
+            // model, which may be wrong (a gain not given), so the spread test is used.
+            _s.CameraNoiseDetection = false;
+            _summary.SpreadDetection = true;
+        }
+        _summary.CalibrationSpots = c.Spots;
+        if (_s.EstimatePsfSigma)
+        {
+            if (double.IsNaN(c.PsfSigmaPx))
+                throw new MaLiangException($"{source.Name}: too few isolated spots in the first {Math.Min(count, StackCalibration.MaxFrames)} frames to estimate the PSF sigma ({c.Spots}); give --psf-sigma");
+            _s.PsfSigmaPx = c.PsfSigmaPx;
+            _summary.EstimatedPsfSigmaPx = c.PsfSigmaPx;
+        }
+        if (wantNoise) _s.NoiseScale = c.NoiseScale;
+        _summary.NoiseScale = _s.NoiseScale;
+        _fitOptions = FitOptions.From(_s);
+        _gpuDetectOptions = GpuDetectOptions.From(_s);
+        lock (_workers) _workers.Clear();   // workers made before (none on the first push) hold the old settings
+    }
+
     /// <summary>The camera for this source's frame size: with maps, their crops at the origin (once per frame size).</summary>
     private void UseCameraFor(IFrameSource source)
     {
@@ -491,9 +559,9 @@ public sealed class Localizer : IDisposable
                                                  out int added, out bool frameCoords, o.GroupsBySize);
                     o.Stats.Candidates += added;
                     o.FitTicks = Stopwatch.GetTimestamp() - t0;
-                    o.Collect(all, frameCoords ? default : o.Batch.Left, frameCoords ? default : o.Batch.Top, (float)_s.MinPhotonSnr);
+                    o.Collect(all, frameCoords ? default : o.Batch.Left, frameCoords ? default : o.Batch.Top, MinSnr);
                 }
-                else o.Collect(fits, lefts.AsSpan(s0, k), tops.AsSpan(s0, k), (float)_s.MinPhotonSnr);
+                else o.Collect(fits, lefts.AsSpan(s0, k), tops.AsSpan(s0, k), MinSnr);
                 slots[i] = o;
                 return wk;
             },
@@ -580,7 +648,7 @@ public sealed class Localizer : IDisposable
                     o.Stats.Candidates += added;
                 }
                 o.FitTicks += ticks * _threads / Math.Max(1, count) + (Stopwatch.GetTimestamp() - r0);
-                o.Collect(fits, frameCoords ? default : o.Batch.Left, frameCoords ? default : o.Batch.Top, (float)_s.MinPhotonSnr);
+                o.Collect(fits, frameCoords ? default : o.Batch.Left, frameCoords ? default : o.Batch.Top, MinSnr);
                 return wk;
             },
             Return));
@@ -953,7 +1021,7 @@ public sealed class Localizer : IDisposable
                 var fits = AfterSingleFits(photons, readNoise, w, h, det.Threshold, o.Batch, _fitResults.AsSpan(0, o.Batch.Count), owner._fitOptions,
                                            out int added, out bool frameCoords, o.GroupsBySize);
                 o.Stats.Candidates += added;
-                o.Collect(fits, frameCoords ? default : o.Batch.Left, frameCoords ? default : o.Batch.Top, (float)_s.MinPhotonSnr);
+                o.Collect(fits, frameCoords ? default : o.Batch.Left, frameCoords ? default : o.Batch.Top, owner.MinSnr);
                 o.FitTicks = Stopwatch.GetTimestamp() - t3;
             }
             return o;

@@ -1,11 +1,12 @@
 namespace MaLiang.Engine.Fit.MultiEmitter;
 
 /// <summary>What the multi-emitter stage needs to know (from <see cref="LocalizerSettings"/>).</summary>
-public readonly record struct MultiEmitterOptions(float PsfSigmaPx, int MaxPerGroup, double AddPValue, float MinPhotonSnr, int MaxIterations, float Tolerance)
+public readonly record struct MultiEmitterOptions(float PsfSigmaPx, int MaxPerGroup, double AddPValue, float MinPhotonSnr, int MaxIterations, float Tolerance,
+                                                  double NoiseScale = 1)
 {
     public static MultiEmitterOptions From(LocalizerSettings s) =>
         new((float)s.PsfSigmaPx, s.MaxEmittersPerGroup, s.MultiEmitterPValue, (float)Math.Max(s.MinPhotonSnr, 3),
-            s.UseTolerance ? Math.Max(s.Iterations, 30) : s.Iterations, (float)s.Tolerance);   // --no-tolerance: exactly the steps asked for
+            s.UseTolerance ? Math.Max(s.Iterations, 30) : s.Iterations, (float)s.Tolerance, s.NoiseScale);   // --no-tolerance: exactly the steps asked for
 }
 
 /// <summary>
@@ -59,8 +60,9 @@ public sealed class MultiEmitterRefiner
         // Closer than 0.7 sigma, two fitted emitters are one (measured on the density sweep: 0.5 and 1.0 sigma did no better).
         _minSepPx = 0.7f * s;
         _boxReach = (int)MathF.Ceiling(3 * s);
-        _addLlr = (float)ModelSelection.ChiSquareUpper(options.AddPValue, 3);
-        _poorLlr = ModelSelection.PoorFitLlr(roiSize);
+        // Quasi-likelihood: with data noisier than the camera model by a factor, 2 dL and the LLR grow by it too.
+        _addLlr = (float)(options.NoiseScale * ModelSelection.ChiSquareUpper(options.AddPValue, 3));
+        _poorLlr = (float)(options.NoiseScale * ModelSelection.PoorFitLlr(roiSize));
         Span<float> unit = stackalloc float[9];
         _fit.Render(unit, 3, 3, 1.5f, 1.5f, 1f);
         float sum = 0;
@@ -390,7 +392,7 @@ public sealed class MultiEmitterRefiner
             // approximates N / sqrt(CRLB_N) of an isolated fit. Beside a neighbour the joint CRLB of the photons is far
             // larger (their photons trade off), which says nothing about whether the emitter is there: the likelihood
             // ratio decided that. So group members are judged by this, not by the output's SNR filter.
-            double alone = n + 4 * Math.PI * _o.PsfSigmaPx * _o.PsfSigmaPx * theta[0];
+            double alone = _o.NoiseScale * (n + 4 * Math.PI * _o.PsfSigmaPx * _o.PsfSigmaPx * theta[0]);
             if (n < _o.MinPhotonSnr * Math.Sqrt(alone) && n < worstN) { worst = j; worstN = n; }
         }
         if (worst >= 0) return worst;

@@ -16,7 +16,7 @@ public readonly record struct GpuDetectOptions(FilterKind Filter, int FilterBoxP
         CameraNoiseThreshold? cam = null;
         if (s.CameraNoiseDetection)
         {
-            cam = new CameraNoiseThreshold(FrameFilters.Create(s), s.PsfSigmaPx, s.EmGain);
+            cam = new CameraNoiseThreshold(FrameFilters.Create(s), s.PsfSigmaPx, s.EmGain, s.NoiseScale);
             if (!cam.Applies) cam = null;
         }
         return new(s.Filter, s.FilterBoxPx, (float)s.Threshold, s.RoiSize, s.RejectOverlapping, s.DropAtEdge, s.NoiseClip, cam);
