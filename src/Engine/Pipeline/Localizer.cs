@@ -399,7 +399,6 @@ public sealed class Localizer : IDisposable
         if (!_s.EstimatePsfSigma && !wantNoise && !wantDensity) return;
         var c = StackCalibration.Measure(source, first, count, _s, _camera);
         _summary.SpreadOverCamera = c.SpreadOverCamera;
-        if (Environment.GetEnvironmentVariable("ML_CAL") == "1") Console.Error.WriteLine($"calibration: {c}");
         if (wantDensity && c.CandidatesPerUm2 < SparseCandidatesPerUm2 && c.SpreadOverCamera < SparseSpreadOverCamera)
         {
             // A sparse stack: the filtered frame's spread is the noise there (not raised by emitters) and needs no camera

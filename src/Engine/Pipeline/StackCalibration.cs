@@ -42,6 +42,12 @@ public static class StackCalibration
         s.FixedSigma = false;
         int n = s.RoiSize, w = source.Width, h = source.Height, px = w * h;
         var detector = new FrameDetector(s, camera);
+        // Spots are found with the camera-noise test where it is on: in a crowded frame it finds the neighbours that make
+        // a spot not isolated, which the spread test misses.
+        var spotSettings = settings.Clone();
+        spotSettings.FixedSigma = false;
+        var spotDetector = settings.CameraNoiseDetection ? new FrameDetector(spotSettings, camera) : detector;
+        var spots = new List<Candidate>();
         var fitter = new CpuFitBackend(1);
         var options = FitOptions.From(s);
         var photons = new float[px];
@@ -71,12 +77,17 @@ public static class StackCalibration
                 if (floor > 0) ratios.Add(det.NoiseStd / (floor / 0.8f));
             }
             batch.Clear();
-            for (int i = 0; i < candidates.Count; i++)
+            if (spotDetector != detector) spotDetector.Detect(photons, w, h, spots);
+            else { spots.Clear(); spots.AddRange(candidates); }
+            // Alone: no other candidate within a ROI width; in crowded frames (where few are) within the ROI radius + 1,
+            // and the fits that a hidden neighbour spoils are left out by their goodness of fit below.
+            int isolation = spots.Count * (double)(n + 1) * (n + 1) > 0.25 * px ? n / 2 + 1 : n;
+            for (int i = 0; i < spots.Count; i++)
             {
-                var c = candidates[i];
+                var c = spots[i];
                 bool alone = true;
-                for (int j = 0; j < candidates.Count && alone; j++)
-                    alone = j == i || Math.Max(Math.Abs(candidates[j].X - c.X), Math.Abs(candidates[j].Y - c.Y)) > n;
+                for (int j = 0; j < spots.Count && alone; j++)
+                    alone = j == i || Math.Max(Math.Abs(spots[j].X - c.X), Math.Abs(spots[j].Y - c.Y)) > isolation;
                 if (alone && c.X >= n / 2 && c.Y >= n / 2 && c.X < w - n / 2 && c.Y < h - n / 2) batch.AddAround(photons, w, h, f, c.X, c.Y);
             }
             if (batch.Count == 0) continue;
