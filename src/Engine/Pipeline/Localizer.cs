@@ -31,6 +31,8 @@ public sealed class PipelineSummary
     public double EstimatedPsfSigmaPx { get; internal set; } = double.NaN;
     /// <summary>The data's noise variance over the camera model's, measured on the first frames (1: as the model says).</summary>
     public double NoiseScale { get; internal set; } = 1;
+    /// <summary>True when the PSF sigma was to be estimated but the first frames had too few isolated spots: the default was used.</summary>
+    public bool PsfSigmaNotEstimated { get; internal set; }
     /// <summary>True when the first frames were sparse and detection used the spread test (<see cref="Localizer.SparseCandidatesPerUm2"/>).</summary>
     public bool SpreadDetection { get; internal set; }
     /// <summary>The first frames' filtered spread over the camera model's noise (<see cref="StackCalibrationResult.SpreadOverCamera"/>).</summary>
@@ -73,6 +75,7 @@ public sealed class PipelineSummary
 
     private string CalibrationText() =>
         (double.IsNaN(EstimatedPsfSigmaPx) ? "" : $", PSF sigma {EstimatedPsfSigmaPx:F3} px estimated from {CalibrationSpots} isolated spots") +
+        (PsfSigmaNotEstimated ? $", PSF sigma not estimated (too few isolated spots, {CalibrationSpots}): the default used, give --psf-sigma" : "") +
         (SpreadDetection ? ", sparse: candidates judged against the frame's spread" : "") +
         (NoiseScale > 1.5 ? $", noise {NoiseScale:F1}x the camera model's (check --photons-per-adu and --em-gain; detection and model selection allow for it)" : "");
 
@@ -409,10 +412,9 @@ public sealed class Localizer : IDisposable
         _summary.CalibrationSpots = c.Spots;
         if (_s.EstimatePsfSigma)
         {
-            if (double.IsNaN(c.PsfSigmaPx))
-                throw new MaLiangException($"{source.Name}: too few isolated spots in the first {Math.Min(count, StackCalibration.MaxFrames)} frames to estimate the PSF sigma ({c.Spots}); give --psf-sigma");
-            _s.PsfSigmaPx = c.PsfSigmaPx;
-            _summary.EstimatedPsfSigmaPx = c.PsfSigmaPx;
+            // Too few isolated spots (a short or empty stack): the default width, and the summary says so.
+            if (double.IsNaN(c.PsfSigmaPx)) _summary.PsfSigmaNotEstimated = true;
+            else { _s.PsfSigmaPx = c.PsfSigmaPx; _summary.EstimatedPsfSigmaPx = c.PsfSigmaPx; }
         }
         if (wantNoise) _s.NoiseScale = c.NoiseScale;
         _summary.NoiseScale = _s.NoiseScale;

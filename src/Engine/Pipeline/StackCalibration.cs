@@ -66,7 +66,10 @@ public static class StackCalibration
         int framesRead = 0;
         for (int f = first; f < first + Math.Min(count, MaxFrames) && sigmas.Count < WantedSpots; f++)
         {
-            source.ReadFrame(f, photons);
+            // A frame that cannot be read ends the look here; the pipeline reports it in frame order, after the frames
+            // before it were localized.
+            try { source.ReadFrame(f, photons); }
+            catch (Exception e) when (e is MaLiangException or IOException) { break; }
             framesRead++;
             if (!(camera.ToPhotons(photons) > 0)) continue;
             var det = detector.Detect(photons, w, h, candidates);

@@ -12,7 +12,7 @@ public class LocalizationCsvTests
     [TearDown] public void TearDown() => _dir.Dispose();
 
     private const string ExpectedHeader =
-        "\"id\",\"frame\",\"x [nm]\",\"y [nm]\",\"sigma [nm]\",\"intensity [photon]\",\"offset [photon]\",\"bkgstd [photon]\",\"uncertainty [nm]\",\"uncertainty_x [nm]\",\"uncertainty_y [nm]\",\"uncertainty_photons [photon]\",\"uncertainty_offset [photon]\",\"uncertainty_sigma [nm]\",\"loglikelihood\",\"llr\",\"iterations\",\"detections\"";
+        "\"id\",\"frame\",\"x [nm]\",\"y [nm]\",\"sigma [nm]\",\"intensity [photon]\",\"offset [photon]\",\"bkgstd [photon]\",\"uncertainty [nm]\",\"uncertainty_x [nm]\",\"uncertainty_y [nm]\",\"uncertainty_photons [photon]\",\"uncertainty_offset [photon]\",\"uncertainty_sigma [nm]\",\"loglikelihood\",\"llr\",\"iterations\",\"detections\",\"fitted_together\"";
 
     private static Localization[] RandomLocs(int n)
     {
@@ -54,7 +54,7 @@ public class LocalizationCsvTests
         for (int i = 0; i < locs.Length; i++)
         {
             var (a, e) = (t.Localizations[i], locs[i]);
-            Assert.That((a.Frame, a.Iterations, a.Detections), Is.EqualTo((e.Frame, e.Iterations, e.Detections)));
+            Assert.That((a.Frame, a.Iterations, a.Detections, a.FittedTogether), Is.EqualTo((e.Frame, e.Iterations, e.Detections, Math.Max(1, e.FittedTogether))));
             AssertClose(a.X, e.X, "x"); AssertClose(a.Y, e.Y, "y"); AssertClose(a.Sigma, e.Sigma, "sigma");
             AssertClose(a.Photons, e.Photons, "photons"); AssertClose(a.Background, e.Background, "bg");
             AssertClose(a.UncertaintyX, e.UncertaintyX, "ux"); AssertClose(a.UncertaintyY, e.UncertaintyY, "uy");
@@ -72,7 +72,7 @@ public class LocalizationCsvTests
         {
             Frame = 6, X = 1.5f, Y = 2.25f, Sigma = 1.25f, Photons = 1000, Background = 16, UncertaintyX = 0.3f, UncertaintyY = 0.4f,
             UncertaintyPhotons = 31, UncertaintyBackground = 0.5f, UncertaintySigma = 0.02f, LogLikelihood = -123.5f, Llr = 40.25f,
-            Iterations = 7, Detections = 2,
+            Iterations = 7, Detections = 2, FittedTogether = 3,
         };
         LocalizationCsv.Write(_dir["one.csv"], [l], 100);
         var lines = File.ReadAllLines(_dir["one.csv"]);
@@ -82,7 +82,7 @@ public class LocalizationCsvTests
         Assert.That(float.Parse(f[8], CultureInfo.InvariantCulture), Is.EqualTo((float)(Math.Sqrt(0.125) * 100)).Within(1e-4f), "sqrt((ux^2+uy^2)/2) in nm");
         Assert.That(float.Parse(f[9], CultureInfo.InvariantCulture), Is.EqualTo(30f).Within(1e-5f));
         Assert.That(float.Parse(f[10], CultureInfo.InvariantCulture), Is.EqualTo(40f).Within(1e-5f));
-        Assert.That(f[11..], Is.EqualTo(new[] { "31", "0.5", "2", "-123.5", "40.25", "7", "2" }));
+        Assert.That(f[11..], Is.EqualTo(new[] { "31", "0.5", "2", "-123.5", "40.25", "7", "2", "3" }));
     }
 
     [Test]
