@@ -56,6 +56,14 @@ final class EngineFiles {
         return lines == null ? new ArrayList<String>() : lines;
     }
 
+    /** " MaLiang_.jar has the engine for A, B, none for this machine (P)." when the jar lacks P, else "". */
+    static String noneFits(List<String> has, String prefix) {
+        if (has.isEmpty() || has.contains(prefix)) return "";
+        StringBuilder b = new StringBuilder(" MaLiang_.jar has the engine for ");
+        for (int i = 0; i < has.size(); i++) b.append(i > 0 ? ", " : "").append(has.get(i));
+        return b.append(", none for this machine (").append(prefix).append(").").toString();
+    }
+
     /** "size path" lines of the hosted engine for prefix, or null when the platform's engine is a single file. */
     static List<String> hostedFiles(ClassLoader loader, String prefix) {
         return readLines(loader, prefix + "/" + FILES);

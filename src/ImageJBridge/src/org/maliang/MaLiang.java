@@ -69,11 +69,8 @@ public final class MaLiang {
                 engine = EngineFiles.describe(Api.ml_version(), prefix, lib.getFile());
             }
         } catch (Throwable t) { // UnsatisfiedLinkError, NoClassDefFoundError (no JNA), IOException (unpacking), ...
-            List<String> has = EngineFiles.platforms(loader);
-            String fits = has.isEmpty() || has.contains(prefix) ? "" : " MaLiang_.jar has the engine for "
-                    + join(has) + ", none for this machine (" + prefix + ").";
             loadError = "the MaLiang native library (" + EngineFiles.libraryFileName(prefix) + ") could not be loaded: "
-                    + t.getMessage() + "." + fits + " It ships inside MaLiang_.jar (" + prefix + "/); it is also found on"
+                    + t.getMessage() + "." + EngineFiles.noneFits(EngineFiles.platforms(loader), prefix) + " It ships inside MaLiang_.jar (" + prefix + "/); it is also found on"
                     + " -Djna.library.path or with -Dmaliang.library=/path/to/the/library. JNA must be on the class path.";
         }
     }
@@ -89,12 +86,6 @@ public final class MaLiang {
         File hosted = EngineFiles.unpackHosted(loader, prefix,
                 new File(System.getProperty("maliang.cache", System.getProperty("java.io.tmpdir"))));
         return hosted != null ? hosted.getAbsolutePath() : "maliang";
-    }
-
-    private static String join(List<String> items) {
-        StringBuilder b = new StringBuilder();
-        for (String i : items) b.append(b.length() > 0 ? ", " : "").append(i);
-        return b.toString();
     }
 
     /**
