@@ -128,9 +128,12 @@ def test_hosted_route_runs_here_and_gives_the_nativeaot_results(dist, tmp_path):
     code = ("import maliang, numpy as np\n"
             f"a = maliang.localize_file({str(REPO_DATA / 'picasso_testdata.tif')!r}, offset=100)\n"
             "np.save('hosted.npy', a); print(maliang.engine())\n")
-    r = load_in_subprocess(ENGINES / "linux-x86-64-hosted" / "libmaliang.so", code, tmp_path)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith("MaLiang 0.1.0, .NET (hostfxr) engine for linux ") and "linux-x86-64-hosted" in r.stdout
+    shim = ENGINES / "linux-x86-64-hosted" / "libmaliang.so"
+    # loaded by a relative path too (the shim makes it absolute before the working folder can change)
+    for library in (shim, os.path.relpath(shim, tmp_path)):
+        r = load_in_subprocess(library, code, tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.startswith("MaLiang 0.1.0, .NET (hostfxr) engine for linux ") and "linux-x86-64-hosted" in r.stdout
     import maliang
     import numpy as np
     ref = maliang.localize_file(REPO_DATA / "picasso_testdata.tif", offset=100)
@@ -145,6 +148,13 @@ def test_hosted_route_without_its_engine_says_why(dist, tmp_path):
     assert r.returncode != 0
     last = r.stderr.strip().splitlines()[-1]
     assert "the engine could not start: cannot load " + str(tmp_path / "maliang-engine" / "libhostfxr.so") in last
+    # an engine folder without its runtime: hostfxr's own reason comes through
+    shutil.copytree(ENGINES / "linux-x86-64-hosted" / "maliang-engine", tmp_path / "maliang-engine")
+    (tmp_path / "maliang-engine" / "libcoreclr.so").unlink()
+    r = load_in_subprocess(shim, "import maliang; maliang.engine()", tmp_path)
+    assert r.returncode != 0
+    assert ("hostfxr_initialize_for_dotnet_command_line failed for " + str(tmp_path / "maliang-engine" / "libmaliang.dll")
+            + " (hostfxr status 0x80008087): Could not resolve CoreCLR path") in r.stderr.strip().splitlines()[-1]
 
 
 def test_nativeaot_engine_is_named_as_such(dist, tmp_path):

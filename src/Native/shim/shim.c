@@ -47,6 +47,7 @@ void* dlsym(void* handle, const char* name);
 char* dlerror(void);
 int dladdr(const void* address, shim_dl_info* info);
 int sched_yield(void);
+char* getcwd(char* buffer, size_t size);
 static void shim_yield(void) { sched_yield(); }
 #endif
 
@@ -61,8 +62,8 @@ typedef int32_t (STDCALL *get_function_pointer_fn)(const char_t* type_name, cons
 #define HDT_GET_FUNCTION_POINTER 6
 #define UNMANAGEDCALLERSONLY_METHOD ((const char_t*)(intptr_t)-1)
 
-static void* shim_fn[64];
 static char shim_error_text[1024] = "";
+static char_t shim_hostfxr_text[512]; /* what hostfxr explained (missing file, bad runtimeconfig) */
 static const char* const shim_error = shim_error_text;
 static int shim_state; /* 0 not started, 1 starting, 2 ready, 3 failed */
 
@@ -94,15 +95,17 @@ static int shim_fail(const char* what, const char_t* path, int32_t rc) {
     at = shim_append(at, what);
     if (path) { at = shim_append(at, " "); at = shim_append_native(at, path); }
     if (rc) { at = shim_append(at, " (hostfxr status "); at = shim_append_hex(at, (uint32_t)rc); at = shim_append(at, ")"); }
+    if (shim_hostfxr_text[0]) { at = shim_append(at, ": "); shim_append_native(at, shim_hostfxr_text); }
     return 0;
 }
 
-/* hostfxr's own explanation (missing file, bad runtimeconfig), kept after our first line. */
+/* hostfxr's messages while it starts .NET (the first one says most), kept for shim_fail. */
 static void STDCALL shim_error_writer(const char_t* message) {
     size_t at = 0;
-    while (shim_error_text[at]) at++;
-    if (at) at = shim_append(at, ": ");
-    shim_append_native(at, message);
+    while (shim_hostfxr_text[at]) at++;
+    if (at && at + 3 < sizeof shim_hostfxr_text / sizeof *shim_hostfxr_text) { shim_hostfxr_text[at++] = ';'; shim_hostfxr_text[at++] = ' '; }
+    while (*message && at + 1 < sizeof shim_hostfxr_text / sizeof *shim_hostfxr_text) shim_hostfxr_text[at++] = *message++;
+    shim_hostfxr_text[at] = 0;
 }
 
 /* dst = src + tail (ASCII tail), returns the length or 0 when it does not fit. */
@@ -130,8 +133,27 @@ static void* shim_symbol(void* lib, const char* name) {
 #endif
 }
 
+static char_t self[PATH_MAX_CHARS]; /* this library's absolute path */
+
+#ifndef _WIN32
+/* dladdr gives the path the library was opened by, relative if it was, and the working folder may change before the
+ * first call: so the absolute path is made when the library is loaded (no .NET is started there). */
+__attribute__((constructor)) static void shim_locate(void) {
+    shim_dl_info info;
+    size_t n = 0;
+    if (!dladdr((const void*)&shim_locate, &info) || !info.dli_fname) return;
+    if (info.dli_fname[0] != '/') {
+        if (!getcwd(self, PATH_MAX_CHARS)) { self[0] = 0; return; }
+        while (self[n]) n++;
+        self[n++] = '/';
+    }
+    for (const char* f = info.dli_fname; *f && n + 1 < PATH_MAX_CHARS; f++) self[n++] = *f;
+    self[n] = 0;
+}
+#endif
+
 static int shim_load(void) {
-    static char_t self[PATH_MAX_CHARS], dir_engine[PATH_MAX_CHARS], fxr_path[PATH_MAX_CHARS], dll[PATH_MAX_CHARS];
+    static char_t dir_engine[PATH_MAX_CHARS], fxr_path[PATH_MAX_CHARS], dll[PATH_MAX_CHARS];
     size_t n = 0;
 #ifdef _WIN32
     void* module = 0;
@@ -140,10 +162,8 @@ static int shim_load(void) {
     n = GetModuleFileNameW(module, self, PATH_MAX_CHARS);
     if (n == 0 || n >= PATH_MAX_CHARS) return shim_fail("cannot find its own file", 0, 0);
 #else
-    shim_dl_info info;
-    if (!dladdr((const void*)&shim_load, &info) || !info.dli_fname) return shim_fail("cannot find its own file", 0, 0);
-    while (info.dli_fname[n] && n + 1 < PATH_MAX_CHARS) { self[n] = info.dli_fname[n]; n++; }
-    self[n] = 0;
+    while (self[n]) n++;
+    if (n == 0) return shim_fail("cannot find its own file", 0, 0);
 #endif
     while (n > 0 && self[n - 1] != SEP && self[n - 1] != '/') n--; /* keep the folder, with its separator */
     size_t d = shim_join(dir_engine, self, n, ENGINE_DIR);
@@ -155,7 +175,6 @@ static int shim_load(void) {
     delegate_fn get_delegate = (delegate_fn)shim_symbol(fxr, "hostfxr_get_runtime_delegate");
     set_error_writer_fn set_writer = (set_error_writer_fn)shim_symbol(fxr, "hostfxr_set_error_writer");
     if (!init || !get_delegate) return shim_fail("not a hostfxr library:", fxr_path, 0);
-    shim_fail("hostfxr failed to start", dll, 0); /* the first line, in case hostfxr explains */
     if (set_writer) set_writer(shim_error_writer);
     /* A self-contained app: hostfxr finds hostpolicy and coreclr beside it; the trimmed engine's Main never runs. */
     hostfxr_params params = { sizeof(hostfxr_params), self, dir_engine };
