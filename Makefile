@@ -45,7 +45,7 @@ aot: setup
 
 # Every platform's engine (linux-x64, linux-arm64, win-x64, osx-arm64, osx-x64), the Fiji jar with all five and one
 # Python wheel per platform, in build/dist (docs/DESIGN.md, Platforms; README, Install)
-dist: native
+dist: setup native
 	@scripts/dist.sh
 
 test: build dist

@@ -70,8 +70,9 @@ public final class MaLiang {
             }
         } catch (Throwable t) { // UnsatisfiedLinkError, NoClassDefFoundError (no JNA), IOException (unpacking), ...
             loadError = "the MaLiang native library (" + EngineFiles.libraryFileName(prefix) + ") could not be loaded: "
-                    + t.getMessage() + "." + EngineFiles.noneFits(EngineFiles.platforms(loader), prefix) + " It ships inside MaLiang_.jar (" + prefix + "/); it is also found on"
-                    + " -Djna.library.path or with -Dmaliang.library=/path/to/the/library. JNA must be on the class path.";
+                    + t.getMessage() + "." + EngineFiles.noneFits(EngineFiles.platforms(loader), prefix)
+                    + " It ships inside MaLiang_.jar (" + prefix + "/); it is also found on -Djna.library.path"
+                    + " (Fiji: lib/linux64) or with -Dmaliang.library=/path/to/the/library. JNA must be on the class path.";
         }
     }
 
