@@ -7,7 +7,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_NOLOGO := 1
 export DOTNET_SKIP_FIRST_TIME_EXPERIENCE := 1
 
-.PHONY: all setup build cli native imagej aot test demo bench clean
+.PHONY: all setup build cli native imagej aot dist test demo bench clean
 
 all: build
 
@@ -43,7 +43,12 @@ aot: setup
 	$(DOTNET) publish src/Cli/MaLiang.Cli.csproj -c $(CONFIG) -nologo -clp:ErrorsOnly -r linux-x64 -p:PublishAot=true -p:IlcInstructionSet=x86-x64-v3 -o $(BUILD)/aot
 	@echo "built $(BUILD)/aot/maliang"
 
-test: build
+# Every platform's engine (linux-x64, linux-arm64, win-x64, osx-arm64, osx-x64), the Fiji jar with all five and one
+# Python wheel per platform, in build/dist (docs/DESIGN.md, Platforms; README, Install)
+dist: setup native
+	@scripts/dist.sh
+
+test: build dist
 	@scripts/run-tests.sh
 
 demo: build

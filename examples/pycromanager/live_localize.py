@@ -32,6 +32,7 @@ def make_hook(offset=100.0, pixel_size=100.0, psf_sigma=1.3, threshold=5.0, repo
 
     hook = maliang.micromanager.live_hook(offset=offset, pixel_size=pixel_size, psf_sigma=psf_sigma,
                                           threshold=threshold, annotate=True, on_frame=report, **settings)
+    print(hook.engine, flush=True)  # which engine the maliang package loaded on this machine
     return hook
 
 

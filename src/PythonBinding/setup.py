@@ -1,8 +1,10 @@
-"""Build hooks: put the NativeAOT library (libmaliang.so) inside the package and tag the wheel as a platform wheel.
+"""Build hooks: put the engine inside the package and tag the wheel as a platform wheel.
 
-The library comes from $MALIANG_LIBRARY or the repository's build/native/libmaliang.so (`make native`). It is copied
-into the build directory only (never into the source tree). The wheel is tagged py3-none-<platform>: the package
-talks to the library through ctypes, so it does not depend on the CPython ABI, only on the platform.
+The engine is $MALIANG_ENGINE_DIR, a platform folder of `make dist` copied whole (the library, and for Windows and macOS
+the maliang-engine/ folder the library starts), or else the one library $MALIANG_LIBRARY or the repository's
+build/native/libmaliang.so (`make native`). It is copied into the build directory only (never into the source tree).
+The wheel is tagged py3-none-<platform>: the package talks to the library through ctypes, so it does not depend on the
+CPython ABI, only on the platform: this machine's, or $MALIANG_WHEEL_TAG (make dist builds every platform's here).
 """
 import os
 import shutil
@@ -29,9 +31,16 @@ def native_library() -> Path:
 class BuildPyWithLibrary(build_py):
     def run(self):
         super().run()
-        dest = Path(self.build_lib) / "maliang" / LIB
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(native_library(), dest)
+        pkg = Path(self.build_lib) / "maliang"
+        pkg.mkdir(parents=True, exist_ok=True)
+        engine = os.environ.get("MALIANG_ENGINE_DIR")
+        if engine:
+            shutil.copytree(engine, pkg, dirs_exist_ok=True)
+        else:
+            shutil.copy2(native_library(), pkg / LIB)
+        tag = os.environ.get("MALIANG_WHEEL_TAG")
+        if tag:  # read by maliang._native to say which platform this package is for when it cannot load
+            (pkg / "_platform.txt").write_text(tag + "\n")
 
 
 class BinaryDistribution(Distribution):
@@ -50,7 +59,7 @@ try:
 
         def get_tag(self):
             _, _, plat = super().get_tag()
-            return "py3", "none", plat
+            return "py3", "none", os.environ.get("MALIANG_WHEEL_TAG") or plat
 
     cmdclass["bdist_wheel"] = PlatformWheel
 except ImportError:  # building an sdist without wheel installed

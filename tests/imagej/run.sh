@@ -40,7 +40,7 @@ cp="$jar:$IJ_JAR:$JNA_JAR:$JUNIT:$BSH"
 javac --release 8 -Xlint:-options -encoding UTF-8 -cp "$cp" -d "$classes" $(find tests/imagej/java -name '*.java') \
   || die "compiling the tests failed"
 
-tests="org.maliang.test.BindingTest org.maliang.test.ScmosBindingTest org.maliang.test.LiveLocalizerTest org.maliang.test.ImageJBatchTest org.maliang.test.BeanshellTest org.maliang.test.GuiTest org.maliang.test.PostBindingTest org.maliang.test.PostBatchTest"
+tests="org.maliang.EngineFilesTest org.maliang.test.BindingTest org.maliang.test.ScmosBindingTest org.maliang.test.LiveLocalizerTest org.maliang.test.ImageJBatchTest org.maliang.test.BeanshellTest org.maliang.test.GuiTest org.maliang.test.PostBindingTest org.maliang.test.PostBatchTest"
 log=$out/junit.log
 xvfb-run -a -s "-screen 0 1280x1024x24" java -Dmaliang.root="$root" -Dmaliang.data="$root/$data" -Dmaliang.out="$root/$out" \
   -Dmaliang.ijhome="$root/$out/ijhome" -Dmaliang.ijjar="$IJ_JAR" -Dmaliang.jnajar="$JNA_JAR" \

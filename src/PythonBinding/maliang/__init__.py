@@ -22,6 +22,7 @@ from ._native import (
     MaLiangIOError,
     MaLiangValueError,
     NativeError,
+    engine,
     library_path,
 )
 from ._core import DEFAULTS, Localizer, localize, localize_file
@@ -39,7 +40,7 @@ __all__ = [
     "drift_correct", "merge", "filter", "filter_mask", "density_filter", "density_mask", "frc", "motion",
     "DRIFT_DTYPE", "FRC_DTYPE", "FILTER_COLUMNS", "write_csv", "save_picasso", "to_dataframe",
     "LOCALIZATION_DTYPE", "PICASSO_DTYPE", "DEFAULTS", "MaLiangError", "MaLiangValueError", "MaLiangIOError",
-    "Cancelled", "BackendUnavailable", "NativeError", "library_path", "native_version", "__version__",
+    "Cancelled", "BackendUnavailable", "NativeError", "engine", "library_path", "native_version", "__version__",
 ]
 
 _SUBMODULES = {"dask", "micromanager", "napari_plugin", "testing"}

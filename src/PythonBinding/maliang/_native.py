@@ -3,14 +3,19 @@
 The library is looked up, in order:
 
 1. the path in the environment variable ``MALIANG_LIBRARY``;
-2. ``libmaliang.so`` inside this package (the copy an installed wheel carries);
+2. the library inside this package (the copy an installed wheel carries): ``libmaliang.so`` on Linux (NativeAOT),
+   ``maliang.dll`` on Windows and ``libmaliang.dylib`` on macOS (a small library that starts the .NET engine in
+   ``maliang-engine/`` beside it through hostfxr; docs/DESIGN.md, Platforms);
 3. ``build/native/libmaliang.so`` of the source tree this package sits in (``src/PythonBinding/maliang`` ->
    ``../../../build/native``), made by ``make native``.
+
+``engine()`` says in one line which engine was loaded.
 """
 from __future__ import annotations
 
 import ctypes
 import os
+import platform
 import sys
 import threading
 from pathlib import Path
@@ -34,7 +39,15 @@ PIXEL_TYPES = {
 FILTERS = {"maliang": 0, "wavelet": 1, "none": 2}
 BACKENDS = {"auto": 0, "cpu": 1, "opencl": 2, "cuda": 3}
 
-_LIB_NAME = "libmaliang.dylib" if sys.platform == "darwin" else ("maliang.dll" if os.name == "nt" else "libmaliang.so")
+
+
+def lib_name(platform: str = sys.platform) -> str:
+    """The library's file name on a platform (a ``sys.platform`` value)."""
+    return "libmaliang.dylib" if platform == "darwin" else ("maliang.dll" if platform in ("win32", "cygwin") else "libmaliang.so")
+
+
+_LIB_NAME = lib_name()
+HOSTED_DIR = "maliang-engine"
 
 
 class MaLiangError(Exception):
@@ -181,14 +194,28 @@ def candidate_paths() -> list[Path]:
     return paths
 
 
+def _package_platforms(here: Path) -> str:
+    """What this package carries, for the message when nothing fits the machine: its wheel tag and engine files."""
+    tag = here / "_platform.txt"
+    files = [n for n in ("libmaliang.so", "maliang.dll", "libmaliang.dylib") if (here / n).is_file()]
+    if not files and not tag.is_file():
+        return ""
+    plat = tag.read_text().strip() if tag.is_file() else "?"
+    return (f"This maliang package carries the engine for {plat} ({', '.join(files) or 'no library'}); this machine is "
+            f"{sys.platform} {platform.machine()} and needs {_LIB_NAME}: install the wheel built for it.")
+
+
 def _missing_message(tried: list[Path], errors: list[str]) -> str:
     lines = [
-        "maliang: the native library libmaliang.so was not found or could not be loaded.",
+        f"maliang: the native library {_LIB_NAME} was not found or could not be loaded.",
         "Build it from the repository root with `make native` (NativeAOT; writes build/native/libmaliang.so),",
         "or set MALIANG_LIBRARY=/path/to/libmaliang.so, or install the maliang wheel, which carries it.",
         "Tried: " + ", ".join(str(p) for p in tried),
     ]
     lines += errors
+    carried = _package_platforms(Path(__file__).resolve().parent)
+    if carried:
+        lines.append(carried)
     return "\n".join(lines)
 
 
@@ -225,6 +252,9 @@ def lib():
                 f.argtypes = args
             abi = cdll.ml_abi_version()
             if abi != ML_ABI_VERSION:
+                why = cdll.ml_last_error().decode("utf-8", "replace")  # the hosted engine's shim: why .NET did not start
+                if why:
+                    raise OSError(f"maliang: {p}: {why}")
                 raise OSError(f"maliang: {p} has C ABI version {abi}, this package needs {ML_ABI_VERSION}; rebuild with `make native`.")
             s = MlSettings()
             cdll.ml_default_settings(ctypes.byref(s))
@@ -239,6 +269,15 @@ def library_path() -> Path:
     """The path of the loaded native library (loads it if needed)."""
     lib()
     return _lib_path
+
+
+def engine() -> str:
+    """One line naming the engine loaded (loads it if needed): its version, NativeAOT or .NET through hostfxr (a
+    ``maliang-engine/`` folder beside the library), the platform and the file."""
+    p = library_path()
+    kind = ".NET (hostfxr)" if (p.parent / HOSTED_DIR).is_dir() else "NativeAOT"
+    version = lib().ml_version().decode()
+    return f"MaLiang {version}, {kind} engine for {sys.platform} {platform.machine()}: {p}"
 
 
 def last_error() -> str:

@@ -21,7 +21,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ._core import Localizer
-from ._native import LOCALIZATION_DTYPE
+from ._native import LOCALIZATION_DTYPE, engine
 from .render import render
 
 
@@ -33,6 +33,8 @@ class LiveHook:
                  on_frame: Optional[Callable[[np.ndarray, dict], None]] = None, magnification: float = 10,
                  **settings):
         self._localizer = Localizer(**settings)
+        #: one line naming the engine this hook runs on (maliang.engine()), for the acquisition log
+        self.engine = engine()
         self.settings = dict(settings)
         self.accept = accept
         self.annotate = annotate

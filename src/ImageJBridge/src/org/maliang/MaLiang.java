@@ -46,38 +46,54 @@ public final class MaLiang {
 
     private static final Charset UTF8 = Charset.forName("UTF-8");
     private static volatile String loadError;
+    private static volatile String engine;
     private static volatile boolean loaded;
 
     static {
+        ClassLoader loader = MaLiang.class.getClassLoader();
+        String prefix = EngineFiles.prefix();
         try {
             Map<String, Object> options = new HashMap<String, Object>();
-            // Fiji loads plugins with its own class loader: JNA must look for linux-x86-64/libmaliang.so in our jar.
-            options.put(Library.OPTION_CLASSLOADER, MaLiang.class.getClassLoader());
-            NativeLibrary lib = NativeLibrary.getInstance(libraryName(), options);
+            // Fiji loads plugins with its own class loader: JNA must look for PREFIX/libmaliang.so in our jar.
+            options.put(Library.OPTION_CLASSLOADER, loader);
+            NativeLibrary lib = NativeLibrary.getInstance(libraryName(loader, prefix), options);
             Native.register(Api.class, lib);
             int abi = Api.ml_abi_version();
+            Pointer why = Api.ml_last_error(); // the hosted engine's shim says here why .NET did not start
+            String whyText = why == null ? "" : why.getString(0, "UTF-8");
             if (abi != ABI_VERSION) {
-                loadError = "libmaliang.so has C ABI version " + abi + ", this plugin needs " + ABI_VERSION
-                        + " (update MaLiang_.jar and the library together)";
+                loadError = !whyText.isEmpty() ? whyText : EngineFiles.libraryFileName(prefix) + " has C ABI version " + abi
+                        + ", this plugin needs " + ABI_VERSION + " (update MaLiang_.jar and the library together)";
             } else {
                 loaded = true;
+                engine = EngineFiles.describe(Api.ml_version(), prefix, lib.getFile());
             }
-        } catch (Throwable t) { // UnsatisfiedLinkError, NoClassDefFoundError (no JNA), ...
-            loadError = "the MaLiang native library (libmaliang.so) could not be loaded: " + t.getMessage()
-                    + ". It ships inside MaLiang_.jar (linux-x86-64/libmaliang.so); it is also found on -Djna.library.path"
-                    + " (Fiji: lib/linux64) or with -Dmaliang.library=/path/libmaliang.so. JNA must be on the class path.";
+        } catch (Throwable t) { // UnsatisfiedLinkError, NoClassDefFoundError (no JNA), IOException (unpacking), ...
+            loadError = "the MaLiang native library (" + EngineFiles.libraryFileName(prefix) + ") could not be loaded: "
+                    + t.getMessage() + "." + EngineFiles.noneFits(EngineFiles.platforms(loader), prefix)
+                    + " It ships inside MaLiang_.jar (" + prefix + "/); it is also found on -Djna.library.path"
+                    + " (Fiji: lib/linux64) or with -Dmaliang.library=/path/to/the/library. JNA must be on the class path.";
         }
     }
 
-    private static String libraryName() {
+    private static String libraryName(ClassLoader loader, String prefix) throws java.io.IOException {
         String explicit = System.getProperty("maliang.library");
         if (explicit != null && !explicit.isEmpty()) {
             File f = new File(explicit);
             if (!f.isFile()) throw new UnsatisfiedLinkError("-Dmaliang.library=" + explicit + ": no such file");
             return f.getAbsolutePath();
         }
-        return "maliang";
+        // Windows, macOS: the hosted engine is a folder, unpacked whole (-Dmaliang.cache, else the temporary folder)
+        File hosted = EngineFiles.unpackHosted(loader, prefix,
+                new File(System.getProperty("maliang.cache", System.getProperty("java.io.tmpdir"))));
+        return hosted != null ? hosted.getAbsolutePath() : "maliang";
     }
+
+    /**
+     * One line naming the engine loaded, e.g. "MaLiang 0.1.0, NativeAOT engine for linux-x86-64: /tmp/jna-1/jna2.tmp"
+     * or "MaLiang 0.1.0, .NET (hostfxr) engine for win32-x86-64: C:\...\maliang.dll"; the load error when none is.
+     */
+    public static String engine() { return loaded ? engine : "MaLiang: no engine loaded: " + loadError; }
 
     /** True when libmaliang.so is loaded and speaks this ABI version. */
     public static boolean isAvailable() { return loaded; }

@@ -548,7 +548,9 @@ public class MaLiangPlugin implements PlugIn {
     void about() {
         String v = !jnaPresent() ? "not loaded: " + JNA_MISSING
                 : MaLiang.isAvailable() ? MaLiang.version() : "not loaded: " + MaLiang.loadError();
+        if (jnaPresent()) IJ.log(MaLiang.engine()); // the one line naming the engine loaded, or why none is
         IJ.showMessage("About MaLiang", "MaLiang single-molecule localization (Poisson MLE)\nlibmaliang " + v
+                + (jnaPresent() && MaLiang.isAvailable() ? "\n" + MaLiang.engine() : "")
                 + "\nQuan, Li et al., Opt. Express 18(11) 2010");
     }
 }
