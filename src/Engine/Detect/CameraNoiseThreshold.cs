@@ -69,11 +69,35 @@ public sealed class CameraNoiseThreshold
     /// spread's threshold where that is lower. Each maximum is then judged at its own background (<see cref="Apply"/>).
     /// The same on the CPU and GPU paths (they gather the same subsample).
     /// </summary>
-    public float Floor(float spreadThreshold, float quantile10, float thresholdFactor, float readNoiseMedian)
+    public float Floor(float spreadThreshold, float quantile10, float thresholdFactor, float readNoiseMedian) =>
+        Math.Min(spreadThreshold, 0.8f * thresholdFactor * LowerNoise(quantile10, readNoiseMedian));
+
+    /// <summary>Below this many spread-test candidates per um^2 a frame is sparse ...</summary>
+    public const double SparseCandidatesPerUm2 = 0.3;
+    /// <summary>... when its filtered spread is also within this many times the camera model's noise.</summary>
+    public const double SparseSpreadOverCamera = 8;
+
+    /// <summary>
+    /// Whether a frame is sparse, so that its candidates are judged by the spread test, which needs no camera model (a
+    /// wrong gain, not given, does not flood the output): fewer than <see cref="SparseCandidatesPerUm2"/> maxima per um^2
+    /// above the spread threshold and a spread within <see cref="SparseSpreadOverCamera"/> x the camera noise at the
+    /// frame's lower background. Crowding raises both. Measured spread / camera noise with the right camera model: 1.14 at
+    /// 0.2 emitters per um^2, 1.47 at 0.5, 4.5 at 1, 8.8 at 2, 18 at 4, 24 at 6; the tubulin frame (gain not known): 3.8,
+    /// with 0.045 candidates per um^2. Decided per frame, so every binding and push size gives the same results.
+    /// </summary>
+    public bool Sparse(float spreadStd, float floorStd, int spreadCandidates, double frameUm2) =>
+        AutoSparse && spreadCandidates < SparseCandidatesPerUm2 * frameUm2 && spreadStd < SparseSpreadOverCamera * floorStd;
+
+    /// <summary>False: the camera model's test in every frame (<see cref="LocalizerSettings.AutoDetectionTest"/>).</summary>
+    public bool AutoSparse { get; init; } = true;
+
+    /// <summary>The camera noise (standard deviation of the filtered frame) at the lower background of a frame whose
+    /// photons' 10% quantile is <paramref name="quantile10"/>.</summary>
+    public float LowerNoise(float quantile10, float readNoiseMedian)
     {
         float q = quantile10;
         float bLo = float.IsFinite(q) ? Math.Max(0, q + 1.28f * MathF.Sqrt(Math.Max(ExcessFactor * q + readNoiseMedian, 0))) : 0;
-        return Math.Min(spreadThreshold, 0.8f * thresholdFactor * MathF.Sqrt(Variance(bLo, readNoiseMedian, 0)));
+        return MathF.Sqrt(Variance(bLo, readNoiseMedian, 0));
     }
 
     /// <summary>True when the candidate with filtered value <paramref name="value"/> at pixel (x, y) passes its own threshold.</summary>

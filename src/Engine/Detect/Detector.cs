@@ -31,6 +31,9 @@ public struct DetectionStats
     public int DroppedOverlap;
     /// <summary>Maxima (inside the frame margin) flagged as overlapping, whether dropped or kept.</summary>
     public int Overlapping;
+    /// <summary>Frames (0 or 1 per frame) judged sparse, whose candidates passed the spread test rather than the camera
+    /// model's (<see cref="CameraNoiseThreshold.Sparse"/>).</summary>
+    public int SpreadTestFrames;
 
     public readonly int Maxima => Candidates + DroppedAtEdge + DroppedOverlap;
     public override readonly string ToString() => $"{Candidates} candidates, {DroppedAtEdge} at edge, {DroppedOverlap} overlap dropped, {Overlapping} overlapping";

@@ -37,6 +37,7 @@ public sealed class FrameDetector
     public bool RejectOverlapping { get; }
     public bool DropAtEdge { get; }
     public bool NoiseClip { get; }
+    public double PixelSizeNm { get; }
     public DetectionTimes Times;
     /// <summary>sCMOS: the filtered frame's read-noise variance above the median pixel's (<see cref="ReadNoiseThreshold.Excess"/>),
     /// frame-sized; candidates must then pass their own pixel's threshold. Null: one threshold for the frame.</summary>
@@ -60,9 +61,10 @@ public sealed class FrameDetector
         RejectOverlapping = settings.RejectOverlapping;
         DropAtEdge = settings.DropAtEdge;
         NoiseClip = settings.NoiseClip;
+        PixelSizeNm = settings.PixelSizeNm;
         if (settings.CameraNoiseDetection)
         {
-            var cam = new CameraNoiseThreshold(Filter, settings.PsfSigmaPx, settings.EmGain, settings.NoiseScale);
+            var cam = new CameraNoiseThreshold(Filter, settings.PsfSigmaPx, settings.EmGain, settings.NoiseScale) { AutoSparse = settings.AutoDetectionTest };
             if (cam.Applies) CameraNoise = cam;
         }
     }
@@ -106,20 +108,51 @@ public sealed class FrameDetector
         long t2 = Stopwatch.GetTimestamp();
         float thr = ThresholdFactor * std;
         if (ReadNoiseExcess is { } ex && ex.Length != photons.Length) throw new ArgumentException($"the read-noise map is for frames of {ex.Length} pixels, this one has {photons.Length}");
+        float spreadThr = thr, lowerStd = 0;
         if (CameraNoise is { } cam)
         {
             // A floor for the maxima search (the camera noise at the frame's lower background); each maximum is then
-            // judged at its own background.
-            thr = cam.Floor(thr, NoiseEstimator.Quantile(photons, width, height, _scratch, 0.1), ThresholdFactor, ReadNoiseMedian);
+            // judged at its own background, or, in a sparse frame, by the spread test.
+            lowerStd = cam.LowerNoise(NoiseEstimator.Quantile(photons, width, height, _scratch, 0.1), ReadNoiseMedian);
+            thr = Math.Min(spreadThr, 0.8f * ThresholdFactor * lowerStd);
         }
         var stats = Detector.Detect(filtered, width, height, thr, RoiRadius, RejectOverlapping, output, DropAtEdge);
-        if (CameraNoise is { } c2)
+        bool sparse = CameraNoise is { } c1 && c1.Sparse(std, lowerStd, CountAbove(output, spreadThr), FrameUm2(width, height));
+        if (CameraNoise is { } c2 && !sparse)
             stats.Candidates -= c2.Apply(output, photons, width, height, ThresholdFactor, ReadNoiseMedian, ReadNoiseExcess);
-        else if (ReadNoiseExcess is { } excess)
-            stats.Candidates -= ReadNoiseThreshold.Apply(output, excess, width, ThresholdFactor, std);
+        else
+        {
+            if (sparse)
+            {
+                stats.Candidates -= KeepAbove(output, spreadThr);
+                stats.SpreadTestFrames = 1;
+                thr = spreadThr;
+            }
+            if (ReadNoiseExcess is { } excess) stats.Candidates -= ReadNoiseThreshold.Apply(output, excess, width, ThresholdFactor, std);
+        }
         long t3 = Stopwatch.GetTimestamp();
         Times.FilterTicks += t1 - t0; Times.NoiseTicks += t2 - t1; Times.DetectTicks += t3 - t2; Times.Frames++;
         return new FrameDetection(thr, std, stats);
+    }
+
+    private double FrameUm2(int width, int height) => (double)width * height * PixelSizeNm * PixelSizeNm * 1e-6;
+
+    internal static int CountAbove(List<Candidate> candidates, float threshold)
+    {
+        int n = 0;
+        foreach (var c in candidates) if (c.Value > threshold) n++;
+        return n;
+    }
+
+    /// <summary>Keeps the candidates above <paramref name="threshold"/> (the spread test: the same maxima a search at that
+    /// threshold finds); returns how many were dropped.</summary>
+    internal static int KeepAbove(List<Candidate> candidates, float threshold)
+    {
+        int kept = 0;
+        for (int i = 0; i < candidates.Count; i++) if (candidates[i].Value > threshold) candidates[kept++] = candidates[i];
+        int dropped = candidates.Count - kept;
+        candidates.RemoveRange(kept, dropped);
+        return dropped;
     }
 
     private static int Size(int width, int height)

@@ -120,11 +120,12 @@ public class CudaTests
         CudaDriver.Require();
         int w = 128, h = 96, nf = 4;
         var frames = GpuTestData.Frames(w, h, nf, 40, seed: 3);
-        var opt = new GpuDetectOptions(FilterKind.Maliang, 3, 4f, 7, true);
+        var settings = new LocalizerSettings { Threshold = 4, RoiSize = 7, RejectOverlapping = true };
+        var opt = GpuDetectOptions.From(settings);   // the camera-noise test and its sparse-frame rule too
         using var cuda = GpuDetector.OnCuda();
         var a = new RoiBatch(7);
         var ra = cuda.Detect(frames, w, h, nf, 0, opt, a);
-        var cpu = new MaLiang.Engine.Detect.FrameDetector(new LocalizerSettings { Threshold = 4, RoiSize = 7, RejectOverlapping = true });
+        var cpu = new MaLiang.Engine.Detect.FrameDetector(settings);
         var cands = new List<MaLiang.Engine.Detect.Candidate>();
         int k = 0;
         for (int f = 0; f < nf; f++)

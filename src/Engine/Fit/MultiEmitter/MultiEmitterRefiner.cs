@@ -18,8 +18,8 @@ public readonly record struct MultiEmitterOptions(float PsfSigmaPx, int MaxPerGr
 ///   width significantly above the PSF's, or a seed); isolated good fits keep their single fit untouched, so sparse
 ///   frames cost one grouping pass;</item>
 /// <item>each such group is fitted jointly (<see cref="GroupFit"/>, sigma fixed, one background) in a box around it,
-///   with every other emitter's model in the box held fixed (taken from a model image of the frame updated as groups
-///   are refitted, Gauss-Seidel between groups); members that are insignificant (photons below the SNR) or closer than
+///   with every other emitter's model in the box held fixed (from their current estimates, so groups fitted earlier
+///   count with their new values: Gauss-Seidel between groups); members that are insignificant (photons below the SNR) or closer than
 ///   one sigma to a brighter member are dropped and the group refitted;</item>
 /// <item>the residual is searched: at its strongest 3x3 sum away from the members a new emitter is tried, and kept when
 ///   the likelihood ratio 2 (L_{K+1} - L_K) exceeds chi-square's (1 - p) point with 3 dof (<see cref="ModelSelection"/>);
@@ -39,8 +39,7 @@ public sealed class MultiEmitterRefiner
     private int _count;
     private float[] _x = [], _y = [];
     private FitResult[] _res = [];
-    private bool[] _flag = [], _alive = [], _refitted = [];
-    private float[] _model = [];
+    private bool[] _flag = [], _alive = [], _refitted = [], _inPiece = [];
     private float[] _data = [], _fixed = [], _gamma = [];
     private readonly double[] _theta = new double[GroupFit.MaxParameters], _saved = new double[GroupFit.MaxParameters], _crlb = new double[GroupFit.MaxParameters];
     private readonly int[] _members = new int[GroupFit.MaxEmitters];
@@ -113,8 +112,6 @@ public sealed class MultiEmitterRefiner
         for (int g = 0; g < _groups.Count && !anyFlag; g++) anyFlag = _groups.Size(g) > 1;
         if (!anyFlag) { GroupsBySize[1] += _count; return _res.AsSpan(0, _count); }
 
-        if (_model.Length < w * h) _model = new float[w * h];
-        var model = _model.AsSpan(0, w * h);
         for (int pass = 0; pass < Passes; pass++)
         {
             if (pass > 0)
@@ -124,10 +121,6 @@ public sealed class MultiEmitterRefiner
                 Compact(pass);
                 _groups.Build(_x.AsSpan(0, _count), _y.AsSpan(0, _count), _linkPx);
             }
-            // The model image: every emitter's photons x PSF (no background).
-            model.Clear();
-            for (int i = 0; i < _count; i++)
-                if (_res[i].Kept) _fit.Render(model, w, h, _res[i].X, _res[i].Y, _res[i].Photons);
             int groups = _groups.Count;
             for (int g = 0; g < groups; g++)
             {
@@ -145,7 +138,7 @@ public sealed class MultiEmitterRefiner
                     int take = Math.Min(remaining, Math.Max(1, _o.MaxPerGroup - 1));   // room for one added emitter
                     TakeNearestToBrightest(left0[..remaining], take);
                     var piece = left0.Slice(remaining - take, take);
-                    FitGroup(photons, gamma, w, h, piece, model);
+                    FitGroup(photons, gamma, w, h, piece);
                     remaining -= take;
                 }
             }
@@ -212,7 +205,7 @@ public sealed class MultiEmitterRefiner
         return (float)Math.Max(sum - background * n * n, 10);
     }
 
-    private void FitGroup(ReadOnlySpan<float> photons, ReadOnlySpan<float> gamma, int w, int h, ReadOnlySpan<int> piece, Span<float> model)
+    private void FitGroup(ReadOnlySpan<float> photons, ReadOnlySpan<float> gamma, int w, int h, ReadOnlySpan<int> piece)
     {
         int k = piece.Length;
         float psf = _o.PsfSigmaPx;
@@ -223,16 +216,27 @@ public sealed class MultiEmitterRefiner
         int y0 = Math.Max(0, (int)MathF.Floor(yMin) - _boxReach), y1 = Math.Min(h, (int)MathF.Floor(yMax) + _boxReach + 1);
         int bw = x1 - x0, bh = y1 - y0, bp = bw * bh;
         if (_data.Length < bp) { _data = new float[bp]; _fixed = new float[bp]; _gamma = new float[bp]; }
-        // The others' model in the box: the model image without this group's members.
-        foreach (int i in piece) if (_res[i].Kept) _fit.Render(model, w, h, _res[i].X, _res[i].Y, _res[i].Photons, -1f);
         var data = _data.AsSpan(0, bp); var fixedModel = _fixed.AsSpan(0, bp);
         var gam = gamma.IsEmpty ? default : _gamma.AsSpan(0, bp);
         for (int r = 0; r < bh; r++)
         {
             photons.Slice((y0 + r) * w + x0, bw).CopyTo(data.Slice(r * bw, bw));
-            model.Slice((y0 + r) * w + x0, bw).CopyTo(fixedModel.Slice(r * bw, bw));
             if (!gamma.IsEmpty) gamma.Slice((y0 + r) * w + x0, bw).CopyTo(gam.Slice(r * bw, bw));
         }
+        // The others' model in the box, from their current estimates (Gauss-Seidel between groups): every kept emitter
+        // outside this group whose PSF (4 sigma) reaches the box. Rendered per box rather than kept as a frame-sized model
+        // image, so a sparse frame with a few groups does not clear and fill the whole frame.
+        fixedModel.Clear();
+        foreach (int i in piece) _inPiece[i] = true;
+        float reach = 4 * _o.PsfSigmaPx + 1;
+        for (int i = 0; i < _count; i++)
+        {
+            if (_inPiece[i] || !_alive[i] || !_res[i].Kept) continue;
+            float ex = _res[i].X - x0, ey = _res[i].Y - y0;
+            if (ex < -reach || ey < -reach || ex > bw + reach || ey > bh + reach) continue;
+            _fit.Render(fixedModel, bw, bh, ex, ey, _res[i].Photons);
+        }
+        foreach (int i in piece) _inPiece[i] = false;
 
         // Start: the members' estimates, the median of their backgrounds.
         Span<int> members = _members;
@@ -255,8 +259,8 @@ public sealed class MultiEmitterRefiner
         bool ok = _fit.Fit(data, fixedModel, gam, bw, bh, k, theta);
         if (!ok)
         {
-            // The joint fit failed: the members keep their single fits (back into the model image).
-            foreach (int i in piece) if (_res[i].Kept) _fit.Render(model, w, h, _res[i].X, _res[i].Y, _res[i].Photons); else _alive[i] = false;
+            // The joint fit failed: the members keep their single fits (seeds go).
+            foreach (int i in piece) if (!_res[i].Kept) _alive[i] = false;
             return;
         }
         // Drop members that are insignificant or sit on a brighter one, one at a time, refitting after each.
@@ -269,7 +273,7 @@ public sealed class MultiEmitterRefiner
         }
         if (!ok || k == 0)
         {
-            // The group's members go; nothing of them stays in the model image.
+            // The group's members go.
             foreach (int i in piece) { _alive[i] = false; }
             return;
         }
@@ -334,7 +338,6 @@ public sealed class MultiEmitterRefiner
                 Status = _fit.Converged ? FitStatus.Converged : FitStatus.MaxIterations, GroupSize = k,
             };
             _res[i] = f; _x[i] = f.X; _y[i] = f.Y; _alive[i] = true; _refitted[i] = added > 0;
-            _fit.Render(model, w, h, f.X, f.Y, f.Photons);
         }
     }
 
@@ -468,6 +471,6 @@ public sealed class MultiEmitterRefiner
         if (_res.Length >= n) return;
         int c = Math.Max(n, 2 * _res.Length);
         Array.Resize(ref _res, c); Array.Resize(ref _x, c); Array.Resize(ref _y, c);
-        Array.Resize(ref _flag, c); Array.Resize(ref _alive, c); Array.Resize(ref _refitted, c);
+        Array.Resize(ref _flag, c); Array.Resize(ref _alive, c); Array.Resize(ref _refitted, c); Array.Resize(ref _inPiece, c);
     }
 }

@@ -7,7 +7,8 @@ namespace MaLiang.Engine.Fit.Backends.Gpu;
 
 /// <summary>Detection settings as the GPU detector needs them.</summary>
 public readonly record struct GpuDetectOptions(FilterKind Filter, int FilterBoxPx, float ThresholdFactor, int RoiSize, bool RejectOverlapping,
-                                               bool DropAtEdge = false, bool NoiseClip = true, CameraNoiseThreshold? CameraNoise = null)
+                                               bool DropAtEdge = false, bool NoiseClip = true, CameraNoiseThreshold? CameraNoise = null,
+                                               double PixelSizeNm = 100)
 {
     /// <summary>As the CPU's <see cref="FrameDetector"/> for these settings, the camera-noise test included (its ring buffer
     /// makes the options one detector thread's).</summary>
@@ -16,10 +17,10 @@ public readonly record struct GpuDetectOptions(FilterKind Filter, int FilterBoxP
         CameraNoiseThreshold? cam = null;
         if (s.CameraNoiseDetection)
         {
-            cam = new CameraNoiseThreshold(FrameFilters.Create(s), s.PsfSigmaPx, s.EmGain, s.NoiseScale);
+            cam = new CameraNoiseThreshold(FrameFilters.Create(s), s.PsfSigmaPx, s.EmGain, s.NoiseScale) { AutoSparse = s.AutoDetectionTest };
             if (!cam.Applies) cam = null;
         }
-        return new(s.Filter, s.FilterBoxPx, (float)s.Threshold, s.RoiSize, s.RejectOverlapping, s.DropAtEdge, s.NoiseClip, cam);
+        return new(s.Filter, s.FilterBoxPx, (float)s.Threshold, s.RoiSize, s.RejectOverlapping, s.DropAtEdge, s.NoiseClip, cam, s.PixelSizeNm);
     }
 }
 
@@ -150,13 +151,18 @@ public sealed class GpuDetector : IDisposable
         float[] noise = RunNoise(width, height, nf, options.NoiseClip);
         var thr = new float[nf];
         for (int f = 0; f < nf; f++) thr[f] = options.ThresholdFactor * noise[f];
+        var spreadThr = (float[])thr.Clone();
+        var lowerStd = new float[nf];
         if (options.CameraNoise is { } cam)
         {
             // The floor of FrameDetector: the 10% quantile of the same photon subsample the CPU takes.
             var ps = Gather(_frames!, width, height, nf, out int ns);
             var work = new float[ns];
             for (int f = 0; f < nf; f++)
-                thr[f] = cam.Floor(thr[f], NoiseEstimator.QuantileOfSamples(ps.AsSpan(f * ns, ns), work, 0.1), options.ThresholdFactor, 0);
+            {
+                lowerStd[f] = cam.LowerNoise(NoiseEstimator.QuantileOfSamples(ps.AsSpan(f * ns, ns), work, 0.1), 0);
+                thr[f] = Math.Min(spreadThr[f], 0.8f * options.ThresholdFactor * lowerStd[f]);
+            }
         }
         _ctx.Ensure(ref _thr, nf * 4L);
         _ctx.Write(_thr!, thr.AsSpan());
@@ -225,7 +231,7 @@ public sealed class GpuDetector : IDisposable
             _ctx.Read(_left!, _hostLeft.AsSpan(0, total));
             _ctx.Read(_top!, _hostTop.AsSpan(0, total));
             _ctx.Read(_peak!, _hostPeak.AsSpan(0, total));
-            if (options.CameraNoise is { } cam2) total = CameraTest(cam2, frames, width, height, nf, options, total, result);
+            if (options.CameraNoise is { } cam2) total = CameraTest(cam2, frames, width, height, nf, options, total, result, noise, spreadThr, lowerStd);
             _ctx.Finish();
             DetectedCount = total;
         }
@@ -241,18 +247,31 @@ public sealed class GpuDetector : IDisposable
     /// removed from the host lists, which go back to the device, where the ROIs are cut again. Returns the ROIs kept.
     /// </summary>
     private int CameraTest(CameraNoiseThreshold cam, ReadOnlySpan<float> frames, int width, int height, int nf, in GpuDetectOptions options,
-                           int total, FrameDetection[] result)
+                           int total, FrameDetection[] result, float[] noise, float[] spreadThr, float[] lowerStd)
     {
         int n = options.RoiSize, px = width * height;
         _ctx.Ensure(ref _values, total * 4L);
         _ctx.Launch("ml_peak_values", total, _filt!, width, height, _roiFrame!, _left!, _top!, _peak!, n, total, _values!);
         if (_hostValue.Length < total) _hostValue = new float[Math.Max(total, 2 * _hostValue.Length)];
         _ctx.Read(_values!, _hostValue.AsSpan(0, total));
+        // Per frame, as FrameDetector: sparse frames keep the spread test (the maxima above the spread threshold).
+        var above = new int[nf];
+        for (int i = 0; i < total; i++) if (_hostValue[i] > spreadThr[_hostFrame[i]]) above[_hostFrame[i]]++;
+        double um2 = (double)width * height * options.PixelSizeNm * options.PixelSizeNm * 1e-6;
+        var sparse = new bool[nf];
+        for (int f = 0; f < nf; f++)
+        {
+            sparse[f] = cam.Sparse(noise[f], lowerStd[f], above[f], um2);
+            if (!sparse[f]) continue;
+            var st = result[f].Stats;
+            st.SpreadTestFrames = 1;
+            result[f] = new FrameDetection(spreadThr[f], noise[f], st);
+        }
         int kept = 0;
         for (int i = 0; i < total; i++)
         {
             int f = _hostFrame[i], p = _hostPeak[i], x = _hostLeft[i] + p % n, y = _hostTop[i] + p / n;
-            if (cam.Passes(_hostValue[i], frames.Slice(f * px, px), width, height, x, y, options.ThresholdFactor, 0, 0))
+            if (sparse[f] ? _hostValue[i] > spreadThr[f] : cam.Passes(_hostValue[i], frames.Slice(f * px, px), width, height, x, y, options.ThresholdFactor, 0, 0))
             {
                 _hostFrame[kept] = f; _hostLeft[kept] = _hostLeft[i]; _hostTop[kept] = _hostTop[i]; _hostPeak[kept] = p;
                 kept++;

@@ -1,0 +1,152 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using MaLiang.Engine.Camera;
+using MaLiang.Engine.Detect;
+using MaLiang.Engine.Fit;
+using MaLiang.Engine.Fit.Backends;
+using MaLiang.Engine.Fit.Backends.Gpu;
+using MaLiang.Engine.IO;
+
+namespace MaLiang.Engine.Pipeline;
+
+/// <summary>The per-thread half of the pipeline: a frame's detection, single fits and the fit stage after them
+/// (<see cref="Worker"/>), and the per-frame outputs merged in frame order (<see cref="FrameOutput"/>).</summary>
+public sealed partial class Localizer
+{
+    /// <summary>One frame's ROIs, localizations and counts.</summary>
+    private sealed class FrameOutput(int roiSize)
+    {
+        public readonly RoiBatch Batch = new(roiSize, 128);
+        public Localization[] Locs = new Localization[64];
+        public int LocCount, FrameIndex;
+        public DetectionStats Stats;
+        /// <summary>With a device fit after CPU detection and the neighbour refit on: the frame in photons and its
+        /// detection threshold, kept for the refit's residual search (the worker's frame buffer is reused meanwhile).</summary>
+        public float[] Photons = [];
+        public int Width, Height;
+        public float Threshold;
+        public long FitFailed, LeftRoi, LowSnr, ReadTicks, DenoiseTicks, DetectTicks, FitTicks;
+        /// <summary>Groups fitted by the multi-emitter stage, by size (index 1..12).</summary>
+        public readonly long[] GroupsBySize = new long[MaLiang.Engine.Fit.MultiEmitter.GroupFit.MaxEmitters + 1];
+
+        public void Reset()
+        {
+            Array.Clear(GroupsBySize);
+            Batch.Clear(); LocCount = 0; Stats = default; FitFailed = LeftRoi = LowSnr = ReadTicks = DenoiseTicks = DetectTicks = FitTicks = 0;
+        }
+
+        /// <summary>Turns kept fits into localizations in frame coordinates; counts the dropped ones.</summary>
+        public void Collect(ReadOnlySpan<FitResult> results, ReadOnlySpan<int> left, ReadOnlySpan<int> top, float minSnr)
+        {
+            if (Locs.Length < results.Length) Locs = new Localization[Math.Max(results.Length, 2 * Locs.Length)];
+            int k = 0;
+            for (int i = 0; i < results.Length; i++)
+            {
+                ref readonly var f = ref results[i];
+                if (f.Status == FitStatus.Failed) { FitFailed++; continue; }
+                if (f.Status == FitStatus.LeftRoi) { LeftRoi++; continue; }
+                // Members of a joint fit passed the likelihood ratio and their own SNR test (MultiEmitterRefiner): their
+                // joint photon CRLB grows with their neighbours' overlap, not with any doubt that they are there.
+                if (f.GroupSize < 2 && !(f.Photons >= minSnr * f.CrlbPhotons)) { LowSnr++; continue; }
+                Locs[k++] = new Localization
+                {
+                    Frame = FrameIndex,
+                    X = (left.IsEmpty ? 0 : left[i]) + f.X, Y = (top.IsEmpty ? 0 : top[i]) + f.Y,
+                    Photons = f.Photons, Background = f.Background, Sigma = f.Sigma,
+                    UncertaintyX = f.CrlbX, UncertaintyY = f.CrlbY, UncertaintyPhotons = f.CrlbPhotons,
+                    UncertaintyBackground = f.CrlbBackground, UncertaintySigma = f.CrlbSigma,
+                    LogLikelihood = f.LogLikelihood, Llr = f.Llr, Iterations = f.Iterations, Detections = 1,
+                    Flags = f.Status == FitStatus.Converged ? Localization.FlagConverged : 0,
+                    FittedTogether = Math.Max(1, f.GroupSize),
+                };
+            }
+            LocCount = k;
+        }
+    }
+
+    /// <summary>One thread's frame buffers, filter, detector and fitter. No allocation per frame once warmed up.</summary>
+    private sealed class Worker
+    {
+        private readonly LocalizerSettings _s;
+        private readonly FrameDetector _detect;
+        private readonly List<Candidate> _candidates = new();
+        private readonly CpuFitBackend _fit = new(1);
+        private float[] _photons = Array.Empty<float>();
+        private FitResult[] _fitResults = Array.Empty<FitResult>();
+
+        private MaLiang.Engine.Fit.MultiEmitter.MultiEmitterRefiner? _multi;
+        private NeighbourRefit? _neighbours;
+
+        /// <summary>The fit stage after the single fits of a frame: the multi-emitter stage (default), or the single-emitter
+        /// neighbour refit with its residual search; nothing with <see cref="LocalizerSettings.RejectOverlapping"/>. Results in
+        /// frame coordinates when <paramref name="frameCoords"/>, else in the ROIs' (the batch's Left/Top).</summary>
+        public ReadOnlySpan<FitResult> AfterSingleFits(ReadOnlySpan<float> photons, ReadOnlySpan<float> readNoise, int w, int h, float threshold,
+            RoiBatch batch, ReadOnlySpan<FitResult> fits, in FitOptions options, out int added, out bool frameCoords, long[]? groupsBySize)
+        {
+            added = 0; frameCoords = false;
+            if (_s.RejectOverlapping) return fits;
+            if (!_s.MultiEmitter) return (_neighbours ??= new NeighbourRefit(_s)).RefineFrame(photons, readNoise, w, h, threshold, batch, fits, options, out added);
+            _multi ??= new MaLiang.Engine.Fit.MultiEmitter.MultiEmitterRefiner(MaLiang.Engine.Fit.MultiEmitter.MultiEmitterOptions.From(_s), batch.RoiSize);
+            var n = batch.Count;
+            var res = _multi.Refine(photons, readNoise, w, h, batch.RoiSize, fits[..n], batch.Left.AsSpan(0, n), batch.Top.AsSpan(0, n), batch.Peak.AsSpan(0, n));
+            added = _multi.Added;
+            frameCoords = true;
+            if (groupsBySize != null) for (int i = 0; i < groupsBySize.Length; i++) groupsBySize[i] += _multi.GroupsBySize[i];
+            return res;
+        }
+
+        public Worker(LocalizerSettings s)
+        {
+            _s = s;
+            _detect = new FrameDetector(s);
+        }
+
+        public void Ensure(int width, int height)
+        {
+            int px = width * height;
+            if (_photons.Length < px) _photons = new float[px];
+        }
+
+        public FrameOutput Frame(IFrameSource source, int sourceIndex, int frameIndex, Localizer owner)
+        {
+            var o = owner.NewOutput();
+            o.FrameIndex = frameIndex;
+            int w = source.Width, h = source.Height, px = w * h;
+            var photons = _photons.AsSpan(0, px);
+            long t0 = Stopwatch.GetTimestamp();
+            if (owner.ReadPhotons(source, sourceIndex, frameIndex, photons)) Interlocked.Increment(ref owner._blankFrames);
+            long t1 = Stopwatch.GetTimestamp();
+            // Filter, robust noise, threshold and maxima: the one FrameDetector (the tests' reference too).
+            var before = _detect.Times;
+            _detect.ReadNoiseExcess = owner._readNoiseExcess;
+            _detect.ReadNoiseMedian = owner._readNoiseMedian;
+            var det = _detect.Detect(photons, w, h, _candidates);
+            o.Stats = det.Stats;
+            var after = _detect.Times;
+            var readNoise = owner._camera.ReadNoiseMap.AsSpan();
+            foreach (var c in _candidates) o.Batch.AddAround(photons, w, h, frameIndex, c.X, c.Y, readNoise);
+            long t3 = Stopwatch.GetTimestamp();
+            o.ReadTicks = t1 - t0;
+            o.DenoiseTicks = after.FilterTicks - before.FilterTicks;
+            o.DetectTicks = (t3 - t1) - o.DenoiseTicks;
+            if (!owner._cpuFit && !_s.RejectOverlapping)
+            {
+                if (o.Photons.Length < px) o.Photons = new float[px];
+                photons.CopyTo(o.Photons);
+                (o.Width, o.Height, o.Threshold) = (w, h, det.Threshold);
+            }
+            if (owner._cpuFit)
+            {
+                if (_fitResults.Length < o.Batch.Count) _fitResults = new FitResult[Math.Max(o.Batch.Count, 2 * _fitResults.Length)];
+                _fit.Fit(o.Batch, owner._fitOptions, _fitResults);
+                var fits = AfterSingleFits(photons, readNoise, w, h, det.Threshold, o.Batch, _fitResults.AsSpan(0, o.Batch.Count), owner._fitOptions,
+                                           out int added, out bool frameCoords, o.GroupsBySize);
+                o.Stats.Candidates += added;
+                o.Collect(fits, frameCoords ? default : o.Batch.Left, frameCoords ? default : o.Batch.Top, owner.MinSnr);
+                o.FitTicks = Stopwatch.GetTimestamp() - t3;
+            }
+            return o;
+        }
+    }
+}
