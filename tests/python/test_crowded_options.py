@@ -219,3 +219,14 @@ def test_the_c_abi_checks_the_new_fields(field, value, msg):
     assert N.lib().ml_create(ctypes.byref(s), ctypes.byref(h)) == N.ML_ERR_ARGUMENT
     assert h.value is None
     assert N.last_error().startswith(msg)
+
+
+def test_save_picasso_records_an_estimated_psf_sigma(tmp_path):
+    import yaml
+
+    locs = np.zeros(2, maliang.LOCALIZATION_DTYPE)
+    locs["x"], locs["y"], locs["photons"] = [3, 5], [4, 6], 1000
+    _, y = maliang.save_picasso(tmp_path / "a.hdf5", locs, settings=dict(psf_sigma=None))
+    assert list(yaml.safe_load_all(y.read_text()))[1]["MaLiang.PSF sigma [px]"] == "estimated"
+    _, y = maliang.save_picasso(tmp_path / "b.hdf5", locs, settings=dict(psf_sigma=1.1))
+    assert list(yaml.safe_load_all(y.read_text()))[1]["MaLiang.PSF sigma [px]"] == 1.1
