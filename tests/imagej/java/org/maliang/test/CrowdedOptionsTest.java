@@ -70,6 +70,19 @@ public class CrowdedOptionsTest {
         assertTrue(cli, cli.contains(" --psf-sigma 1.3 "));
     }
 
+    /** Without the library, Settings falls back to documented defaults (the Fiji dialog still opens): they must be the
+     * library's, field for field, the new ones included. */
+    @Test public void fallbackDefaultsAreTheLibrarys() throws Exception {
+        java.util.List<String> c = Proc.javaCmd(false);
+        c.addAll(Arrays.asList("-Dmaliang.library=/nonexistent/libmaliang.so", "-cp", System.getProperty("java.class.path"),
+                "org.maliang.test.DefaultsCheck"));
+        Proc.Result r = Proc.run(c, 60);
+        assertEquals(r.out, 0, r.rc);
+        String expected = "library loaded: false\n" + DefaultsCheck.fields(new MaLiang.Settings());
+        assertTrue(expected, expected.contains("max_emitters=8\n") && expected.contains("multi_p_value=1.0E-14\n"));
+        assertEquals(expected, r.out.substring(r.out.indexOf("library loaded: ")));
+    }
+
     static MaLiang.Settings changed() {
         return new MaLiang.Settings().offset(100).singleEmitter(true).maxEmitters(3).multiPValue(2.5e-7).spreadThreshold(true)
                 .dropEdge(true).minSnr(0.5).noNoiseClip(true).estimatePsfSigma(true);
