@@ -14,6 +14,12 @@ public struct MlSettings
     public int StructSize, RoiSize;
     public double PixelSizeNm, PsfSigmaPx, OffsetAdu, PhotonsPerAdu, EmGain, Threshold, Tolerance;
     public int Filter, FixedSigma, Iterations, UseTolerance, RejectOverlapping, Backend, Threads, Reserved;
+    // Appended (issue 17): older fields keep their offsets; 136 bytes in all.
+    public int MultiEmitter, MaxEmitters;
+    public double MultiPValue;
+    public int CameraNoise, DropEdge;
+    public double MinSnr;
+    public int NoiseClip, EstimatePsfSigma;
 }
 
 /// <summary>ml_summary (maliang.h).</summary>
@@ -121,6 +127,9 @@ public static unsafe partial class Exports
         OffsetAdu = d.OffsetAdu, PhotonsPerAdu = d.PhotonsPerAdu, EmGain = d.EmGain, Threshold = d.Threshold, Tolerance = d.Tolerance,
         Filter = (int)d.Filter, FixedSigma = d.FixedSigma ? 1 : 0, Iterations = d.Iterations, UseTolerance = d.UseTolerance ? 1 : 0,
         RejectOverlapping = d.RejectOverlapping ? 1 : 0, Backend = (int)d.Backend, Threads = d.Threads,
+        MultiEmitter = d.MultiEmitter ? 1 : 0, MaxEmitters = d.MaxEmittersPerGroup, MultiPValue = d.MultiEmitterPValue,
+        CameraNoise = d.CameraNoiseDetection ? 1 : 0, DropEdge = d.DropAtEdge ? 1 : 0, MinSnr = d.MinPhotonSnr,
+        NoiseClip = d.NoiseClip ? 1 : 0, EstimatePsfSigma = d.EstimatePsfSigma ? 1 : 0,
     };
 
     internal static LocalizerSettings FromNative(in MlSettings n)
@@ -129,15 +138,31 @@ public static unsafe partial class Exports
             throw new InvalidParameterException("struct_size", $"is {n.StructSize}, this library's ml_settings is {sizeof(MlSettings)} bytes (header and library differ?)");
         if (n.Filter is < 0 or > 2) throw new InvalidParameterException("filter", $"{n.Filter} is not an ml_filter (0 maliang, 1 wavelet, 2 none)");
         if (n.Backend is < 0 or > 3) throw new InvalidParameterException("backend", $"{n.Backend} is not an ml_backend (0 auto, 1 cpu, 2 opencl, 3 cuda)");
+        // The 0/1 fields: anything else is an uninitialized struct or a wrong layout, not a wish.
+        Flag(n.MultiEmitter, "multi_emitter"); Flag(n.CameraNoise, "camera_noise"); Flag(n.DropEdge, "drop_edge");
+        Flag(n.NoiseClip, "noise_clip"); Flag(n.EstimatePsfSigma, "estimate_psf_sigma");
+        // Range checks named by the C field (Validate names the CLI option, which the C caller does not see).
+        if (n.MaxEmitters is < 1 or > MaLiang.Engine.Fit.MultiEmitter.GroupFit.MaxEmitters)
+            throw new InvalidParameterException("max_emitters", $"must be 1 to {MaLiang.Engine.Fit.MultiEmitter.GroupFit.MaxEmitters}, got {n.MaxEmitters}");
+        if (!(n.MultiPValue > 0 && n.MultiPValue < 1)) throw new InvalidParameterException("multi_p_value", $"must be a p-value in (0, 1), got {n.MultiPValue}");
+        if (!(n.MinSnr >= 0) || !double.IsFinite(n.MinSnr)) throw new InvalidParameterException("min_snr", $"must be a finite number >= 0, got {n.MinSnr}");
         var s = new LocalizerSettings
         {
             RoiSize = n.RoiSize, PixelSizeNm = n.PixelSizeNm, PsfSigmaPx = n.PsfSigmaPx, OffsetAdu = n.OffsetAdu,
             PhotonsPerAdu = n.PhotonsPerAdu, EmGain = n.EmGain, Threshold = n.Threshold, Tolerance = n.Tolerance,
             Filter = (FilterKind)n.Filter, FixedSigma = n.FixedSigma != 0, Iterations = n.Iterations, UseTolerance = n.UseTolerance != 0,
             RejectOverlapping = n.RejectOverlapping != 0, Backend = (BackendKind)n.Backend, Threads = n.Threads,
+            MultiEmitter = n.MultiEmitter != 0, MaxEmittersPerGroup = n.MaxEmitters, MultiEmitterPValue = n.MultiPValue,
+            CameraNoiseDetection = n.CameraNoise != 0, DropAtEdge = n.DropEdge != 0, MinPhotonSnr = n.MinSnr,
+            NoiseClip = n.NoiseClip != 0, EstimatePsfSigma = n.EstimatePsfSigma != 0,
         };
         s.Validate();
         return s;
+    }
+
+    private static void Flag(int v, string name)
+    {
+        if (v is not (0 or 1)) throw new InvalidParameterException(name, $"must be 0 or 1, got {v}");
     }
 
     [UnmanagedCallersOnly(EntryPoint = "ml_create")]
@@ -335,6 +360,34 @@ public static unsafe partial class Exports
         var list = (List<Localization>)results;
         CollectionsMarshal.AsSpan(list).Slice((int)first, (int)n).CopyTo(new Span<Localization>(output, (int)n));
         *written = n;
+        return Ok();
+    }
+
+    /// <summary>ml_get_settings: what ml_create accepted, as the engine holds it, so that bindings can check that every
+    /// field arrived (tests) and callers can log the settings a localizer really ran with.</summary>
+    [UnmanagedCallersOnly(EntryPoint = "ml_get_settings")]
+    public static int MlGetSettings(nint h, MlSettings* output)
+    {
+        var handle = Get(h);
+        if (handle == null) return Fail(Status.Argument, "ml_get_settings: localizer is null");
+        if (output == null) return Fail(Status.Argument, "ml_get_settings: out is null");
+        *output = ToNative(handle.Localizer.Settings);
+        return Ok();
+    }
+
+    /// <summary>ml_get_groups_by_size: a function beside ml_summary rather than a field in it, because ml_summary has no
+    /// struct_size and callers built against the 168-byte struct would be overrun.</summary>
+    [UnmanagedCallersOnly(EntryPoint = "ml_get_groups_by_size")]
+    public static int MlGetGroupsBySize(nint h, long* output, int capacity, int* count)
+    {
+        var handle = Get(h);
+        if (handle == null) return Fail(Status.Argument, "ml_get_groups_by_size: localizer is null");
+        if (count == null) return Fail(Status.Argument, "ml_get_groups_by_size: count is null");
+        if (capacity < 0) return Fail(Status.Argument, $"ml_get_groups_by_size: capacity {capacity} is negative");
+        if (output == null && capacity > 0) return Fail(Status.Argument, "ml_get_groups_by_size: out is null with capacity > 0");
+        var g = handle.Localizer.Summary.GroupsBySize;
+        for (int i = 0; i < Math.Min(capacity, g.Length); i++) output[i] = g[i];
+        *count = g.Length;
         return Ok();
     }
 

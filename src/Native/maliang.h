@@ -52,6 +52,18 @@ typedef struct ml_settings {
     int32_t backend;             /* ml_backend */
     int32_t threads;             /* 0 = all cores */
     int32_t reserved;
+    /* Appended with issue 17 (crowded frames); offsets 96-135, natural alignment, no padding. */
+    int32_t multi_emitter;       /* 1 = fit close emitters jointly in groups (default); 0 = `--single-emitter` */
+    int32_t max_emitters;        /* most emitters in one joint fit, 1..12, default 8 (`--max-emitters`) */
+    double multi_p_value;        /* an emitter joins a group when the likelihood ratio's p-value is below this, (0, 1),
+                                    default 1e-6 (`--multi-p-value`) */
+    int32_t camera_noise;        /* 1 = detect against the camera model's noise at the local background (default);
+                                    0 = the filtered frame's robust spread (`--spread-threshold`) */
+    int32_t drop_edge;           /* 1 = drop candidates whose ROI crosses the frame edge (`--drop-edge`); default 0 */
+    double min_snr;              /* keep a fit when photons >= min_snr x sqrt(CRLB_N), >= 0, default 5 (`--min-snr`) */
+    int32_t noise_clip;          /* 1 = one sigma-clipping step in the detection noise (default); 0 = `--no-noise-clip` */
+    int32_t estimate_psf_sigma;  /* 1 = estimate the PSF sigma from the data (psf_sigma_px then only the fallback);
+                                    default 0 */
 } ml_settings;
 
 /* One localization: 68 bytes, the engine's Localization struct. */
@@ -92,6 +104,8 @@ int32_t ml_create(const ml_settings* settings, ml_localizer** out);
  * crash, never another localizer). Destroying while a push runs on it is refused (ML_ERR_ARGUMENT): cancel, then destroy
  * after ml_push_frames has returned. */
 int32_t ml_destroy(ml_localizer* localizer);
+/* The settings the localizer runs with, as ml_create accepted them (struct_size set, every field filled). */
+int32_t ml_get_settings(ml_localizer* localizer, ml_settings* out);
 
 /* Localizes `count` frames of width x height at `pixels` (read in place, not copied); row_stride_bytes = 0 means packed
  * rows; row r of frame k starts at pixels + (k * height + r) * row_stride_bytes. width x height must be < 2^31 pixels.
@@ -129,6 +143,12 @@ int32_t ml_result_count(ml_localizer* localizer, int64_t* count);
 int32_t ml_read_results(ml_localizer* localizer, int64_t first, ml_localization* out, int64_t capacity, int64_t* written);
 int32_t ml_clear_results(ml_localizer* localizer);
 int32_t ml_get_summary(ml_localizer* localizer, ml_summary* out);
+#define ML_MAX_GROUP_SIZE 12     /* the most emitters one joint fit can hold (max_emitters' upper bound) */
+/* Fits by the number of emitters fitted together, over every frame pushed: out[k] = groups of k emitters (k = 1..12;
+ * out[0] is 0; out[1] counts single-emitter fits). Copies min(capacity, ML_MAX_GROUP_SIZE + 1) values; *count =
+ * ML_MAX_GROUP_SIZE + 1 (out = NULL with capacity 0 asks only that). All 0 with multi_emitter = 0. Beside ml_summary,
+ * whose layout stays 168 bytes. */
+int32_t ml_get_groups_by_size(ml_localizer* localizer, int64_t* out, int32_t capacity, int32_t* count);
 /* The address of the pixels the last ml_push_frames read (to prove callers pass frames without a copy). */
 int32_t ml_last_push_address(ml_localizer* localizer, const void** address);
 
@@ -143,7 +163,7 @@ int32_t ml_render(const ml_localization* locs, int64_t count, int32_t width, int
                   int32_t method, double sigma_px, float* out, int64_t out_capacity, int32_t* out_width, int32_t* out_height);
 
 /* Layout checks for bindings: sizeof(ml_settings), sizeof(ml_localization), sizeof(ml_summary) as this library was built
- * (96, 64, 168 on x86-64). */
+ * (136, 68, 168 on x86-64). */
 int32_t ml_struct_sizes(int32_t* settings, int32_t* localization, int32_t* summary);
 
 /* ---------------------------------------------------------------------------------------------------------------------

@@ -31,6 +31,9 @@ m=build/maliang
   --pattern grid --emitters 144 --emitters-per-frame 20 --photons 2000 --background 10 --offset 100 --seed 11 >/dev/null || die "simulate failed"
 [ -f "$data/movie200.tif" ] || $m simulate "$data/movie200.tif" --truth "$data/movie200_truth.csv" --width 48 --height 48 --frames 200 \
   --emitters-per-frame 6 --photons 2000 --background 10 --offset 100 --seed 21 >/dev/null || die "simulate failed"
+# a crowded stack for the multi-emitter options (about 1.5 emitters per um^2)
+[ -f "$data/dense.tif" ] || $m simulate "$data/dense.tif" --truth "$data/dense_truth.csv" --width 64 --height 64 --frames 10 \
+  --emitters-per-frame 60 --photons 2000 --background 10 --offset 100 --seed 5 >/dev/null || die "simulate failed"
 $m localize "$data/stack.tif" -o "$data/cli.csv" --offset 100 -q || die "maliang localize failed"
 # compressed and tiled copies of stack.tif, written by tifffile (Localizer.pushFile must give the CLI's results)
 /usr/bin/python3 tests/compressed_tiffs.py "$data/stack.tif" "$data/compressed" >/dev/null || die "tests/compressed_tiffs.py failed"
@@ -40,7 +43,7 @@ cp="$jar:$IJ_JAR:$JNA_JAR:$JUNIT:$BSH"
 javac --release 8 -Xlint:-options -encoding UTF-8 -cp "$cp" -d "$classes" $(find tests/imagej/java -name '*.java') \
   || die "compiling the tests failed"
 
-tests="org.maliang.EngineFilesTest org.maliang.test.BindingTest org.maliang.test.ScmosBindingTest org.maliang.test.LiveLocalizerTest org.maliang.test.ImageJBatchTest org.maliang.test.BeanshellTest org.maliang.test.GuiTest org.maliang.test.PostBindingTest org.maliang.test.PostBatchTest"
+tests="org.maliang.EngineFilesTest org.maliang.test.BindingTest org.maliang.test.ScmosBindingTest org.maliang.test.LiveLocalizerTest org.maliang.test.ImageJBatchTest org.maliang.test.BeanshellTest org.maliang.test.GuiTest org.maliang.test.PostBindingTest org.maliang.test.PostBatchTest org.maliang.test.CrowdedOptionsTest"
 log=$out/junit.log
 xvfb-run -a -s "-screen 0 1280x1024x24" java -Dmaliang.root="$root" -Dmaliang.data="$root/$data" -Dmaliang.out="$root/$out" \
   -Dmaliang.ijhome="$root/$out/ijhome" -Dmaliang.ijjar="$IJ_JAR" -Dmaliang.jnajar="$JNA_JAR" \

@@ -28,8 +28,9 @@ def test_dtype_is_the_68_byte_c_struct():
                 "detections", "flags", "fitted_together"]
     assert list(dt.names) == expected
     assert [dt.fields[n][1] for n in expected] == [4 * i for i in range(17)]
-    assert [dt.fields[n][0].kind for n in expected] == ["i"] + ["f"] * 12 + ["i"] * 3
-    assert ctypes.sizeof(N.MlSettings) == 4 + 4 + 7 * 8 + 8 * 4
+    assert [dt.fields[n][0].kind for n in expected] == ["i"] + ["f"] * 12 + ["i"] * 4
+    # the 96 bytes before issue 17, then int32 x2, double, int32 x2, double, int32 x2
+    assert ctypes.sizeof(N.MlSettings) == 4 + 4 + 7 * 8 + 8 * 4 + (2 * 4 + 8 + 2 * 4 + 8 + 2 * 4)
     assert ctypes.sizeof(N.MlSummary) == 7 * 8 + 5 * 8 + 8 + 64
     assert maliang.native_version() == "0.1.0"
 
@@ -99,12 +100,25 @@ def test_other_dtypes_give_the_same_result(sim, dtype):
 
 
 def test_fortran_order_and_reversed_are_copied_correctly(sim):
+    # About reading arrays: the single-emitter pipeline is mirror-symmetric, the multi-emitter stage (Gauss-Seidel over
+    # groups in index order) is not, so it is off here; test_reversed_stack_with_multi_emitter covers the default.
+    kw = dict(SETTINGS, multi_emitter=False)
     stack, _, _ = sim
-    ref = maliang.localize(stack, **SETTINGS)
-    same(maliang.localize(np.asfortranarray(stack), **SETTINGS), ref)
-    flipped = maliang.localize(stack[:, :, ::-1], **SETTINGS)
+    ref = maliang.localize(stack, **kw)
+    same(maliang.localize(np.asfortranarray(stack), **kw), ref)
+    flipped = maliang.localize(stack[:, :, ::-1], **kw)
     assert len(flipped) == len(ref)
     np.testing.assert_allclose(np.sort(64 - flipped["x"]), np.sort(ref["x"]), atol=2e-3)
+
+
+def test_reversed_stack_with_multi_emitter(sim):
+    # the default settings on the mirrored stack: the same molecules within 3% (group fits depend on their order)
+    stack, _, _ = sim
+    ref = maliang.localize(stack, **SETTINGS)
+    flipped = maliang.localize(stack[:, :, ::-1], **SETTINGS)
+    assert len(ref) > 100
+    assert abs(len(flipped) - len(ref)) <= 0.03 * len(ref)
+    same(maliang.localize(np.asfortranarray(stack), **SETTINGS), ref)  # a copied array is read as the original
 
 
 def test_single_frame_2d_equals_stack_frame(sim):

@@ -34,21 +34,29 @@ DEFAULTS = dict(
     use_tolerance=True,
     reject_overlapping=False,   # the engine's default: close candidates kept and refitted after neighbour subtraction
     threads=0,
+    # crowded frames (issue 17) and detection options the CLI had before the bindings did
+    multi_emitter=True,
+    max_emitters=8,
+    multi_p_value=1e-6,
+    camera_noise=True,
+    drop_edge=False,
+    min_snr=5.0,
+    noise_clip=True,
 )
 
 
-def _finite(name, v, *, lo=None, lo_open=True, hi=None):
+def _finite(name, v, *, lo=None, lo_open=True, hi=None, hi_open=False):
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
         raise TypeError(f"maliang: {name} must be a number, got {type(v).__name__} {v!r}")
     v = float(v)
     if math.isnan(v):
-        raise ValueError(f"maliang: {name} is NaN")
+        raise N.MaLiangValueError(f"maliang: {name} is NaN")
     if math.isinf(v):
-        raise ValueError(f"maliang: {name} must be finite, got {v}")
+        raise N.MaLiangValueError(f"maliang: {name} must be finite, got {v}")
     if lo is not None and (v <= lo if lo_open else v < lo):
-        raise ValueError(f"maliang: {name} must be {'>' if lo_open else '>='} {lo}, got {v}")
-    if hi is not None and v > hi:
-        raise ValueError(f"maliang: {name} must be <= {hi}, got {v}")
+        raise N.MaLiangValueError(f"maliang: {name} must be {'>' if lo_open else '>='} {lo}, got {v}")
+    if hi is not None and (v >= hi if hi_open else v > hi):
+        raise N.MaLiangValueError(f"maliang: {name} must be {'<' if hi_open else '<='} {hi}, got {v}")
     return v
 
 
@@ -60,14 +68,26 @@ def _integer(name, v, lo, hi):
             raise TypeError(f"maliang: {name} must be an integer, got {type(v).__name__} {v!r}")
     v = int(v)
     if not lo <= v <= hi:
-        raise ValueError(f"maliang: {name} must be {lo} to {hi}, got {v}")
+        raise N.MaLiangValueError(f"maliang: {name} must be {lo} to {hi}, got {v}")
     return v
 
 
 def _choice(name, v, table):
     if not isinstance(v, str) or v.lower() not in table:
-        raise ValueError(f"maliang: {name} {v!r} is not one of {', '.join(table)}")
+        raise N.MaLiangValueError(f"maliang: {name} {v!r} is not one of {', '.join(table)}")
     return table[v.lower()]
+
+
+def _flag(name, v) -> int:
+    """A switch of the new settings: True/False (numpy bools and 0/1 too). Strings are refused, since bool("False")
+    is True and would silently invert the option."""
+    if isinstance(v, (bool, np.bool_)):
+        return 1 if v else 0
+    if isinstance(v, numbers.Integral) and int(v) in (0, 1):
+        return int(v)
+    if isinstance(v, numbers.Integral):
+        raise N.MaLiangValueError(f"maliang: {name} must be True or False, got {v!r}")
+    raise TypeError(f"maliang: {name} must be True or False, got {type(v).__name__} {v!r}")
 
 
 def make_settings(**kw) -> N.MlSettings:
@@ -79,7 +99,12 @@ def make_settings(**kw) -> N.MlSettings:
     s = N.MlSettings()
     N.check(N.lib().ml_default_settings(ctypes.byref(s)), "ml_default_settings")
     s.pixel_size_nm = _finite("pixel_size", v["pixel_size"], lo=0)
-    s.psf_sigma_px = _finite("psf_sigma", v["psf_sigma"], lo=0, hi=20)
+    if v["psf_sigma"] is None:
+        # estimate from the data; psf_sigma_px keeps the engine's default as the fallback
+        s.estimate_psf_sigma = 1
+    else:
+        s.psf_sigma_px = _finite("psf_sigma", v["psf_sigma"], lo=0, hi=20)
+        s.estimate_psf_sigma = 0
     s.offset_adu = _finite("offset", v["offset"], lo=0, lo_open=False)
     s.photons_per_adu = _finite("photons_per_adu", v["photons_per_adu"], lo=0)
     s.em_gain = _finite("em_gain", v["em_gain"], lo=0)
@@ -87,7 +112,7 @@ def make_settings(**kw) -> N.MlSettings:
     s.tolerance = _finite("tolerance", v["tolerance"], lo=0)
     roi = _integer("roi", v["roi"], 3, 31)
     if roi % 2 == 0:
-        raise ValueError(f"maliang: roi must be odd (3 to 31 px), got {roi}")
+        raise N.MaLiangValueError(f"maliang: roi must be odd (3 to 31 px), got {roi}")
     s.roi_size = roi
     s.filter = _choice("filter", v["filter"], N.FILTERS)
     s.backend = _choice("backend", v["backend"], N.BACKENDS)
@@ -97,6 +122,13 @@ def make_settings(**kw) -> N.MlSettings:
     s.use_tolerance = 1 if bool(v["use_tolerance"]) else 0
     s.reject_overlapping = 1 if bool(v["reject_overlapping"]) else 0
     s.threads = _integer("threads", v["threads"], 0, 1024)
+    s.multi_emitter = _flag("multi_emitter", v["multi_emitter"])
+    s.max_emitters = _integer("max_emitters", v["max_emitters"], 1, N.ML_MAX_GROUP_SIZE)
+    s.multi_p_value = _finite("multi_p_value", v["multi_p_value"], lo=0, hi=1, hi_open=True)
+    s.camera_noise = _flag("camera_noise", v["camera_noise"])
+    s.drop_edge = _flag("drop_edge", v["drop_edge"])
+    s.min_snr = _finite("min_snr", v["min_snr"], lo=0, lo_open=False)
+    s.noise_clip = _flag("noise_clip", v["noise_clip"])
     return s
 
 
@@ -188,10 +220,12 @@ def _camera_maps(camera_offset_map=None, camera_variance_map=None, camera_gain_m
     return (*out, shape[1], shape[0], ox, oy)
 
 
-def _summary_dict(s: N.MlSummary) -> dict:
+def _summary_dict(s: N.MlSummary, groups_by_size=None) -> dict:
     d = {name: getattr(s, name) for name, _ in N.MlSummary._fields_ if name not in ("reserved", "backend")}
     d["backend"] = bytes(s.backend).split(b"\0", 1)[0].decode("utf-8", "replace")
     d["ms_per_frame"] = d["wall_seconds"] * 1e3 / d["frames"] if d["frames"] else 0.0
+    if groups_by_size is not None:
+        d["groups_by_size"] = groups_by_size
     return d
 
 
@@ -481,11 +515,16 @@ class Localizer:
 
     def summary(self) -> dict:
         """ml_summary as a dict: frames, localizations, candidates, dropped_*, wall_seconds (engine time), per-stage
-        seconds, threads, backend, ms_per_frame."""
+        seconds, threads, backend, ms_per_frame, and groups_by_size (ml_get_groups_by_size): a list of 13 counts,
+        element k = joint fits of k emitters (element 1: single fits, element 0 always 0; all 0 with
+        ``multi_emitter=False``)."""
         with self._lock:
             s = N.MlSummary()
             N.check(self._lib.ml_get_summary(self._h(), ctypes.byref(s)), "ml_get_summary")
-            return _summary_dict(s)
+            g = (ctypes.c_int64 * (N.ML_MAX_GROUP_SIZE + 1))()
+            n = ctypes.c_int32()
+            N.check(self._lib.ml_get_groups_by_size(self._h(), g, len(g), ctypes.byref(n)), "ml_get_groups_by_size")
+            return _summary_dict(s, [int(x) for x in g[:min(n.value, len(g))]])
 
     @property
     def frames(self) -> int:
@@ -519,6 +558,13 @@ def localize(
     fixed_sigma=False,
     iterations=None,
     backend="auto",
+    multi_emitter=True,
+    max_emitters=8,
+    multi_p_value=1e-6,
+    camera_noise=True,
+    drop_edge=False,
+    min_snr=5.0,
+    noise_clip=True,
     progress=None,
     camera_offset_map=None,
     camera_variance_map=None,
@@ -539,6 +585,8 @@ def localize(
         other dtypes) before the call. bool, complex and object arrays raise TypeError.
     pixel_size : camera pixel size, nm (only for the nm columns of CSV/DataFrame output; positions are in px).
     psf_sigma : PSF standard deviation in camera px (fit start value; fixed with ``fixed_sigma=True``), (0, 20].
+        ``None``: estimated from the data by the engine (ml_settings.estimate_psf_sigma = 1; the engine's default
+        1.3 px stays the fallback).
     offset, photons_per_adu, em_gain : camera model, photons = (ADU - offset) x photons_per_adu / em_gain.
     threshold : detection threshold, multiples of the filtered frame's robust noise.
     roi : odd fit-window edge, 3 to 31 px.
@@ -546,6 +594,20 @@ def localize(
     fixed_sigma : fix the PSF sigma instead of fitting it.
     iterations : maximum fit iterations (None = the engine's default, 20).
     backend : "auto", "cpu", "opencl" or "cuda" (an unavailable GPU backend raises BackendUnavailable, an OSError).
+    multi_emitter : fit close or poorly fitted emitters jointly, in groups, and search the residual for emitters the
+        detection merged (default True); False is the CLI's ``--single-emitter`` (one emitter per ROI with the
+        neighbour refit).
+    max_emitters : most emitters in one joint fit, 1 to 12 (default 8; ``--max-emitters``).
+    multi_p_value : an emitter joins a group when the likelihood ratio's p-value is below this, in (0, 1)
+        (default 1e-6; ``--multi-p-value``).
+    camera_noise : detect against the noise the camera model predicts at each maximum's local background (default
+        True); False judges candidates against the filtered frame's robust spread (``--spread-threshold``).
+    drop_edge : drop candidates whose ROI would cross the frame edge instead of fitting them in a ROI shifted inside
+        the frame (default False; ``--drop-edge``).
+    min_snr : keep a localization only when its photons are at least this many times their uncertainty (sqrt of the
+        CRLB), a number >= 0, photons / photons (default 5; 0 keeps every fit; ``--min-snr``).
+    noise_clip : one sigma-clipping step in the detection noise estimate (default True); False uses the filtered
+        frame's MAD alone (``--no-noise-clip``).
     camera_offset_map, camera_variance_map, camera_gain_map : sCMOS per-pixel calibration, 2-D arrays of the whole
         sensor (height, width), any of them None: offset (ADU, replaces ``offset``), read-noise variance (ADU^2; the fit
         then uses the sCMOS likelihood of Huang et al. 2013 and detection a per-pixel threshold), gain (photons per
@@ -558,6 +620,9 @@ def localize(
         (KeyboardInterrupt) stops the engine after the chunk in progress and is re-raised; nothing is returned.
     **more : tolerance (1e-4), use_tolerance (True), reject_overlapping (False), threads (0 = all cores).
 
+    A bad setting raises :class:`maliang.MaLiangValueError` (a ValueError) naming the parameter, a wrong type
+    TypeError, both before the engine is called.
+
     Returns
     -------
     numpy structured array of :data:`maliang.LOCALIZATION_DTYPE` (the C struct ml_localization, 68 bytes), sorted
@@ -569,7 +634,9 @@ def localize(
     """
     settings = dict(pixel_size=pixel_size, psf_sigma=psf_sigma, offset=offset, photons_per_adu=photons_per_adu,
                     em_gain=em_gain, threshold=threshold, roi=roi, filter=filter, fixed_sigma=fixed_sigma,
-                    iterations=iterations, backend=backend, camera_offset_map=camera_offset_map,
+                    iterations=iterations, backend=backend, multi_emitter=multi_emitter, max_emitters=max_emitters,
+                    multi_p_value=multi_p_value, camera_noise=camera_noise, drop_edge=drop_edge, min_snr=min_snr,
+                    noise_clip=noise_clip, camera_offset_map=camera_offset_map,
                     camera_variance_map=camera_variance_map, camera_gain_map=camera_gain_map, camera_origin=camera_origin,
                     **more)
     with Localizer(progress=progress, **settings) as loc:

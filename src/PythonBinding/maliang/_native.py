@@ -99,7 +99,20 @@ class MlSettings(ctypes.Structure):
         ("backend", ctypes.c_int32),
         ("threads", ctypes.c_int32),
         ("reserved", ctypes.c_int32),
+        # appended with issue 17 (crowded frames); 136 bytes in all
+        ("multi_emitter", ctypes.c_int32),
+        ("max_emitters", ctypes.c_int32),
+        ("multi_p_value", ctypes.c_double),
+        ("camera_noise", ctypes.c_int32),
+        ("drop_edge", ctypes.c_int32),
+        ("min_snr", ctypes.c_double),
+        ("noise_clip", ctypes.c_int32),
+        ("estimate_psf_sigma", ctypes.c_int32),
     ]
+
+
+#: ML_MAX_GROUP_SIZE: the most emitters one joint fit holds; ml_get_groups_by_size gives ML_MAX_GROUP_SIZE + 1 counts.
+ML_MAX_GROUP_SIZE = 12
 
 
 class MlSummary(ctypes.Structure):
@@ -159,6 +172,7 @@ _SIGNATURES = {
     "ml_default_settings": (_I32, [ctypes.POINTER(MlSettings)]),
     "ml_create": (_I32, [ctypes.POINTER(MlSettings), ctypes.POINTER(_P)]),
     "ml_destroy": (_I32, [_P]),
+    "ml_get_settings": (_I32, [_P, ctypes.POINTER(MlSettings)]),
     "ml_push_frames": (_I32, [_P, _P, _I32, _I32, _I32, _I64, _I32]),
     "ml_push_file": (_I32, [_P, ctypes.c_char_p]),
     "ml_set_progress": (_I32, [_P, PROGRESS_FN, _P]),
@@ -168,6 +182,7 @@ _SIGNATURES = {
     "ml_read_results": (_I32, [_P, _I64, _P, _I64, ctypes.POINTER(_I64)]),
     "ml_clear_results": (_I32, [_P]),
     "ml_get_summary": (_I32, [_P, ctypes.POINTER(MlSummary)]),
+    "ml_get_groups_by_size": (_I32, [_P, ctypes.POINTER(_I64), _I32, ctypes.POINTER(_I32)]),
     "ml_last_push_address": (_I32, [_P, ctypes.POINTER(_P)]),
     "ml_write_csv": (_I32, [ctypes.c_char_p, _P, _I64, ctypes.c_double]),
     "ml_read_csv": (_I32, [ctypes.c_char_p, ctypes.c_double, _P, _I64, ctypes.POINTER(_I64)]),

@@ -266,7 +266,8 @@ def save_picasso(path, locs, *, width=None, height=None, frames=None, pixel_size
         "ROI": None,
         "MaLiang.Threshold": float(s["threshold"]),
         "MaLiang.Filter": str(s["filter"]),
-        "MaLiang.PSF sigma [px]": float(s["psf_sigma"]),
+        # psf_sigma=None: the engine estimated it from the data
+        "MaLiang.PSF sigma [px]": float(s["psf_sigma"]) if s["psf_sigma"] is not None else "estimated",
         "MaLiang.Coordinates": "Picasso centre-at-integer: x = MaLiang x - 0.5 px; net_gradient not computed (NaN)",
     }
     path.parent.mkdir(parents=True, exist_ok=True)

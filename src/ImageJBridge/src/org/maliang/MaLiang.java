@@ -38,6 +38,10 @@ public final class MaLiang {
     public static final int ABI_VERSION = 1;
     /** sizeof(ml_localization). */
     public static final int LOCALIZATION_BYTES = 68;
+    /** sizeof(ml_settings): 96 bytes, then issue 17's fields appended (ml_struct_sizes must agree). */
+    public static final int SETTINGS_BYTES = 136;
+    /** ML_MAX_GROUP_SIZE: the most emitters one joint fit holds (the upper bound of max_emitters). */
+    public static final int MAX_GROUP_SIZE = 12;
     /** sizeof(ml_summary). */
     static final int SUMMARY_BYTES = 7 * 8 + 5 * 8 + 2 * 4 + 64;
 
@@ -121,6 +125,8 @@ public final class MaLiang {
         static native int ml_default_settings(Pointer settings);
         static native int ml_create(Pointer settings, Pointer out);
         static native int ml_destroy(Pointer localizer);
+        static native int ml_get_settings(Pointer localizer, Pointer out);
+        static native int ml_get_groups_by_size(Pointer localizer, Pointer out, int capacity, Pointer count);
         static native int ml_push_frames(Pointer localizer, Pointer pixels, int width, int height, int count,
                                          long rowStrideBytes, int pixelType);
         static native int ml_push_file(Pointer localizer, byte[] path);
@@ -260,10 +266,29 @@ public final class MaLiang {
         public int backend;
         public int threads;
         public int reserved;
+        // Appended with issue 17 (maliang.h order; JNA's default alignment gives the C offsets 96..135).
+        /** 1 = fit close emitters jointly (default); 0 = {@code --single-emitter}. */
+        public int multi_emitter;
+        /** Most emitters in one joint fit, 1..12 (default 8). */
+        public int max_emitters;
+        /** p-value below which an emitter joins a group, (0, 1) (default 1e-6). */
+        public double multi_p_value;
+        /** 1 = detect against the camera model's noise (default); 0 = {@code --spread-threshold}. */
+        public int camera_noise;
+        /** 1 = drop candidates whose ROI crosses the frame edge ({@code --drop-edge}); default 0. */
+        public int drop_edge;
+        /** Keep a fit when photons &gt;= min_snr x sqrt(CRLB), &gt;= 0 (default 5). */
+        public double min_snr;
+        /** 1 = one sigma-clipping step in the detection noise (default); 0 = {@code --no-noise-clip}. */
+        public int noise_clip;
+        /** 1 = estimate the PSF sigma from the data (psf_sigma_px is then the fallback); default 0. */
+        public int estimate_psf_sigma;
 
         private static final List<String> ORDER = Arrays.asList("struct_size", "roi_size", "pixel_size_nm",
                 "psf_sigma_px", "offset_adu", "photons_per_adu", "em_gain", "threshold", "tolerance", "filter",
-                "fixed_sigma", "iterations", "use_tolerance", "reject_overlapping", "backend", "threads", "reserved");
+                "fixed_sigma", "iterations", "use_tolerance", "reject_overlapping", "backend", "threads", "reserved",
+                "multi_emitter", "max_emitters", "multi_p_value", "camera_noise", "drop_edge", "min_snr", "noise_clip",
+                "estimate_psf_sigma");
 
         public Settings() {
             super(ALIGN_DEFAULT);
@@ -274,6 +299,8 @@ public final class MaLiang {
                 roi_size = 7; pixel_size_nm = 100; psf_sigma_px = 1.3; offset_adu = 0; photons_per_adu = 1; em_gain = 1;
                 threshold = 5; tolerance = 1e-4; filter = 0; fixed_sigma = 0; iterations = 20; use_tolerance = 1;
                 reject_overlapping = 0; backend = 0; threads = 0;
+                multi_emitter = 1; max_emitters = 8; multi_p_value = 1e-6; camera_noise = 1; drop_edge = 0; min_snr = 5;
+                noise_clip = 1; estimate_psf_sigma = 0;
             }
             struct_size = size();
         }
@@ -295,6 +322,16 @@ public final class MaLiang {
         public Settings keepOverlapping(boolean b) { reject_overlapping = b ? 0 : 1; return this; }
         public Settings backend(Backend b) { backend = b.ordinal(); return this; }
         public Settings threads(int n) { threads = n; return this; }
+        public Settings singleEmitter(boolean b) { multi_emitter = b ? 0 : 1; return this; }
+        public Settings maxEmitters(int n) { max_emitters = n; return this; }
+        public Settings multiPValue(double p) { multi_p_value = p; return this; }
+        public Settings spreadThreshold(boolean b) { camera_noise = b ? 0 : 1; return this; }
+        public Settings dropEdge(boolean b) { drop_edge = b ? 1 : 0; return this; }
+        public Settings minSnr(double v) { min_snr = v; return this; }
+        public Settings noNoiseClip(boolean b) { noise_clip = b ? 0 : 1; return this; }
+        /** Estimate the PSF sigma from the data; {@link #psfSigma(double)} is then only the fallback (the CLI estimates
+         * when {@code --psf-sigma} is not given). */
+        public Settings estimatePsfSigma(boolean b) { estimate_psf_sigma = b ? 1 : 0; return this; }
 
         public Filter getFilter() { return Filter.values()[filter]; }
         public Backend getBackend() { return Backend.values()[backend]; }
@@ -314,6 +351,17 @@ public final class MaLiang {
             if (backend < 0 || backend > 3) throw new IllegalArgumentException("backend: " + backend + " is not 0 auto, 1 cpu, 2 opencl, 3 cuda");
             if (iterations < 1 || iterations > 1000) throw new IllegalArgumentException("iterations: must be 1 to 1000, got " + iterations);
             if (threads < 0 || threads > 1024) throw new IllegalArgumentException("threads: must be 0 (all cores) to 1024, got " + threads);
+            if (max_emitters < 1 || max_emitters > MAX_GROUP_SIZE)
+                throw new IllegalArgumentException("max_emitters: must be 1 to " + MAX_GROUP_SIZE + ", got " + max_emitters);
+            if (!(multi_p_value > 0 && multi_p_value < 1)) throw new IllegalArgumentException("multi_p_value: must be a p-value in (0, 1), got " + multi_p_value);
+            if (!(min_snr >= 0) || Double.isInfinite(min_snr)) throw new IllegalArgumentException("min_snr: must be a finite number >= 0, got " + min_snr);
+            // the public int fields are switches: anything but 0/1 is a mistake the library refuses too
+            flag(multi_emitter, "multi_emitter"); flag(camera_noise, "camera_noise"); flag(drop_edge, "drop_edge");
+            flag(noise_clip, "noise_clip"); flag(estimate_psf_sigma, "estimate_psf_sigma");
+        }
+
+        private static void flag(int v, String name) {
+            if (v != 0 && v != 1) throw new IllegalArgumentException(name + ": must be 0 or 1, got " + v);
         }
 
         private static void positive(double v, String name) {
@@ -330,14 +378,18 @@ public final class MaLiang {
             return s;
         }
 
-        /** The CLI arguments that give the same settings (for logs and reproducibility). */
+        /** The CLI arguments that give the same settings (for logs and reproducibility). With estimate_psf_sigma set,
+         * {@code --psf-sigma} is left out: the CLI estimates the sigma when it is not given. */
         public String toCli() {
-            return "--pixel-size " + pixel_size_nm + " --psf-sigma " + psf_sigma_px + " --offset " + offset_adu
+            return "--pixel-size " + pixel_size_nm + (estimate_psf_sigma != 0 ? "" : " --psf-sigma " + psf_sigma_px) + " --offset " + offset_adu
                     + " --photons-per-adu " + photons_per_adu + " --em-gain " + em_gain + " --threshold " + threshold
                     + " --roi " + roi_size + " --filter " + getFilter().key() + (fixed_sigma != 0 ? " --fixed-sigma" : "")
                     + " --iterations " + iterations + (use_tolerance == 0 ? " --no-tolerance" : "")
                     + (reject_overlapping != 0 ? " --reject-overlapping" : "") + " --backend " + getBackend().key()
-                    + " --threads " + threads;
+                    + " --threads " + threads
+                    + (multi_emitter == 0 ? " --single-emitter" : "") + " --max-emitters " + max_emitters
+                    + " --multi-p-value " + multi_p_value + (camera_noise == 0 ? " --spread-threshold" : "")
+                    + (drop_edge != 0 ? " --drop-edge" : "") + " --min-snr " + min_snr + (noise_clip == 0 ? " --no-noise-clip" : "");
         }
     }
 
@@ -429,6 +481,9 @@ public final class MaLiang {
         public double wallSeconds, readSeconds, denoiseSeconds, detectSeconds, fitSeconds;
         public int threads;
         public String backend;
+        /** groupsBySize[k] = joint fits of k emitters (k = 1..12; [1] single fits, [0] 0), ml_get_groups_by_size; all 0
+         * with the single-emitter pipeline. */
+        public long[] groupsBySize = new long[MAX_GROUP_SIZE + 1];
 
         static Summary read(Pointer p) {
             Summary s = new Summary();
@@ -442,9 +497,20 @@ public final class MaLiang {
             return s;
         }
 
+        /** ", groups of 1/2/3 emitters: a/b/c" as the CLI's summary, or "" when no group of two or more was fitted. */
+        public String groupsText() {
+            int last = 0;
+            for (int g = 2; g < groupsBySize.length; g++) if (groupsBySize[g] > 0) last = g;
+            if (last == 0) return "";
+            StringBuilder sizes = new StringBuilder("1"), counts = new StringBuilder().append(groupsBySize[1]);
+            for (int g = 2; g <= last; g++) { sizes.append('/').append(g); counts.append('/').append(groupsBySize[g]); }
+            return ", groups of " + sizes + " emitters: " + counts;
+        }
+
         @Override public String toString() {
             return String.format("%d frames, %d localizations (%d candidates), %.3f s engine wall time (%.2f ms/frame), %d threads, %s backend",
-                    frames, localizations, candidates, wallSeconds, frames == 0 ? 0 : wallSeconds * 1e3 / frames, threads, backend);
+                    frames, localizations, candidates, wallSeconds, frames == 0 ? 0 : wallSeconds * 1e3 / frames, threads, backend)
+                    + groupsText();
         }
     }
 
@@ -705,13 +771,25 @@ public final class MaLiang {
         public void clearResults() { check(Api.ml_clear_results(open()), "ml_clear_results"); }
 
         public Summary summary() {
-            Memory m = new Memory(SUMMARY_BYTES);
+            Memory m = new Memory(Math.max(SUMMARY_BYTES, 8 * (MAX_GROUP_SIZE + 1) + 4));
             try {
-                check(Api.ml_get_summary(open(), m), "ml_get_summary");
-                return Summary.read(m);
+                Pointer h = open();
+                check(Api.ml_get_summary(h, m), "ml_get_summary");
+                Summary s = Summary.read(m);
+                check(Api.ml_get_groups_by_size(h, m, MAX_GROUP_SIZE + 1, m.share(8 * (MAX_GROUP_SIZE + 1))), "ml_get_groups_by_size");
+                s.groupsBySize = m.getLongArray(0, MAX_GROUP_SIZE + 1);
+                return s;
             } finally {
                 free(m);
             }
+        }
+
+        /** The settings the library runs this localizer with (ml_get_settings): what reached the engine. */
+        public Settings engineSettings() {
+            Settings s = new Settings();
+            check(Api.ml_get_settings(open(), s.getPointer()), "ml_get_settings");
+            s.read();
+            return s;
         }
 
         public boolean isClosed() { return handle.get() == null; }

@@ -48,7 +48,7 @@ public final class Post {
         MaLiang.requireLibrary();
         if (layoutChecked) return;
         int[] a = structSizes(), b = postStructSizes();
-        if (a[0] != 96 || a[1] != MaLiang.LOCALIZATION_BYTES || a[2] != MaLiang.SUMMARY_BYTES
+        if (a[0] != MaLiang.SETTINGS_BYTES || a[1] != MaLiang.LOCALIZATION_BYTES || a[2] != MaLiang.SUMMARY_BYTES
                 || b[0] != DRIFT_OPTIONS_BYTES || b[1] != FRC_OPTIONS_BYTES || b[2] != MOTION_RESULT_BYTES)
             throw new IllegalStateException("libmaliang.so's struct sizes (" + a[0] + "/" + a[1] + "/" + a[2] + ", " + b[0] + "/"
                     + b[1] + "/" + b[2] + ") differ from this binding's: update MaLiang_.jar and the library together");

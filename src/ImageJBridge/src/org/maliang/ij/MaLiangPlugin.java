@@ -53,6 +53,8 @@ public class MaLiangPlugin implements PlugIn {
         public static volatile int width, height;
         public static volatile String source = "";
         public static volatile MaLiang.Summary summary;
+        /** The settings the library ran the last Localize with (ml_get_settings), for the Log's CLI line. */
+        public static volatile MaLiang.Settings engineSettings;
         /** Wall time of the last Localize's frame loop (push + results), seconds; for the benchmark. */
         public static volatile double localizeSeconds;
         private Session() { }
@@ -246,6 +248,18 @@ public class MaLiangPlugin implements PlugIn {
         gd.addCheckbox("fixed_sigma", Prefs.get("maliang.fixed_sigma", false));
         gd.addNumericField("iterations", pref("iterations", s.iterations), 0, 8, "max");
         gd.addChoice("backend", BACKENDS, Prefs.get("maliang.backend", "auto"));
+        // Crowded frames (issue 17). Checkboxes carry the CLI's flag names, so that a macro without them (absent = off
+        // in a macro) keeps the engine's defaults; the p-value is a text field because a numeric field would show
+        // 1e-14 as 0.00.
+        gd.addMessage("Crowded frames and detection");
+        gd.addCheckbox("single_emitter", Prefs.get("maliang.single_emitter", false));
+        gd.addNumericField("max_emitters", pref("max_emitters", s.max_emitters), 0, 8, "per joint fit (1-12)");
+        gd.addStringField("multi_p_value", Prefs.get("maliang.multi_p_value", String.valueOf(s.multi_p_value)), 10);
+        gd.addCheckbox("spread_threshold", Prefs.get("maliang.spread_threshold", false));
+        gd.addCheckbox("no_noise_clip", Prefs.get("maliang.no_noise_clip", false));
+        gd.addCheckbox("drop_edge", Prefs.get("maliang.drop_edge", false));
+        gd.addNumericField("min_snr", pref("min_snr", s.min_snr), 2, 8, "photons / uncertainty (0 keeps all)");
+        gd.addCheckbox("estimate_psf_sigma", Prefs.get("maliang.estimate_psf_sigma", false));
         gd.addMessage("Output");
         gd.addNumericField("magnification", pref("magnification", 10), 1, 8, "render px per camera px");
         gd.addFileField("export", "");
@@ -258,10 +272,23 @@ public class MaLiangPlugin implements PlugIn {
         s.threshold = number(gd, "threshold");
         s.roi_size = integer(gd, "roi");
         s.iterations = integer(gd, "iterations");
+        s.maxEmitters(integer(gd, "max_emitters"));
+        s.minSnr(number(gd, "min_snr"));
         double magnification = number(gd, "magnification");
         s.filter(MaLiang.Filter.parse(gd.getNextChoice()));
         s.backend(MaLiang.Backend.parse(gd.getNextChoice()));
         s.fixedSigma(gd.getNextBoolean());
+        s.singleEmitter(gd.getNextBoolean());
+        s.spreadThreshold(gd.getNextBoolean());
+        s.noNoiseClip(gd.getNextBoolean());
+        s.dropEdge(gd.getNextBoolean());
+        s.estimatePsfSigma(gd.getNextBoolean());
+        String pValue = gd.getNextString().trim();
+        try {
+            s.multiPValue(Double.parseDouble(pValue));
+        } catch (NumberFormatException e) {
+            throw new UserError("multi_p_value: '" + pValue + "' is not a number (a p-value in (0, 1), e.g. 1e-14)");
+        }
         String export = gd.getNextString().trim();
         s.validate();
         if (!(magnification > 0 && magnification <= 100)) throw new UserError("magnification: must be in (0, 100], got " + magnification);
@@ -273,6 +300,11 @@ public class MaLiangPlugin implements PlugIn {
             setPref("iterations", s.iterations); setPref("magnification", magnification);
             Prefs.set("maliang.filter", s.getFilter().key()); Prefs.set("maliang.backend", s.getBackend().key());
             Prefs.set("maliang.fixed_sigma", s.fixed_sigma != 0);
+            Prefs.set("maliang.single_emitter", s.multi_emitter == 0); setPref("max_emitters", s.max_emitters);
+            Prefs.set("maliang.multi_p_value", String.valueOf(s.multi_p_value));
+            Prefs.set("maliang.spread_threshold", s.camera_noise == 0); Prefs.set("maliang.no_noise_clip", s.noise_clip == 0);
+            Prefs.set("maliang.drop_edge", s.drop_edge != 0); setPref("min_snr", s.min_snr);
+            Prefs.set("maliang.estimate_psf_sigma", s.estimate_psf_sigma != 0);
         }
 
         String dim = timeDimension(imp);
@@ -281,6 +313,9 @@ public class MaLiangPlugin implements PlugIn {
                     + imp.getNFrames() + "): localizing its " + imp.getStackSize() + " " + dim + " as the time series");
         MaLiang.Localization[] locs = localizeStack(imp, s, maps, true);
         if (locs == null) return; // cancelled
+        // the run's counts in the Log (the status bar is overwritten soon): groups by size when emitters were fitted jointly
+        IJ.log("MaLiang: " + imp.getTitle() + ": " + Session.summary);
+        IJ.log("MaLiang: the same from the command line: maliang localize STACK.tif " + Session.engineSettings.toCli());
         Session.locs = locs;
         Session.pixelSizeNm = s.pixel_size_nm;
         Session.width = imp.getWidth();
@@ -359,6 +394,7 @@ public class MaLiangPlugin implements PlugIn {
         MaLiang.Localizer loc = new MaLiang.Localizer(s);
         try {
             if (maps != null) maps.applyTo(loc);
+            Session.engineSettings = loc.engineSettings();
             Object[] frames = new Object[chunk];
             IJ.resetEscape();
             for (int first = 1; first <= n; first += chunk) {
