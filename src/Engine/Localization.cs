@@ -23,6 +23,9 @@ public struct Localization
     public int Detections;
     /// <summary>Bit 0: converged before the iteration limit.</summary>
     public int Flags;
+    /// <summary>3D (astigmatic) fits: z in nm (the calibration's refractive-index factor applied) and the square root of its
+    /// CRLB; NaN in 2D results.</summary>
+    public float Z, UncertaintyZ;
 
     public const int FlagConverged = 1;
     public readonly bool Converged => (Flags & FlagConverged) != 0;

@@ -17,7 +17,7 @@
 extern "C" {
 #endif
 
-#define ML_ABI_VERSION 1
+#define ML_ABI_VERSION 2
 
 typedef enum ml_status {
     ML_OK = 0,
@@ -54,7 +54,7 @@ typedef struct ml_settings {
     int32_t reserved;
 } ml_settings;
 
-/* One localization: 64 bytes, the engine's Localization struct. */
+/* One localization: 72 bytes, the engine's Localization struct (ABI 2 added z, uncertainty_z). */
 typedef struct ml_localization {
     int32_t frame;               /* 0-based, counted over all frames pushed to the localizer */
     float x, y;                  /* px */
@@ -66,6 +66,7 @@ typedef struct ml_localization {
     int32_t iterations;
     int32_t detections;          /* 1, or the number of merged detections */
     int32_t flags;               /* bit 0: converged */
+    float z, uncertainty_z;      /* nm, 3D (astigmatic) fits; NaN in 2D results */
 } ml_localization;
 
 typedef struct ml_summary {

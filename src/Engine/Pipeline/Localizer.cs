@@ -25,6 +25,10 @@ public sealed class PipelineSummary
     public long DroppedLeftRoi { get; internal set; }
     /// <summary>Fits whose photons were below <see cref="LocalizerSettings.MinPhotonSnr"/> times their uncertainty.</summary>
     public long DroppedLowSnr { get; internal set; }
+    /// <summary>3D: fits whose z left the calibration's z range.</summary>
+    public long DroppedOutsideZRange { get; internal set; }
+    /// <summary>True for a 3D (astigmatic) run; the description then names the z drops.</summary>
+    public bool ThreeD { get; internal set; }
     public double WallSeconds { get; internal set; }
     /// <summary>Per-stage time summed over worker threads (seconds of CPU): read + camera, de-noise, detection + ROI cut-out, fit.
     /// With device detection (GPU backends) the device stages are wall seconds x <see cref="Threads"/>, so that
@@ -52,7 +56,8 @@ public sealed class PipelineSummary
 
     public string Describe() =>
         $"{Frames} frames, {Localizations} localizations ({Candidates} candidates; dropped: {DroppedAtEdge} at the frame edge, " +
-        $"{DroppedOverlap} overlapping, {DroppedFitFailed} failed fits, {DroppedLowSnr} below the SNR, {DroppedLeftRoi} left the ROI)" +
+        $"{DroppedOverlap} overlapping, {DroppedFitFailed} failed fits, {DroppedLowSnr} below the SNR, {DroppedLeftRoi} left the ROI" +
+        (ThreeD ? $", {DroppedOutsideZRange} outside the calibrated z range" : "") + ")" +
         (BlankFrames > 0 ? $", {BlankFrames} blank frames (every pixel at or below the offset)" : "") + $", {MsPerFrame:F3} ms/frame " +
         $"on {Backend} x {Threads} threads";
 }
@@ -152,6 +157,7 @@ public sealed class Localizer : IDisposable
         ArgumentNullException.ThrowIfNull(settings);
         settings.Validate();
         _s = settings.Clone();
+        if (_s.ZCalibration is not null) Use3D(backend);
         _threads = _s.Threads > 0 ? _s.Threads : Environment.ProcessorCount;
         _camera = CameraModel.From(_s);
         _fitOptions = FitOptions.From(_s);
@@ -163,6 +169,22 @@ public sealed class Localizer : IDisposable
         ChunkFrames = Math.Max(8, 4 * _threads);
         _summary.Threads = _threads;
         _summary.Backend = _backend.Name;
+    }
+
+    /// <summary>3D (DESIGN.md "3D astigmatism"): the calibration must be at this pixel size; the ROI grows to hold the widest
+    /// spot in its z range; the neighbour refit is a round-Gaussian step, so close candidates are dropped as with
+    /// --reject-overlapping; the astigmatic fit runs on the CPU backend (auto picks it).</summary>
+    private void Use3D(IFitBackend? backend)
+    {
+        var zc = _s.ZCalibration!;
+        zc.Validate();
+        zc.CheckPixelSize(_s.PixelSizeNm);
+        _s.RoiSize = zc.RoiSize(_s.RoiSize);
+        _s.RejectOverlapping = true;
+        if (backend is null && _s.Backend == BackendKind.Auto) _s.Backend = BackendKind.Cpu;
+        if ((backend is not null && backend is not CpuFitBackend) || (backend is null && _s.Backend != BackendKind.Cpu))
+            throw new InvalidParameterException("backend", "the 3D (astigmatic) fit runs on the CPU backend in this build: use --backend cpu or auto");
+        _summary.ThreeD = true;
     }
 
     /// <summary>Sets (or, with null, removes) the sCMOS camera maps for the frames pushed from now on
@@ -384,6 +406,7 @@ public sealed class Localizer : IDisposable
             _summary.DroppedFitFailed += o.FitFailed;
             _summary.DroppedLeftRoi += o.LeftRoi;
             _summary.DroppedLowSnr += o.LowSnr;
+            _summary.DroppedOutsideZRange += o.OutsideZ;
             _summary.ReadSeconds += o.ReadTicks / (double)Stopwatch.Frequency;
             _summary.DenoiseSeconds += o.DenoiseTicks / (double)Stopwatch.Frequency;
             _summary.DetectSeconds += o.DetectTicks / (double)Stopwatch.Frequency;
@@ -579,7 +602,7 @@ public sealed class Localizer : IDisposable
 
     // Per-frame outputs are pooled: they own the buffers a frame's ROIs and results live in until merged.
     private readonly Stack<FrameOutput> _outputs = new();
-    private FrameOutput NewOutput() { lock (_outputs) return _outputs.Count > 0 ? _outputs.Pop() : new FrameOutput(_s.RoiSize); }
+    private FrameOutput NewOutput() { lock (_outputs) return _outputs.Count > 0 ? _outputs.Pop() : new FrameOutput(_s.RoiSize) { ZFactor = _s.ZCalibration is { } zc ? (float)zc.RefractiveIndexFactor : float.NaN }; }
     private void ReturnOutput(FrameOutput o) { o.Reset(); lock (_outputs) _outputs.Push(o); }
 
     public void Dispose()
@@ -602,11 +625,14 @@ public sealed class Localizer : IDisposable
         public float[] Photons = [];
         public int Width, Height;
         public float Threshold;
+        /// <summary>3D: the calibration's refractive-index factor (reported z per stage z); NaN in 2D (z = NaN).</summary>
+        public float ZFactor = float.NaN;
+        public long OutsideZ;
         public long FitFailed, LeftRoi, LowSnr, ReadTicks, DenoiseTicks, DetectTicks, FitTicks;
 
         public void Reset()
         {
-            Batch.Clear(); LocCount = 0; Stats = default; FitFailed = LeftRoi = LowSnr = ReadTicks = DenoiseTicks = DetectTicks = FitTicks = 0;
+            Batch.Clear(); LocCount = 0; Stats = default; OutsideZ = 0; FitFailed = LeftRoi = LowSnr = ReadTicks = DenoiseTicks = DetectTicks = FitTicks = 0;
         }
 
         /// <summary>Turns kept fits into localizations in frame coordinates; counts the dropped ones.</summary>
@@ -619,6 +645,7 @@ public sealed class Localizer : IDisposable
                 ref readonly var f = ref results[i];
                 if (f.Status == FitStatus.Failed) { FitFailed++; continue; }
                 if (f.Status == FitStatus.LeftRoi) { LeftRoi++; continue; }
+                if (f.Status == FitStatus.OutsideZRange) { OutsideZ++; continue; }
                 if (!(f.Photons >= minSnr * f.CrlbPhotons)) { LowSnr++; continue; }
                 Locs[k++] = new Localization
                 {
@@ -629,6 +656,7 @@ public sealed class Localizer : IDisposable
                     UncertaintyBackground = f.CrlbBackground, UncertaintySigma = f.CrlbSigma,
                     LogLikelihood = f.LogLikelihood, Llr = f.Llr, Iterations = f.Iterations, Detections = 1,
                     Flags = f.Status == FitStatus.Converged ? Localization.FlagConverged : 0,
+                    Z = f.Z * ZFactor, UncertaintyZ = f.CrlbZ * ZFactor,
                 };
             }
             LocCount = k;

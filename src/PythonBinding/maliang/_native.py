@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-ML_ABI_VERSION = 1
+ML_ABI_VERSION = 2
 
 # ml_status
 ML_OK, ML_ERR_ARGUMENT, ML_ERR_INPUT, ML_ERR_CANCELLED, ML_ERR_BACKEND, ML_ERR_INTERNAL, ML_ERR_IO = range(7)
@@ -109,7 +109,7 @@ class MlSummary(ctypes.Structure):
     ]
 
 
-#: ml_localization (64 bytes), field for field: results are read straight into arrays of this dtype.
+#: ml_localization (72 bytes), field for field: results are read straight into arrays of this dtype.
 LOCALIZATION_DTYPE = np.dtype(
     [
         ("frame", "<i4"),
@@ -128,10 +128,12 @@ LOCALIZATION_DTYPE = np.dtype(
         ("iterations", "<i4"),
         ("detections", "<i4"),
         ("flags", "<i4"),
+        ("z", "<f4"),
+        ("uncertainty_z", "<f4"),
     ],
     align=False,
 )
-assert LOCALIZATION_DTYPE.itemsize == 64
+assert LOCALIZATION_DTYPE.itemsize == 72
 
 PROGRESS_FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p)
 

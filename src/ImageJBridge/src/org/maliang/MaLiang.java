@@ -35,9 +35,9 @@ public final class MaLiang {
     private MaLiang() { }
 
     /** The ABI version this binding was written against (ML_ABI_VERSION). */
-    public static final int ABI_VERSION = 1;
+    public static final int ABI_VERSION = 2;
     /** sizeof(ml_localization). */
-    public static final int LOCALIZATION_BYTES = 64;
+    public static final int LOCALIZATION_BYTES = 72;
     /** sizeof(ml_summary). */
     static final int SUMMARY_BYTES = 7 * 8 + 5 * 8 + 2 * 4 + 64;
 
@@ -335,6 +335,8 @@ public final class MaLiang {
         public float uncertaintyX, uncertaintyY, uncertaintyPhotons, uncertaintyBackground, uncertaintySigma;
         public float loglik, llr;
         public int iterations, detections, flags;
+        /** nm; NaN in 2D results. */
+        public float z = Float.NaN, uncertaintyZ = Float.NaN;
 
         public boolean converged() { return (flags & 1) != 0; }
 
@@ -352,6 +354,7 @@ public final class MaLiang {
             uncertaintySigma = b.getFloat(at + 40);
             loglik = b.getFloat(at + 44); llr = b.getFloat(at + 48);
             iterations = b.getInt(at + 52); detections = b.getInt(at + 56); flags = b.getInt(at + 60);
+            z = b.getFloat(at + 64); uncertaintyZ = b.getFloat(at + 68);
         }
 
         void write(ByteBuffer b, int at) {
@@ -363,6 +366,7 @@ public final class MaLiang {
             b.putFloat(at + 40, uncertaintySigma);
             b.putFloat(at + 44, loglik); b.putFloat(at + 48, llr);
             b.putInt(at + 52, iterations); b.putInt(at + 56, detections); b.putInt(at + 60, flags);
+            b.putFloat(at + 64, z); b.putFloat(at + 68, uncertaintyZ);
         }
     }
 
