@@ -2,7 +2,6 @@ using System.CommandLine;
 using MaLiang.Engine;
 using MaLiang.Engine.Calibration;
 using MaLiang.Engine.IO;
-using MaLiang.Engine.Render;
 
 namespace MaLiang.Cli;
 
@@ -33,9 +32,9 @@ internal static class CalibrateZCommand
             using var stack = TiffStack.Open(path);
             var run = ZCalibrator.Calibrate(stack, settings, zStep, r.GetValue(first), r.GetValue(factor));
             var c = run.Calibration;
-            byte[]? png = plotPath != null ? Plot(run, out _, out _) : null;
+            byte[]? png = plotPath != null ? ZCalibrationPlot.Render(run) : null;
             ZCalibrationFile.Write(outPath, c, $"from {Path.GetFileName(path)}: {stack.FrameCount} frames, {zStep} nm steps, {run.Beads} beads, {run.RejectedFits} bead fits rejected");
-            if (png != null) PngWriter.WriteRgb(plotPath!, png, PlotWidth, PlotHeight);
+            if (png != null) PngWriter.WriteRgb(plotPath!, png, ZCalibrationPlot.Width, ZCalibrationPlot.Height);
             Console.WriteLine($"{path}: {run.Beads} beads in {stack.FrameCount} frames ({run.RejectedFits} bead fits rejected, " +
                               $"{run.KeptX.Count(k => !k)} / {run.KeptY.Count(k => !k)} frames left out of the x / y curve fits)");
             Console.WriteLine($"sigma_x: s0 {c.X.S0Px:0.###} px, focus {c.X.CNm:0.#} nm, d {c.X.DNm:0.#} nm, A {c.X.A:0.###}, B {c.X.B:0.###}");
@@ -44,39 +43,5 @@ internal static class CalibrateZCommand
             return Commands.ExitOk;
         });
         return cmd;
-    }
-
-    public const int PlotWidth = 640, PlotHeight = 400;
-
-    /// <summary>The calibration plot: measured median widths (x red, y blue; dots) and the fitted curves (lines) against z (nm).</summary>
-    public static byte[] Plot(ZCalibrationRun run, out double[] z, out double[] fit)
-    {
-        var c = run.Calibration;
-        int m = 200;
-        z = new double[m]; fit = new double[m];
-        var fx = new double[m]; var fy = new double[m];
-        for (int i = 0; i < m; i++)
-        {
-            z[i] = c.ZMinNm + (c.ZMaxNm - c.ZMinNm) * i / (m - 1);
-            fx[i] = c.X.SigmaPx(z[i]); fy[i] = c.Y.SigmaPx(z[i]);
-        }
-        fit = fx;
-        // Measured points as short vertical ticks: one two-point series per frame (NaN breaks the line between them).
-        PlotSeries Dots(double[] s, bool[] kept, byte r, byte g, byte b)
-        {
-            var xs = new List<double>(); var ys = new List<double>();
-            for (int k = 0; k < s.Length; k++)
-            {
-                if (!double.IsFinite(s[k])) continue;
-                double d = kept[k] ? 0.02 : 0.06;
-                xs.Add(run.FrameZNm[k]); ys.Add(s[k] - d); xs.Add(run.FrameZNm[k]); ys.Add(s[k] + d); xs.Add(double.NaN); ys.Add(double.NaN);
-            }
-            return new PlotSeries(xs.ToArray(), ys.ToArray(), r, g, b);
-        }
-        return LinePlot.Render(PlotWidth, PlotHeight,
-        [
-            Dots(run.SigmaXPx, run.KeptX, 230, 120, 120), Dots(run.SigmaYPx, run.KeptY, 120, 120, 230),
-            new PlotSeries(z, fx, 200, 0, 0), new PlotSeries((double[])z.Clone(), fy, 0, 0, 200),
-        ]);
     }
 }

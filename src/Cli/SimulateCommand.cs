@@ -109,7 +109,8 @@ internal static class SimulateCommand
                 locs[i] = new Localization { Frame = t.Frame, X = (float)t.X, Y = (float)t.Y, Photons = (float)t.Photons,
                     Background = (float)s.BackgroundPhotons, Sigma = (float)s.PsfSigmaPx, Detections = 1,
                     // 3D truth: reported z (the calibration's refractive-index factor applied, as localize reports it).
-                    Z = s.ZCalibration is { } zc ? (float)(t.Z * zc.RefractiveIndexFactor) : float.NaN, UncertaintyZ = float.NaN };
+                    Z = s.ZCalibration is { } zc ? (float)(t.Z * zc.RefractiveIndexFactor) : 0f, UncertaintyZ = 0f,
+                    Flags = s.ZCalibration is null ? 0 : Localization.FlagHasZ };
             }
             LocalizationCsv.Write(truthPath, locs, s.PixelSizeNm);
             Console.WriteLine($"wrote {outPath} ({sim.Width}x{sim.Height} px, {sim.FrameCount} frames) and {truthPath} ({locs.Length} emitter-frames of {nEm} emitters)");

@@ -19,16 +19,16 @@ def same(a, b):
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
-def test_dtype_is_the_64_byte_c_struct():
+def test_dtype_is_the_72_byte_c_struct():
     dt = maliang.LOCALIZATION_DTYPE
-    assert dt.itemsize == 64
-    # maliang.h's ml_localization, in order: int32 frame, 12 floats, 3 int32
+    assert dt.itemsize == 72
+    # maliang.h's ml_localization (ABI 2), in order: int32 frame, 12 floats, 3 int32, z and uncertainty_z
     expected = ["frame", "x", "y", "photons", "background", "sigma", "uncertainty_x", "uncertainty_y",
                 "uncertainty_photons", "uncertainty_background", "uncertainty_sigma", "loglik", "llr", "iterations",
-                "detections", "flags"]
+                "detections", "flags", "z", "uncertainty_z"]
     assert list(dt.names) == expected
-    assert [dt.fields[n][1] for n in expected] == [4 * i for i in range(16)]
-    assert [dt.fields[n][0].kind for n in expected] == ["i"] + ["f"] * 12 + ["i"] * 3
+    assert [dt.fields[n][1] for n in expected] == [4 * i for i in range(18)]
+    assert [dt.fields[n][0].kind for n in expected] == ["i"] + ["f"] * 12 + ["i"] * 3 + ["f"] * 2
     assert ctypes.sizeof(N.MlSettings) == 4 + 4 + 7 * 8 + 8 * 4
     assert ctypes.sizeof(N.MlSummary) == 7 * 8 + 5 * 8 + 8 + 64
     assert maliang.native_version() == "0.1.0"

@@ -29,8 +29,8 @@ public static class LocalizationCsv
     internal static readonly string HeaderWithZ = string.Join(",", ColumnsWithZ.Select(c => $"\"{c}\""));
 
     /// <summary>Writes all <paramref name="locs"/> to <paramref name="path"/> atomically.</summary>
-    /// <remarks>The z columns are written when any localization has a finite z (3D data keep them through drift, merge and
-    /// filter); 2D data are written exactly as before.</remarks>
+    /// <remarks>The z columns are written when any localization is 3D (<see cref="Localization.FlagHasZ"/>; 3D data keep them
+    /// through drift, merge and filter); 2D data are written exactly as before.</remarks>
     public static void Write(string path, ReadOnlySpan<Localization> locs, double pixelSizeNm)
     {
         using var w = new LocalizationCsvWriter(path, pixelSizeNm, HasZ(locs));
@@ -46,10 +46,10 @@ public static class LocalizationCsv
     /// </summary>
     public static LocalizationTable Read(string path, double pixelSizeNm) => LocalizationTable.Load(path, pixelSizeNm);
 
-    /// <summary>True when any localization has a finite z (3D data).</summary>
+    /// <summary>True when any localization is 3D (<see cref="Localization.FlagHasZ"/>).</summary>
     public static bool HasZ(ReadOnlySpan<Localization> locs)
     {
-        foreach (ref readonly var l in locs) if (float.IsFinite(l.Z)) return true;
+        foreach (ref readonly var l in locs) if ((l.Flags & Localization.FlagHasZ) != 0) return true;
         return false;
     }
 
@@ -288,8 +288,9 @@ public sealed class LocalizationTable
                     Llr = V(cLlr, 1),
                     Iterations = cIt < 0 ? 0 : ToInt(data[cIt][i], 0),
                     Detections = cDet < 0 ? 1 : ToInt(data[cDet][i], 1),
-                    Z = V(cZ, sZ),
-                    UncertaintyZ = V(cUz, sUz),
+                    Z = cZ < 0 ? 0f : V(cZ, sZ),
+                    UncertaintyZ = cUz < 0 ? 0f : V(cUz, sUz),
+                    Flags = cZ >= 0 && double.IsFinite(data[cZ][i]) ? Localization.FlagHasZ : 0,
                 };
             }
             return new LocalizationTable(file, [.. names], data, locs);

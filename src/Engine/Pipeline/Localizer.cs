@@ -625,7 +625,7 @@ public sealed class Localizer : IDisposable
         public float[] Photons = [];
         public int Width, Height;
         public float Threshold;
-        /// <summary>3D: the calibration's refractive-index factor (reported z per stage z); NaN in 2D (z = NaN).</summary>
+        /// <summary>3D: the calibration's refractive-index factor (reported z per stage z); NaN in 2D (z = 0, flag bit 1 clear).</summary>
         public float ZFactor = float.NaN;
         public long OutsideZ;
         public long FitFailed, LeftRoi, LowSnr, ReadTicks, DenoiseTicks, DetectTicks, FitTicks;
@@ -655,8 +655,8 @@ public sealed class Localizer : IDisposable
                     UncertaintyX = f.CrlbX, UncertaintyY = f.CrlbY, UncertaintyPhotons = f.CrlbPhotons,
                     UncertaintyBackground = f.CrlbBackground, UncertaintySigma = f.CrlbSigma,
                     LogLikelihood = f.LogLikelihood, Llr = f.Llr, Iterations = f.Iterations, Detections = 1,
-                    Flags = f.Status == FitStatus.Converged ? Localization.FlagConverged : 0,
-                    Z = f.Z * ZFactor, UncertaintyZ = f.CrlbZ * ZFactor,
+                    Flags = (f.Status == FitStatus.Converged ? Localization.FlagConverged : 0) | (float.IsNaN(ZFactor) ? 0 : Localization.FlagHasZ),
+                    Z = float.IsNaN(ZFactor) ? 0f : f.Z * ZFactor, UncertaintyZ = float.IsNaN(ZFactor) ? 0f : f.CrlbZ * ZFactor,
                 };
             }
             LocCount = k;

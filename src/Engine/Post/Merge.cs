@@ -82,7 +82,7 @@ public static class Merger
             Detections = detections,
             Flags = flags,
             Z = (float)(wz / w),
-            UncertaintyZ = badZ || iz <= 0 ? float.NaN : (float)(1.0 / Math.Sqrt(iz)),
+            UncertaintyZ = badZ || iz <= 0 ? 0f : (float)(1.0 / Math.Sqrt(iz)),
         };
     }
 }

@@ -66,6 +66,7 @@ public class MaLiangPlugin implements PlugIn {
             else if (arg.equals("export")) exportCsv();
             else if (arg.equals("import")) importCsv();
             else if (arg.equals("camera")) camera();
+            else if (arg.equals("calibrate3d")) Calibrate3D.run();
             else if (arg.equals("about")) about();
             else throw new UserError("unknown command '" + arg + "'");
         } catch (UserError e) {
@@ -246,6 +247,9 @@ public class MaLiangPlugin implements PlugIn {
         gd.addCheckbox("fixed_sigma", Prefs.get("maliang.fixed_sigma", false));
         gd.addNumericField("iterations", pref("iterations", s.iterations), 0, 8, "max");
         gd.addChoice("backend", BACKENDS, Prefs.get("maliang.backend", "auto"));
+        gd.addMessage("3D astigmatism: z calibration file (Calibrate 3D's YAML, ThunderSTORM's or Picasso's; empty = 2D)");
+        // A macro that does not name calibration= is 2D whatever the dialog last held (macros recorded before 3D stay 2D).
+        gd.addFileField("calibration", interactive() ? Prefs.get("maliang.calibration", "") : "");
         gd.addMessage("Output");
         gd.addNumericField("magnification", pref("magnification", 10), 1, 8, "render px per camera px");
         gd.addFileField("export", "");
@@ -254,6 +258,8 @@ public class MaLiangPlugin implements PlugIn {
 
         readCamera(gd, s);
         CameraMapFiles maps = readCameraMaps(gd);
+        String calibration = gd.getNextString().trim();
+        if (!calibration.isEmpty() && !new File(calibration).isFile()) throw new UserError("calibration: " + calibration + ": no such file");
         s.psf_sigma_px = number(gd, "psf_sigma");
         s.threshold = number(gd, "threshold");
         s.roi_size = integer(gd, "roi");
@@ -273,13 +279,14 @@ public class MaLiangPlugin implements PlugIn {
             setPref("iterations", s.iterations); setPref("magnification", magnification);
             Prefs.set("maliang.filter", s.getFilter().key()); Prefs.set("maliang.backend", s.getBackend().key());
             Prefs.set("maliang.fixed_sigma", s.fixed_sigma != 0);
+            Prefs.set("maliang.calibration", calibration);
         }
 
         String dim = timeDimension(imp);
         if (dim != null)
             IJ.log("MaLiang: " + imp.getTitle() + " (channels " + imp.getNChannels() + ", slices " + imp.getNSlices() + ", frames "
                     + imp.getNFrames() + "): localizing its " + imp.getStackSize() + " " + dim + " as the time series");
-        MaLiang.Localization[] locs = localizeStack(imp, s, maps, true);
+        MaLiang.Localization[] locs = localizeStack(imp, s, maps, calibration, true);
         if (locs == null) return; // cancelled
         Session.locs = locs;
         Session.pixelSizeNm = s.pixel_size_nm;
@@ -340,6 +347,11 @@ public class MaLiangPlugin implements PlugIn {
 
     /** As {@link #localizeStack(ImagePlus, MaLiang.Settings, boolean)} with sCMOS camera maps (null: none). */
     public static MaLiang.Localization[] localizeStack(ImagePlus imp, MaLiang.Settings s, CameraMapFiles maps, boolean showProgress) {
+        return localizeStack(imp, s, maps, null, showProgress);
+    }
+
+    /** As above with a z calibration file (null or empty: 2D): 3D astigmatic fitting, z in the results. */
+    public static MaLiang.Localization[] localizeStack(ImagePlus imp, MaLiang.Settings s, CameraMapFiles maps, String calibration, boolean showProgress) {
         ImageStack stack = imp.getStack();
         int n = stack.getSize(), w = stack.getWidth(), h = stack.getHeight();
         if (w < s.roi_size || h < s.roi_size)
@@ -356,7 +368,7 @@ public class MaLiangPlugin implements PlugIn {
         }
         int chunk = Math.min(chunkFrames(), n);
         long t0 = System.nanoTime();
-        MaLiang.Localizer loc = new MaLiang.Localizer(s);
+        MaLiang.Localizer loc = new MaLiang.Localizer(s, calibration);
         try {
             if (maps != null) maps.applyTo(loc);
             Object[] frames = new Object[chunk];
@@ -433,6 +445,14 @@ public class MaLiangPlugin implements PlugIn {
             for (int c = 0; c < v.length; c++) cols[c][i] = v[c];
         }
         for (int c = 0; c < COLUMNS.length; c++) rt.setValues(COLUMNS[c], cols[c]);
+        boolean threeD = false;
+        for (MaLiang.Localization l : locs) threeD |= l.is3d();
+        if (threeD) { // 3D: ThunderSTORM's z columns (nm)
+            double[] z = new double[locs.length], uz = new double[locs.length];
+            for (int i = 0; i < locs.length; i++) { z[i] = locs[i].z; uz[i] = locs[i].uncertaintyZ; }
+            rt.setValues("z [nm]", z);
+            rt.setValues("uncertainty_z [nm]", uz);
+        }
         return rt;
     }
 
