@@ -33,7 +33,10 @@ $m simulate "$d/fil.tif" --truth "$d/fil_truth.csv" --calibration "$d/true.yaml"
 $m localize "$d/fil.tif" -o "$d/fil.csv" --calibration "$d/calib.yaml" --offset 100
 $m render "$d/fil.csv" -o "$img/3d_render_z.png" --color-by z --color-range=-400,400 --magnification 8
 $m render "$d/fil.csv" -o "$img/3d_side_view.png" --side-view 0,2400,6400,4000 --z-range-nm=-500,500 --magnification 8
-$m simulate "$d/iso.tif" --truth "$d/iso_truth.csv" --calibration "$d/true.yaml" --frames 3000 --width 128 --height 128 \
-  --emitters 3000 --emitters-per-frame 3 --edge-margin 9 --photons "$photons" --seed 5
-$m localize "$d/iso.tif" -o "$d/iso.csv" --calibration "$d/calib.yaml" --offset 100
+$m simulate "$d/iso.tif" --truth "$d/iso_truth.csv" --calibration "$d/true.yaml" --frames 1000 --width 128 --height 128 \
+  --pattern grid --emitters 25 --on-fraction 0.4 --z-per-frame --photons "$photons" --seed 5
+# isolated emitters (a 5 x 5 grid, 25 px apart, z drawn anew per frame): with the true calibration, then with calibrate-z's
+$m localize "$d/iso.tif" -o "$d/iso.csv" --calibration "$d/true.yaml" --offset 100
 /usr/bin/python3 bench/3d/zbins.py "$d/iso.csv" "$d/iso_truth.csv"
+$m localize "$d/iso.tif" -o "$d/iso_fitted.csv" --calibration "$d/calib.yaml" --offset 100
+/usr/bin/python3 bench/3d/zbins.py "$d/iso_fitted.csv" "$d/iso_truth.csv"

@@ -42,10 +42,11 @@ internal static class SimulateCommand
         var calibration = new Option<string?>("--calibration") { Description = "3D: astigmatic spots whose widths follow this z calibration (YAML) at each emitter's z" };
         var zRange = new Option<string>("--z-range-nm") { DefaultValueFactory = _ => "-500,500", Description = "MIN,MAX: emitters' stage z drawn uniform in this range, nm (with --calibration)" };
         var beadStep = new Option<double>("--bead-z-step-nm") { DefaultValueFactory = _ => 0, Description = "with --calibration: a bead z-stack instead, every emitter on in every frame at z = --bead-z-first-nm + frame x step" };
+        var zPerFrame = new Option<bool>("--z-per-frame") { Description = "with --calibration: draw each emitter's z anew in every frame it is on" };
         var beadFirst = new Option<double>("--bead-z-first-nm") { DefaultValueFactory = _ => 0, Description = "stage z of a bead stack's first frame, nm" };
         var cmd = new Command("simulate", "Simulate a PALM/STORM stack with ground truth.")
         { output, truth, width, height, frames, pattern, emitters, perFrame, density, photons, photonDist, background, sigma, pixel, onFraction, onFrames, offset, ppa, gain, readNoise, seed, driftX, driftY, edgeMargin, minSep,
-          offsetMap, varianceMap, gainMap, origin, calibration, zRange, beadStep, beadFirst };
+          offsetMap, varianceMap, gainMap, origin, calibration, zRange, beadStep, beadFirst, zPerFrame };
         cmd.SetAction(r =>
         {
             int w = r.GetValue(width), h = r.GetValue(height);
@@ -80,7 +81,7 @@ internal static class SimulateCommand
                     || !double.TryParse(parts[1], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double z1) || !(z1 >= z0))
                     throw new InvalidParameterException("z-range-nm", $"expected MIN,MAX in nm with MIN <= MAX, got '{r.GetValue(zRange)}'");
                 s.ZMinNm = z0; s.ZMaxNm = z1;
-                s.BeadZStepNm = r.GetValue(beadStep); s.BeadZFirstNm = r.GetValue(beadFirst);
+                s.BeadZStepNm = r.GetValue(beadStep); s.BeadZFirstNm = r.GetValue(beadFirst); s.ZPerFrame = r.GetValue(zPerFrame);
                 if (s.BeadZStepNm > 0) { s.OffToOn = 1; s.OnToOff = 0; s.InitialOnProbability = 1; }
             }
             else if (r.GetValue(beadStep) != 0) throw new InvalidParameterException("bead-z-step-nm", "needs --calibration");

@@ -80,6 +80,9 @@ public sealed class SimulationSettings
     /// <summary>With a calibration and a step &gt; 0: a bead z-stack, every emitter on in every frame at z = <see cref="BeadZFirstNm"/> + frame x step.</summary>
     public double BeadZStepNm { get; set; }
     public double BeadZFirstNm { get; set; }
+    /// <summary>With a calibration: draw each emitter's z anew in every frame it is on (precision across z from a few fixed
+    /// positions, e.g. a grid of isolated emitters) instead of once per emitter.</summary>
+    public bool ZPerFrame { get; set; }
 
     /// <summary>The camera model the localizer should use to undo this simulation's conversion.</summary>
     public CameraModel Camera() => new(OffsetAdu, PhotonsPerAdu, EmGain);
@@ -196,6 +199,7 @@ public static class Simulator
                     _ => s.Photons,
                 };
                 double x = emitters[e].X + dx, y = emitters[e].Y + dy;
+                if (s.ZPerFrame && zEmitter is not null) zEmitter[e] = s.ZMinNm + rng.Uniform() * (s.ZMaxNm - s.ZMinNm);
                 double z = beads ? s.BeadZFirstNm + f * s.BeadZStepNm : zEmitter?[e] ?? 0;
                 truth.Add(new TruthEmitter { Frame = f, X = x, Y = y, Photons = photons, EmitterId = e, Z = z });
                 if (cal is null) AddSpot(expected, w, h, x, y, photons, s.PsfSigmaPx, s.PsfSigmaPx, ext, ex, ey);
