@@ -144,8 +144,8 @@ typedef struct ml_z_calibration {
 
 /* A localizer that fits x, y, z, photons, background with the astigmatic model of a calibration file (calibrate-z's
  * YAML, ThunderSTORM's or Picasso's; UTF-8 path): results carry z and uncertainty_z (nm) and flag bit 1. The file must be
- * at the settings' pixel size; errors name the file and field (ML_ERR_INPUT). The fit runs on the CPU backend (auto picks
- * it; opencl/cuda are ML_ERR_ARGUMENT). */
+ * at the settings' pixel size; errors name the file and field (ML_ERR_INPUT). Any backend (on a GPU the ROIs are cut on
+ * the CPU threads and fitted by astigmatic.cl). */
 int32_t ml_create_3d(const ml_settings* settings, const char* calibration_path, ml_localizer** out);
 /* Calibrates from a bead z-stack TIFF (frame k at z = z_first_nm + k z_step_nm; z_first_nm = NaN: z = 0 where the widths
  * are equal) with the settings' camera, filter and threshold; writes the YAML to output_path and the plot PNG to

@@ -136,7 +136,7 @@ public sealed class Localizer : IDisposable
 
     /// <summary>With a read-noise (variance) map, detection and ROI cut-out stay on the CPU threads (the ROIs carry their
     /// read-noise planes, and the threshold is per pixel) and only the fit runs on the device.</summary>
-    private bool UsesDeviceDetection => _gpu is not null && DeviceDetection && _s.CameraMaps?.VarianceAdu2 is null;
+    private bool UsesDeviceDetection => _gpu is not null && DeviceDetection && _s.CameraMaps?.VarianceAdu2 is null && _s.ZCalibration is null;
 
     /// <summary>Frames per chunk of the last <see cref="Push"/>: <see cref="ChunkFramesFor"/>, or fewer after the device
     /// ran out of memory (the chunk is halved and redone, and later pushes of the same frame size keep the smaller chunk).</summary>
@@ -173,7 +173,7 @@ public sealed class Localizer : IDisposable
 
     /// <summary>3D (DESIGN.md "3D astigmatism"): the calibration must be at this pixel size; the ROI grows to hold the widest
     /// spot in its z range; the neighbour refit is a round-Gaussian step, so close candidates are dropped as with
-    /// --reject-overlapping; the astigmatic fit runs on the CPU backend (auto picks it).</summary>
+    /// --reject-overlapping; on a GPU backend the ROIs are cut on the CPU threads and fitted on the device (astigmatic.cl).</summary>
     private void Use3D(IFitBackend? backend)
     {
         var zc = _s.ZCalibration!;
@@ -181,9 +181,6 @@ public sealed class Localizer : IDisposable
         zc.CheckPixelSize(_s.PixelSizeNm);
         _s.RoiSize = zc.RoiSize(_s.RoiSize);
         _s.RejectOverlapping = true;
-        if (backend is null && _s.Backend == BackendKind.Auto) _s.Backend = BackendKind.Cpu;
-        if ((backend is not null && backend is not CpuFitBackend) || (backend is null && _s.Backend != BackendKind.Cpu))
-            throw new InvalidParameterException("backend", "the 3D (astigmatic) fit runs on the CPU backend in this build: use --backend cpu or auto");
         _summary.ThreeD = true;
     }
 

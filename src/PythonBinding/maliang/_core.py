@@ -606,7 +606,7 @@ def localize(
     camera_origin : ``(x, y)``, the frames' top-left pixel on the sensor (a cropped acquisition), default (0, 0).
     calibration : 3D astigmatism: path of a z calibration file (:func:`calibrate_z`'s YAML, ThunderSTORM's or
         Picasso's) at this ``pixel_size``; each molecule is then fitted for x, y, z, photons and background, and the
-        results' ``z`` and ``uncertainty_z`` are in nm (0 without a calibration), flag bit 1 set. CPU backend.
+        results' ``z`` and ``uncertainty_z`` are in nm (0 without a calibration), flag bit 1 set.
     progress : ``True`` shows a tqdm progress bar on stderr (frames, frames/s, time left; needs tqdm). Or a
         ``callable(frames_done, frames_total, localizations)``, called after each chunk of frames; returning True
         cancels: :class:`maliang.Cancelled` is raised, with the localizations so far in ``.partial``. Ctrl-C

@@ -64,6 +64,19 @@ public static class AstigmaticGaussian
         }
     }
 
+    /// <summary>The kernel's cal[] (Kernels/astigmatic.cl): S0x Ax Bx Cx InvDx S0y Ay By Cy InvDy ZMin ZMax, then the z-start
+    /// table for ROIs of size n: the same floats the CPU fit uses.</summary>
+    internal static float[] DeviceParams(ZCalibration c, int n)
+    {
+        var p = Prepare(c);
+        var t = p.Table(n);
+        var a = new float[12 + t.Length];
+        float[] head = [p.S0x, p.Ax, p.Bx, p.Cx, p.InvDx, p.S0y, p.Ay, p.By, p.Cy, p.InvDy, p.ZMin, p.ZMax];
+        head.CopyTo(a, 0);
+        t.CopyTo(a, 12);
+        return a;
+    }
+
     private static readonly ConditionalWeakTable<ZCalibration, Prepared> s_prepared = new();
     internal static Prepared Prepare(ZCalibration c) => s_prepared.GetValue(c, k => new Prepared(k));
 
@@ -221,7 +234,10 @@ public static class AstigmaticGaussian
             Iterate(w, p, cal, o, scmos, ref st2, f, g);
             Evaluate(w, p, st.X, st.Y, st.N, st.B, st.Sx, st.Sy, st.Dsx, st.Dsy, true, scmos, f, g, out var l1, out _);
             Evaluate(w, p, st2.X, st2.Y, st2.N, st2.B, st2.Sx, st2.Sy, st2.Dsx, st2.Dsy, true, scmos, f, g, out var l2, out _);
-            var second = Vector.GreaterThan(l2, l1) & ~st2.Failed | st.Failed & ~st2.Failed;
+            // The second wins only by more than float noise (1e-5 relative + 0.05): both starts often end at the same
+            // optimum, and a tie must not be decided by rounding (the kernel's log differs from .NET's in the last bits).
+            var margin = Vector.Abs(l1) * new Vector<float>(1e-5f) + new Vector<float>(0.05f);
+            var second = Vector.GreaterThan(l2, l1 + margin) & ~st2.Failed | st.Failed & ~st2.Failed;
             st.Select(second, st2);
         }
         var (x1, y1, n1, b1) = (st.X, st.Y, st.N, st.B);

@@ -537,7 +537,7 @@ public final class MaLiang {
 
         /**
          * With a z calibration file (calibrate-z's YAML, ThunderSTORM's or Picasso's; null or "" = 2D): 3D astigmatic
-         * fitting, results with {@link Localization#z} and {@link Localization#uncertaintyZ} in nm (CPU backend).
+         * fitting, results with {@link Localization#z} and {@link Localization#uncertaintyZ} in nm.
          */
         public Localizer(Settings settings, String calibrationPath) {
             if (settings == null) throw new IllegalArgumentException("settings is null");
