@@ -77,6 +77,11 @@ def test_localize_with_calibration_gives_z_in_nm(three_d):
     np.testing.assert_allclose(df["z [nm]"], locs["z"])
     pic = maliang.io.to_picasso(locs)
     np.testing.assert_array_equal(pic["z"], locs["z"])
+    # Filtering and merging keep z (merging averages it).
+    above = maliang.filter(locs, "z [nm] > 0")
+    assert len(above) == int(np.sum(locs["z"] > 0)) and np.all(above["z"] > 0) and np.all(above["flags"] & 2)
+    merged = maliang.merge(locs)
+    assert len(merged) <= len(locs) and np.all(merged["flags"] & 2) and np.all(np.abs(merged["z"]) <= 600)
 
 
 def test_2d_results_have_no_z(three_d):
