@@ -22,6 +22,7 @@ internal static partial class Commands
         root.Subcommands.Add(BenchCommand.Build());
         root.Subcommands.Add(CompareCommand.Build());
         root.Subcommands.Add(DevicesCommand.Build());
+        root.Subcommands.Add(CalibrateZCommand.Build());
         AddMoreCommands(root);
         return root;
     }

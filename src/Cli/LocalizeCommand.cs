@@ -15,8 +15,9 @@ internal static class LocalizeCommand
         var render = new Option<string?>("--render") { Description = "also render the super-resolution image (.png or .tif)" };
         var mag = new Option<double>("--magnification") { Description = "render magnification (super-resolution pixels per camera pixel)", DefaultValueFactory = _ => 10 };
         var quiet = new Option<bool>("--quiet", "-q") { Description = "no progress line and no summary" };
+        var calibration = new Option<string?>("--calibration") { Description = "3D: z calibration (calibrate-z's YAML, ThunderSTORM's or Picasso's); adds z [nm] and uncertainty_z [nm]" };
         var so = new SettingsOptions();
-        var cmd = new Command("localize", "Find and fit molecules in TIFF stacks; write a CSV of localizations.") { inputs, output, render, mag, quiet };
+        var cmd = new Command("localize", "Find and fit molecules in TIFF stacks; write a CSV of localizations.") { inputs, output, render, mag, quiet, calibration };
         so.AddTo(cmd);
         cmd.SetAction(r =>
         {
@@ -28,6 +29,11 @@ internal static class LocalizeCommand
             if (!(magnification > 0 && magnification <= 100)) throw new InvalidParameterException("magnification", $"must be in (0, 100], got {magnification}");
             if (renderPath != null) RenderCommand.CheckOutputKind(renderPath);
             foreach (var f in files) if (!File.Exists(f)) throw new MaLiangException($"{f}: no such file");
+            if (r.GetValue(calibration) is { } calPath)
+            {
+                settings.ZCalibration = Engine.Calibration.ZCalibrationFile.Read(calPath, settings.PixelSizeNm);
+                settings.ZCalibration.CheckPixelSize(settings.PixelSizeNm);
+            }
             return Run(files, outPath, renderPath, magnification, settings, r.GetValue(quiet));
         });
         return cmd;
@@ -38,7 +44,7 @@ internal static class LocalizeCommand
         // One file opens with its Micro-Manager / OME-TIFF set (MMStack _1, _2, ... or files named in the OME-XML).
         using var stack = files.Length == 1 ? TiffStack.Open(files[0]) : TiffStack.Open(files);
         using var localizer = new Localizer(settings) { KeepResults = renderPath != null };
-        using var writer = new LocalizationCsvWriter(outPath, settings.PixelSizeNm);
+        using var writer = new LocalizationCsvWriter(outPath, settings.PixelSizeNm, settings.ZCalibration is not null);
         void Sink(ReadOnlySpan<Localization> locs) => writer.Append(locs);
 
         // A terminal gets a progress line on stderr (frames/s, time left); a pipe or a file gets none (only the summary).

@@ -39,9 +39,14 @@ internal static class SimulateCommand
         var varianceMap = new Option<string?>("--camera-variance-map") { Description = "sCMOS: TIFF of each sensor pixel's Gaussian read-noise variance, ADU^2 (replaces --read-noise)" };
         var gainMap = new Option<string?>("--camera-gain-map") { Description = "sCMOS: TIFF of each sensor pixel's gain, photons per ADU (replaces --photons-per-adu)" };
         var origin = new Option<string?>("--camera-origin") { Description = "X,Y: the simulated stack's top-left pixel on the maps' sensor, default 0,0" };
+        var calibration = new Option<string?>("--calibration") { Description = "3D: astigmatic spots whose widths follow this z calibration (YAML) at each emitter's z" };
+        var zRange = new Option<string>("--z-range-nm") { DefaultValueFactory = _ => "-500,500", Description = "MIN,MAX: emitters' stage z drawn uniform in this range, nm (with --calibration)" };
+        var beadStep = new Option<double>("--bead-z-step-nm") { DefaultValueFactory = _ => 0, Description = "with --calibration: a bead z-stack instead, every emitter on in every frame at z = --bead-z-first-nm + frame x step" };
+        var zPerFrame = new Option<bool>("--z-per-frame") { Description = "with --calibration: draw each emitter's z anew in every frame it is on" };
+        var beadFirst = new Option<double>("--bead-z-first-nm") { DefaultValueFactory = _ => 0, Description = "stage z of a bead stack's first frame, nm" };
         var cmd = new Command("simulate", "Simulate a PALM/STORM stack with ground truth.")
         { output, truth, width, height, frames, pattern, emitters, perFrame, density, photons, photonDist, background, sigma, pixel, onFraction, onFrames, offset, ppa, gain, readNoise, seed, driftX, driftY, edgeMargin, minSep,
-          offsetMap, varianceMap, gainMap, origin };
+          offsetMap, varianceMap, gainMap, origin, calibration, zRange, beadStep, beadFirst, zPerFrame };
         cmd.SetAction(r =>
         {
             int w = r.GetValue(width), h = r.GetValue(height);
@@ -67,6 +72,19 @@ internal static class SimulateCommand
                 Seed = r.GetValue(seed), EdgeMarginPx = r.GetValue(edgeMargin), MinSeparationPx = r.GetValue(minSep),
                 Maps = SettingsOptions.ReadMaps(r, offsetMap, varianceMap, gainMap, origin),
             };
+            if (r.GetValue(calibration) is { } calPath)
+            {
+                s.ZCalibration = Engine.Calibration.ZCalibrationFile.Read(calPath, s.PixelSizeNm);
+                s.ZCalibration.CheckPixelSize(s.PixelSizeNm);
+                var parts = r.GetValue(zRange)!.Split(',');
+                if (parts.Length != 2 || !double.TryParse(parts[0], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double z0)
+                    || !double.TryParse(parts[1], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double z1) || !(z1 >= z0))
+                    throw new InvalidParameterException("z-range-nm", $"expected MIN,MAX in nm with MIN <= MAX, got '{r.GetValue(zRange)}'");
+                s.ZMinNm = z0; s.ZMaxNm = z1;
+                s.BeadZStepNm = r.GetValue(beadStep); s.BeadZFirstNm = r.GetValue(beadFirst); s.ZPerFrame = r.GetValue(zPerFrame);
+                if (s.BeadZStepNm > 0) { s.OffToOn = 1; s.OnToOff = 0; s.InitialOnProbability = 1; }
+            }
+            else if (r.GetValue(beadStep) != 0) throw new InvalidParameterException("bead-z-step-nm", "needs --calibration");
             if (w < 16 || h < 16) throw new InvalidParameterException("width/height", $"simulated frames must be at least 16x16 px, got {w}x{h}");
             s.Validate(); // photons, pixel size... before anything is derived from them
             string pat = r.GetValue(pattern)!.ToLowerInvariant();
@@ -90,7 +108,10 @@ internal static class SimulateCommand
             {
                 var t = sim.Truth[i];
                 locs[i] = new Localization { Frame = t.Frame, X = (float)t.X, Y = (float)t.Y, Photons = (float)t.Photons,
-                    Background = (float)s.BackgroundPhotons, Sigma = (float)s.PsfSigmaPx, Detections = 1 };
+                    Background = (float)s.BackgroundPhotons, Sigma = (float)s.PsfSigmaPx, Detections = 1,
+                    // 3D truth: reported z (the calibration's refractive-index factor applied, as localize reports it).
+                    Z = s.ZCalibration is { } zc ? (float)(t.Z * zc.RefractiveIndexFactor) : 0f, UncertaintyZ = 0f,
+                    Flags = s.ZCalibration is null ? 0 : Localization.FlagHasZ };
             }
             LocalizationCsv.Write(truthPath, locs, s.PixelSizeNm);
             Console.WriteLine($"wrote {outPath} ({sim.Width}x{sim.Height} px, {sim.FrameCount} frames) and {truthPath} ({locs.Length} emitter-frames of {nEm} emitters)");

@@ -82,6 +82,8 @@ public sealed class LocalizerSettings
     public Camera.CameraMaps? CameraMaps { get; set; }
     /// <summary>Worker threads; 0 = all cores.</summary>
     public int Threads { get; set; }
+    /// <summary>3D astigmatic fitting with this calibration (z in every output); null: the 2D round Gaussian.</summary>
+    public Calibration.ZCalibration? ZCalibration { get; set; }
 
     public int RoiRadius => RoiSize / 2;
 

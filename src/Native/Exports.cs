@@ -108,7 +108,7 @@ public static unsafe partial class Exports
     public static byte* MlVersion() => s_version;
 
     [UnmanagedCallersOnly(EntryPoint = "ml_abi_version")]
-    public static int MlAbiVersion() => 1;
+    public static int MlAbiVersion() => 2;
 
     [UnmanagedCallersOnly(EntryPoint = "ml_last_error")]
     public static byte* MlLastError() => t_error != null ? t_error : s_empty;

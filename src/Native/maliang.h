@@ -17,7 +17,7 @@
 extern "C" {
 #endif
 
-#define ML_ABI_VERSION 1
+#define ML_ABI_VERSION 2
 
 typedef enum ml_status {
     ML_OK = 0,
@@ -66,7 +66,7 @@ typedef struct ml_settings {
                                     default 0 */
 } ml_settings;
 
-/* One localization: 68 bytes, the engine's Localization struct. */
+/* One localization: 76 bytes, the engine's Localization struct (ABI 2 added z, uncertainty_z, fitted_together). */
 typedef struct ml_localization {
     int32_t frame;               /* 0-based, counted over all frames pushed to the localizer */
     float x, y;                  /* px */
@@ -77,7 +77,8 @@ typedef struct ml_localization {
     float llr;                   /* log-likelihood ratio (goodness of fit) */
     int32_t iterations;
     int32_t detections;          /* 1, or the number of merged detections */
-    int32_t flags;               /* bit 0: converged */
+    int32_t flags;               /* bit 0: converged; bit 1: 3D, z measured (CSV writers add the z columns) */
+    float z, uncertainty_z;      /* nm, 3D (astigmatic) fits (flags bit 1); 0 in 2D results */
     int32_t fitted_together;     /* emitters fitted jointly with this one, itself included (1: a single-emitter fit) */
 } ml_localization;
 
@@ -151,6 +152,28 @@ int32_t ml_get_summary(ml_localizer* localizer, ml_summary* out);
 int32_t ml_get_groups_by_size(ml_localizer* localizer, int64_t* out, int32_t capacity, int32_t* count);
 /* The address of the pixels the last ml_push_frames read (to prove callers pass frames without a copy). */
 int32_t ml_last_push_address(ml_localizer* localizer, const void** address);
+
+/* 3D astigmatism (docs/DESIGN.md "3D astigmatism"). Widths sigma(z) = sigma0_px sqrt(1 + u^2 + a u^3 + b u^4),
+ * u = (z - c_nm) / d_nm, index 0 the x curve (columns), 1 the y curve (rows); z in nm of stage z, later bead-stack frames
+ * +z; fitted z is reported times refractive_index_factor. 128 bytes. */
+typedef struct ml_z_calibration {
+    int32_t struct_size, beads;  /* beads: found by ml_calibrate_z (0 when read from a file) */
+    double sigma0_px[2], a[2], b[2], c_nm[2], d_nm[2];
+    double pixel_size_nm, z_min_nm, z_max_nm, refractive_index_factor;
+    int32_t rejected_fits, reserved;
+} ml_z_calibration;
+
+/* A localizer that fits x, y, z, photons, background with the astigmatic model of a calibration file (calibrate-z's
+ * YAML, ThunderSTORM's or Picasso's; UTF-8 path): results carry z and uncertainty_z (nm) and flag bit 1. The file must be
+ * at the settings' pixel size; errors name the file and field (ML_ERR_INPUT). Any backend (on a GPU the ROIs are cut on
+ * the CPU threads and fitted by astigmatic.cl). */
+int32_t ml_create_3d(const ml_settings* settings, const char* calibration_path, ml_localizer** out);
+/* Calibrates from a bead z-stack TIFF (frame k at z = z_first_nm + k z_step_nm; z_first_nm = NaN: z = 0 where the widths
+ * are equal) with the settings' camera, filter and threshold; writes the YAML to output_path and the plot PNG to
+ * plot_path (either NULL or "" to skip), fills *out (may be NULL). Nothing is written on error. */
+int32_t ml_calibrate_z(const char* stack_path, const ml_settings* settings, double z_step_nm, double z_first_nm,
+                       double refractive_index_factor, const char* output_path, const char* plot_path, ml_z_calibration* out);
+int32_t ml_read_z_calibration(const char* path, double pixel_size_nm, ml_z_calibration* out);
 
 /* Files: CSV in DESIGN.md columns (nm, photons, 1-based frames), written atomically. ml_read_csv: call with out = NULL
  * to get the count, then with a buffer of that capacity. */

@@ -35,6 +35,15 @@ m=build/maliang
 [ -f "$data/dense.tif" ] || $m simulate "$data/dense.tif" --truth "$data/dense_truth.csv" --width 64 --height 64 --frames 10 \
   --emitters-per-frame 60 --photons 2000 --background 10 --offset 100 --seed 5 >/dev/null || die "simulate failed"
 $m localize "$data/stack.tif" -o "$data/cli.csv" --offset 100 -q || die "maliang localize failed"
+# 3D: a calibration (written by hand: the test calibration with unequal A, B terms), an astigmatic stack and a bead stack
+if [ ! -f "$data/3d_beads.tif" ]; then
+  printf 'format: maliang-z-calibration 1\npixel_size_nm: 100\nz_range_nm: [-600, 600]\nrefractive_index_factor: 1\nx:\n  sigma0_px: 1.1\n  a: 0.12\n  b: 0.04\n  c_nm: -200\n  d_nm: 380\ny:\n  sigma0_px: 1.25\n  a: -0.15\n  b: 0.09\n  c_nm: 210\n  d_nm: 430\n' > "$data/3d_cal.yaml"
+  $m simulate "$data/3d.tif" --truth "$data/3d_truth.csv" --calibration "$data/3d_cal.yaml" --width 64 --height 64 --frames 100 \
+    --emitters 4 --emitters-per-frame 2 --min-separation 20 --edge-margin 9 --photons 3000 --seed 8 >/dev/null || die "simulate 3D failed"
+  $m simulate "$data/3d_beads.tif" --truth "$data/3d_beads_truth.csv" --calibration "$data/3d_cal.yaml" --bead-z-step-nm 10 \
+    --bead-z-first-nm -600 --frames 121 --width 64 --height 64 --emitters 4 --photons 20000 --background 20 --min-separation 20 \
+    --edge-margin 10 --seed 9 >/dev/null || die "simulate bead stack failed"
+fi
 # compressed and tiled copies of stack.tif, written by tifffile (Localizer.pushFile must give the CLI's results)
 /usr/bin/python3 tests/compressed_tiffs.py "$data/stack.tif" "$data/compressed" >/dev/null || die "tests/compressed_tiffs.py failed"
 
@@ -43,7 +52,7 @@ cp="$jar:$IJ_JAR:$JNA_JAR:$JUNIT:$BSH"
 javac --release 8 -Xlint:-options -encoding UTF-8 -cp "$cp" -d "$classes" $(find tests/imagej/java -name '*.java') \
   || die "compiling the tests failed"
 
-tests="org.maliang.EngineFilesTest org.maliang.test.BindingTest org.maliang.test.ScmosBindingTest org.maliang.test.LiveLocalizerTest org.maliang.test.ImageJBatchTest org.maliang.test.BeanshellTest org.maliang.test.GuiTest org.maliang.test.PostBindingTest org.maliang.test.PostBatchTest org.maliang.test.CrowdedOptionsTest"
+tests="org.maliang.EngineFilesTest org.maliang.test.BindingTest org.maliang.test.ScmosBindingTest org.maliang.test.LiveLocalizerTest org.maliang.test.ImageJBatchTest org.maliang.test.BeanshellTest org.maliang.test.GuiTest org.maliang.test.PostBindingTest org.maliang.test.PostBatchTest org.maliang.test.CrowdedOptionsTest org.maliang.test.ThreeDBindingTest"
 log=$out/junit.log
 xvfb-run -a -s "-screen 0 1280x1024x24" java -Dmaliang.root="$root" -Dmaliang.data="$root/$data" -Dmaliang.out="$root/$out" \
   -Dmaliang.ijhome="$root/$out/ijhome" -Dmaliang.ijjar="$IJ_JAR" -Dmaliang.jnajar="$JNA_JAR" \

@@ -19,16 +19,16 @@ def same(a, b):
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
-def test_dtype_is_the_68_byte_c_struct():
+def test_dtype_is_the_76_byte_c_struct():
     dt = maliang.LOCALIZATION_DTYPE
-    assert dt.itemsize == 68
-    # maliang.h's ml_localization, in order: int32 frame, 12 floats, 4 int32
+    assert dt.itemsize == 76
+    # maliang.h's ml_localization (ABI 2), in order: int32 frame, 12 floats, 3 int32, z and uncertainty_z, fitted_together
     expected = ["frame", "x", "y", "photons", "background", "sigma", "uncertainty_x", "uncertainty_y",
                 "uncertainty_photons", "uncertainty_background", "uncertainty_sigma", "loglik", "llr", "iterations",
-                "detections", "flags", "fitted_together"]
+                "detections", "flags", "z", "uncertainty_z", "fitted_together"]
     assert list(dt.names) == expected
-    assert [dt.fields[n][1] for n in expected] == [4 * i for i in range(17)]
-    assert [dt.fields[n][0].kind for n in expected] == ["i"] + ["f"] * 12 + ["i"] * 4
+    assert [dt.fields[n][1] for n in expected] == [4 * i for i in range(19)]
+    assert [dt.fields[n][0].kind for n in expected] == ["i"] + ["f"] * 12 + ["i"] * 3 + ["f"] * 2 + ["i"]
     # the 96 bytes before issue 17, then int32 x2, double, int32 x2, double, int32 x2
     assert ctypes.sizeof(N.MlSettings) == 4 + 4 + 7 * 8 + 8 * 4 + (2 * 4 + 8 + 2 * 4 + 8 + 2 * 4)
     assert ctypes.sizeof(N.MlSummary) == 7 * 8 + 5 * 8 + 8 + 64

@@ -137,6 +137,8 @@ public enum FitStatus : byte
     /// (<see cref="RoiBatch.Peak"/>; for a centred ROI: x or y outside [1, n - 1], within 1 px of the ROI's edge), where
     /// it belongs to another ROI or to none: dropped.</summary>
     LeftRoi = 3,
+    /// <summary>3D: the fitted z left the calibration's z range, where the width curves were not measured: dropped.</summary>
+    OutsideZRange = 4,
 }
 
 /// <summary>One fit's estimate in ROI coordinates (pixels, photons) and the square roots of its CRLB.</summary>
@@ -147,6 +149,8 @@ public struct FitResult
     public float LogLikelihood, Llr;
     public int Iterations;
     public FitStatus Status;
+    /// <summary>3D fits: z in nm of stage z and the square root of its CRLB; free-width fits: the y width (Sigma is x's) and its CRLB.</summary>
+    public float Z, CrlbZ, SigmaY, CrlbSigmaY;
     /// <summary>Emitters fitted jointly with this one, itself included (the multi-emitter stage); 0 or 1: a single fit.</summary>
     public int GroupSize;
     public readonly bool Kept => Status is FitStatus.Converged or FitStatus.MaxIterations;
@@ -155,7 +159,12 @@ public struct FitResult
 /// <summary>The fit's settings, as every backend needs them.</summary>
 public readonly record struct FitOptions(float PsfSigmaPx, bool FixedSigma, int MaxIterations, bool UseTolerance, float Tolerance)
 {
-    public static FitOptions From(LocalizerSettings s) => new((float)s.PsfSigmaPx, s.FixedSigma, s.Iterations, s.UseTolerance, (float)s.Tolerance);
+    public static FitOptions From(LocalizerSettings s) => new((float)s.PsfSigmaPx, s.FixedSigma, s.Iterations, s.UseTolerance, (float)s.Tolerance)
+        { ZCalibration = s.ZCalibration };
+    /// <summary>3D: fit (x, y, N, b, z) with the astigmatic model of this calibration (Fit/Models/AstigmaticGaussian.cs).</summary>
+    public Calibration.ZCalibration? ZCalibration { get; init; }
+    /// <summary>Fit (x, y, N, b, sigma_x, sigma_y) with free widths (the bead fit of calibrate-z); ignored with a calibration.</summary>
+    public bool FreeWidths { get; init; }
 }
 
 /// <summary>A fitter: CPU SIMD, OpenCL or CUDA. Same math, same stopping rule (DESIGN.md "The fit, in formulas").</summary>

@@ -23,10 +23,18 @@ public static class LocalizationCsv
 
     internal static readonly string Header = string.Join(",", Columns.Select(c => $"\"{c}\""));
 
+    /// <summary>3D files (ThunderSTORM's names and places): "z [nm]" after "y [nm]", "uncertainty_z [nm]" after "uncertainty [nm]".</summary>
+    public static readonly IReadOnlyList<string> ColumnsWithZ =
+        [.. Columns.Take(4), "z [nm]", .. Columns.Skip(4).Take(5), "uncertainty_z [nm]", .. Columns.Skip(9)];
+
+    internal static readonly string HeaderWithZ = string.Join(",", ColumnsWithZ.Select(c => $"\"{c}\""));
+
     /// <summary>Writes all <paramref name="locs"/> to <paramref name="path"/> atomically.</summary>
+    /// <remarks>The z columns are written when any localization is 3D (<see cref="Localization.FlagHasZ"/>; 3D data keep them
+    /// through drift, merge and filter); 2D data are written exactly as before.</remarks>
     public static void Write(string path, ReadOnlySpan<Localization> locs, double pixelSizeNm)
     {
-        using var w = new LocalizationCsvWriter(path, pixelSizeNm);
+        using var w = new LocalizationCsvWriter(path, pixelSizeNm, HasZ(locs));
         w.Append(locs);
         w.Commit();
     }
@@ -38,6 +46,13 @@ public static class LocalizationCsv
     /// "uncertainty [nm]" / "uncertainty_xy [nm]" is present, it is used for both axes. Frame numbers are 1-based in the file.
     /// </summary>
     public static LocalizationTable Read(string path, double pixelSizeNm) => LocalizationTable.Load(path, pixelSizeNm);
+
+    /// <summary>True when any localization is 3D (<see cref="Localization.FlagHasZ"/>).</summary>
+    public static bool HasZ(ReadOnlySpan<Localization> locs)
+    {
+        foreach (ref readonly var l in locs) if ((l.Flags & Localization.FlagHasZ) != 0) return true;
+        return false;
+    }
 
     internal static void CheckPixelSize(double pixelSizeNm)
     {
@@ -53,19 +68,24 @@ public sealed class LocalizationCsvWriter : IDisposable
     private readonly StreamWriter _w;
     private readonly double _px;
     private readonly char[] _line = new char[24 * 32];
+    private readonly bool _withZ;
     private bool _done;
 
     /// <summary>Rows written so far.</summary>
     public long Count { get; private set; }
     public string Path => _file.Path;
 
-    public LocalizationCsvWriter(string path, double pixelSizeNm)
+    public LocalizationCsvWriter(string path, double pixelSizeNm) : this(path, pixelSizeNm, false) { }
+
+    /// <summary><paramref name="withZ"/>: a 3D file, with the z columns (<see cref="LocalizationCsv.ColumnsWithZ"/>).</summary>
+    public LocalizationCsvWriter(string path, double pixelSizeNm, bool withZ)
     {
         LocalizationCsv.CheckPixelSize(pixelSizeNm);
         _px = pixelSizeNm;
+        _withZ = withZ;
         _file = AtomicFile.Create(path);
         _w = new StreamWriter(_file.Stream, new UTF8Encoding(false), 1 << 16, leaveOpen: true) { NewLine = "\n" };
-        _w.Write(LocalizationCsv.Header);
+        _w.Write(withZ ? LocalizationCsv.HeaderWithZ : LocalizationCsv.Header);
         _w.Write('\n');
     }
 
@@ -80,11 +100,13 @@ public sealed class LocalizationCsvWriter : IDisposable
             Int(ref n, b, (long)l.Frame + 1);
             F(ref n, b, l.X * _px);
             F(ref n, b, l.Y * _px);
+            if (_withZ) F(ref n, b, l.Z);
             F(ref n, b, l.Sigma * _px);
             F(ref n, b, l.Photons);
             F(ref n, b, l.Background);
             F(ref n, b, Math.Sqrt(Math.Max(0.0, l.Background)));
             F(ref n, b, Math.Sqrt(((double)l.UncertaintyX * l.UncertaintyX + (double)l.UncertaintyY * l.UncertaintyY) / 2) * _px);
+            if (_withZ) F(ref n, b, l.UncertaintyZ);
             F(ref n, b, l.UncertaintyX * _px);
             F(ref n, b, l.UncertaintyY * _px);
             F(ref n, b, l.UncertaintyPhotons);
@@ -241,7 +263,11 @@ public sealed class LocalizationTable
             int cSig = Col("sigma"), cI = Col("intensity"), cOff = Col("offset"), cU = Col("uncertainty", "uncertainty_xy"),
                 cUx = Col("uncertainty_x"), cUy = Col("uncertainty_y"), cUn = Col("uncertainty_photons"), cUb = Col("uncertainty_offset"),
                 cUs = Col("uncertainty_sigma"), cLl = Col("loglikelihood"), cLlr = Col("llr"), cIt = Col("iterations"), cDet = Col("detections"),
-                cTog = Col("fitted_together");
+                cZ = Col("z"), cUz = Col("uncertainty_z"), cTog = Col("fitted_together");
+            // z stays in nm (not pixels): [nm] or no unit, or [um].
+            double ZScale(int c) => c < 0 || Unit(norm[c]) is "" or "nm" ? 1 : Unit(norm[c]) is "um" or "µm" ? 1000
+                : throw new MaLiangException($"{file}: column \"{names[c]}\" has unit [{Unit(norm[c])}]; expected nm or um");
+            double sZ = ZScale(cZ), sUz = ZScale(cUz);
             double sX = Scale(cX), sY = Scale(cY), sSig = Scale(cSig), sU = Scale(cU), sUx = Scale(cUx), sUy = Scale(cUy), sUs = Scale(cUs);
             for (int i = 0; i < n; i++)
             {
@@ -264,6 +290,9 @@ public sealed class LocalizationTable
                     Llr = V(cLlr, 1),
                     Iterations = cIt < 0 ? 0 : ToInt(data[cIt][i], 0),
                     Detections = cDet < 0 ? 1 : ToInt(data[cDet][i], 1),
+                    Z = cZ < 0 ? 0f : V(cZ, sZ),
+                    UncertaintyZ = cUz < 0 ? 0f : V(cUz, sUz),
+                    Flags = cZ >= 0 && double.IsFinite(data[cZ][i]) ? Localization.FlagHasZ : 0,
                     FittedTogether = cTog < 0 ? 1 : ToInt(data[cTog][i], 1),
                 };
             }

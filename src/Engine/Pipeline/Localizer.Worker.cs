@@ -26,6 +26,9 @@ public sealed partial class Localizer
         public float[] Photons = [];
         public int Width, Height;
         public float Threshold;
+        /// <summary>3D: the calibration's refractive-index factor (reported z per stage z); NaN in 2D (z = 0, flag bit 1 clear).</summary>
+        public float ZFactor = float.NaN;
+        public long OutsideZ;
         public long FitFailed, LeftRoi, LowSnr, ReadTicks, DenoiseTicks, DetectTicks, FitTicks;
         /// <summary>Groups fitted by the multi-emitter stage, by size (index 1..12).</summary>
         public readonly long[] GroupsBySize = new long[MaLiang.Engine.Fit.MultiEmitter.GroupFit.MaxEmitters + 1];
@@ -33,7 +36,7 @@ public sealed partial class Localizer
         public void Reset()
         {
             Array.Clear(GroupsBySize);
-            Batch.Clear(); LocCount = 0; Stats = default; FitFailed = LeftRoi = LowSnr = ReadTicks = DenoiseTicks = DetectTicks = FitTicks = 0;
+            Batch.Clear(); LocCount = 0; Stats = default; OutsideZ = 0; FitFailed = LeftRoi = LowSnr = ReadTicks = DenoiseTicks = DetectTicks = FitTicks = 0;
         }
 
         /// <summary>Turns kept fits into localizations in frame coordinates; counts the dropped ones.</summary>
@@ -46,6 +49,7 @@ public sealed partial class Localizer
                 ref readonly var f = ref results[i];
                 if (f.Status == FitStatus.Failed) { FitFailed++; continue; }
                 if (f.Status == FitStatus.LeftRoi) { LeftRoi++; continue; }
+                if (f.Status == FitStatus.OutsideZRange) { OutsideZ++; continue; }
                 // Members of a joint fit passed the likelihood ratio and their own SNR test (MultiEmitterRefiner): their
                 // joint photon CRLB grows with their neighbours' overlap, not with any doubt that they are there.
                 if (f.GroupSize < 2 && !(f.Photons >= minSnr * f.CrlbPhotons)) { LowSnr++; continue; }
@@ -57,7 +61,8 @@ public sealed partial class Localizer
                     UncertaintyX = f.CrlbX, UncertaintyY = f.CrlbY, UncertaintyPhotons = f.CrlbPhotons,
                     UncertaintyBackground = f.CrlbBackground, UncertaintySigma = f.CrlbSigma,
                     LogLikelihood = f.LogLikelihood, Llr = f.Llr, Iterations = f.Iterations, Detections = 1,
-                    Flags = f.Status == FitStatus.Converged ? Localization.FlagConverged : 0,
+                    Flags = (f.Status == FitStatus.Converged ? Localization.FlagConverged : 0) | (float.IsNaN(ZFactor) ? 0 : Localization.FlagHasZ),
+                    Z = float.IsNaN(ZFactor) ? 0f : f.Z * ZFactor, UncertaintyZ = float.IsNaN(ZFactor) ? 0f : f.CrlbZ * ZFactor,
                     FittedTogether = Math.Max(1, f.GroupSize),
                 };
             }

@@ -87,7 +87,7 @@ public sealed partial class Localizer : IDisposable
     /// <summary>With a read-noise (variance) map, detection and ROI cut-out stay on the CPU threads (the ROIs carry their
     /// read-noise planes, and the threshold is per pixel) and only the fit runs on the device.
     /// </summary>
-    private bool UsesDeviceDetection => _gpu is not null && DeviceDetection && _s.CameraMaps?.VarianceAdu2 is null;
+    private bool UsesDeviceDetection => _gpu is not null && DeviceDetection && _s.CameraMaps?.VarianceAdu2 is null && _s.ZCalibration is null;
 
     /// <summary>Frames per chunk of the last <see cref="Push"/>: <see cref="ChunkFramesFor"/>, or fewer after the device
     /// ran out of memory (the chunk is halved and redone, and later pushes of the same frame size keep the smaller chunk).</summary>
@@ -108,6 +108,7 @@ public sealed partial class Localizer : IDisposable
         ArgumentNullException.ThrowIfNull(settings);
         settings.Validate();
         _s = settings.Clone();
+        if (_s.ZCalibration is not null) Use3D(backend);
         _threads = _s.Threads > 0 ? _s.Threads : Environment.ProcessorCount;
         _camera = CameraModel.From(_s);
         _fitOptions = FitOptions.From(_s);
@@ -119,6 +120,21 @@ public sealed partial class Localizer : IDisposable
         ChunkFrames = Math.Max(8, 4 * _threads);
         _summary.Threads = _threads;
         _summary.Backend = _backend.Name;
+    }
+
+    /// <summary>3D (DESIGN.md "3D astigmatism"): the calibration must be at this pixel size; the ROI grows to hold the widest
+    /// spot in its z range; the neighbour refit and the multi-emitter stage are round-Gaussian steps, so close candidates
+    /// are dropped as with --reject-overlapping; on a GPU backend the ROIs are cut on the CPU threads and fitted on the
+    /// device (astigmatic.cl).</summary>
+    private void Use3D(IFitBackend? backend)
+    {
+        var zc = _s.ZCalibration!;
+        zc.Validate();
+        zc.CheckPixelSize(_s.PixelSizeNm);
+        _s.RoiSize = zc.RoiSize(_s.RoiSize);
+        _s.RejectOverlapping = true;
+        _s.EstimatePsfSigma = false;   // the calibration gives the widths
+        _summary.ThreeD = true;
     }
 
     /// <summary>Sets (or, with null, removes) the sCMOS camera maps for the frames pushed from now on
@@ -255,6 +271,7 @@ public sealed partial class Localizer : IDisposable
             _summary.DroppedFitFailed += o.FitFailed;
             _summary.DroppedLeftRoi += o.LeftRoi;
             _summary.DroppedLowSnr += o.LowSnr;
+            _summary.DroppedOutsideZRange += o.OutsideZ;
             for (int g = 0; g < o.GroupsBySize.Length; g++) _summary.GroupsBySize[g] += o.GroupsBySize[g];
             _summary.ReadSeconds += o.ReadTicks / (double)Stopwatch.Frequency;
             _summary.DenoiseSeconds += o.DenoiseTicks / (double)Stopwatch.Frequency;
@@ -329,7 +346,7 @@ public sealed partial class Localizer : IDisposable
 
     // Per-frame outputs are pooled: they own the buffers a frame's ROIs and results live in until merged.
     private readonly Stack<FrameOutput> _outputs = new();
-    private FrameOutput NewOutput() { lock (_outputs) return _outputs.Count > 0 ? _outputs.Pop() : new FrameOutput(_s.RoiSize); }
+    private FrameOutput NewOutput() { lock (_outputs) return _outputs.Count > 0 ? _outputs.Pop() : new FrameOutput(_s.RoiSize) { ZFactor = _s.ZCalibration is { } zc ? (float)zc.RefractiveIndexFactor : float.NaN }; }
     private void ReturnOutput(FrameOutput o) { o.Reset(); lock (_outputs) _outputs.Push(o); }
 
     public void Dispose()

@@ -15,6 +15,10 @@ public sealed class PipelineSummary
     public long DroppedLeftRoi { get; internal set; }
     /// <summary>Fits whose photons were below <see cref="LocalizerSettings.MinPhotonSnr"/> times their uncertainty.</summary>
     public long DroppedLowSnr { get; internal set; }
+    /// <summary>3D: fits whose z left the calibration's z range.</summary>
+    public long DroppedOutsideZRange { get; internal set; }
+    /// <summary>True for a 3D (astigmatic) run; the description then names the z drops.</summary>
+    public bool ThreeD { get; internal set; }
     /// <summary>Multi-emitter stage: fits by the number of emitters fitted together (index 1..12; 1 = single fits).</summary>
     public long[] GroupsBySize { get; } = new long[MaLiang.Engine.Fit.MultiEmitter.GroupFit.MaxEmitters + 1];
     /// <summary>The PSF sigma estimated from the first frames (px), or NaN when it was given.</summary>
@@ -69,7 +73,8 @@ public sealed class PipelineSummary
 
     public string Describe() =>
         $"{Frames} frames, {Localizations} localizations ({Candidates} candidates; dropped: {DroppedAtEdge} at the frame edge, " +
-        $"{DroppedOverlap} overlapping, {DroppedFitFailed} failed fits, {DroppedLowSnr} below the SNR, {DroppedLeftRoi} left the ROI)" +
+        $"{DroppedOverlap} overlapping, {DroppedFitFailed} failed fits, {DroppedLowSnr} below the SNR, {DroppedLeftRoi} left the ROI" +
+        (ThreeD ? $", {DroppedOutsideZRange} outside the calibrated z range" : "") + ")" +
         GroupsText() + CalibrationText() + (BlankFrames > 0 ? $", {BlankFrames} blank frames (every pixel at or below the offset)" : "") + $", {MsPerFrame:F3} ms/frame " +
         $"on {Backend} x {Threads} threads";
 }

@@ -346,6 +346,7 @@ public static class LocalizationColumns
     [
         "id", "frame", "x [nm]", "y [nm]", "sigma [nm]", "intensity [photon]", "offset [photon]", "bkgstd [photon]",
         "uncertainty [nm]", "uncertainty_x [nm]", "uncertainty_y [nm]", "loglikelihood", "llr", "iterations", "detections",
+        "z [nm]", "uncertainty_z [nm]",
     ];
 
     public static Func<string, double[]?> Provider(Localization[] locs, double pixelSizeNm)
@@ -370,6 +371,9 @@ public static class LocalizationColumns
                 "llr" => (l, _) => l.Llr,
                 "iterations" => (l, _) => l.Iterations,
                 "detections" => (l, _) => l.Detections,
+                // 3D (0 in 2D data, whose flag bit 1 is clear)
+                "z [nm]" => (l, _) => l.Z,
+                "uncertainty_z [nm]" => (l, _) => l.UncertaintyZ,
                 _ => null,
             };
             if (f is null) return null;

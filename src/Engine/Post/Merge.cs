@@ -42,7 +42,8 @@ public static class Merger
     {
         private int n, detections, frame, iterations, flags;
         private double w, wx, wy, photons, bg, sigma, ix, iy, uphot2, ubg, usig, ll, llr;
-        private bool badX, badY;
+        private bool badX, badY, badZ;
+        private double wz, iz; // 3D: photon-weighted z like x and y, inverse-variance uncertainty; NaN in 2D
 
         public void Add(in Localization l)
         {
@@ -51,7 +52,8 @@ public static class Merger
             n++;
             detections += Math.Max(1, l.Detections);
             double wt = l.Photons > 0 && float.IsFinite(l.Photons) ? l.Photons : 1.0;
-            w += wt; wx += wt * l.X; wy += wt * l.Y;
+            w += wt; wx += wt * l.X; wy += wt * l.Y; wz += wt * l.Z;
+            if (l.UncertaintyZ > 0) iz += 1.0 / ((double)l.UncertaintyZ * l.UncertaintyZ); else badZ = true;
             photons += l.Photons; bg += l.Background; sigma += l.Sigma;
             if (l.UncertaintyX > 0) ix += 1.0 / ((double)l.UncertaintyX * l.UncertaintyX); else badX = true;
             if (l.UncertaintyY > 0) iy += 1.0 / ((double)l.UncertaintyY * l.UncertaintyY); else badY = true;
@@ -79,6 +81,8 @@ public static class Merger
             Iterations = iterations,
             Detections = detections,
             Flags = flags,
+            Z = (float)(wz / w),
+            UncertaintyZ = badZ || iz <= 0 ? 0f : (float)(1.0 / Math.Sqrt(iz)),
         };
     }
 }

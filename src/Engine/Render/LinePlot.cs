@@ -123,18 +123,28 @@ public static class LinePlot
     {
         '0' => [7, 5, 5, 5, 7], '1' => [2, 6, 2, 2, 7], '2' => [7, 1, 7, 4, 7], '3' => [7, 1, 7, 1, 7], '4' => [5, 5, 7, 1, 1],
         '5' => [7, 4, 7, 1, 7], '6' => [7, 4, 7, 5, 7], '7' => [7, 1, 1, 1, 1], '8' => [7, 5, 7, 5, 7], '9' => [7, 5, 7, 1, 7],
-        '.' => [0, 0, 0, 0, 2], '-' => [0, 0, 7, 0, 0], '+' => [0, 2, 7, 2, 0], 'E' => [7, 4, 7, 4, 7], _ => [0, 0, 0, 0, 0],
+        '.' => [0, 0, 0, 0, 2], '-' => [0, 0, 7, 0, 0], '+' => [0, 2, 7, 2, 0], 'E' => [7, 4, 7, 4, 7],
+        'n' => [0, 0, 6, 5, 5], 'm' => [0, 0, 7, 7, 5], 'z' => [0, 7, 1, 2, 7], 'p' => [0, 6, 5, 6, 4], 'x' => [0, 5, 2, 2, 5],
+        _ => [0, 0, 0, 0, 0],
     };
 
-    private static void Text(byte[] img, int w, int h, int x, int y, string s)
+    private static void Text(byte[] img, int w, int h, int x, int y, string s) => Text(img, w, h, x, y, s, 0, 0, 0, 1);
+
+    /// <summary>3x5 glyph text in RGB, each glyph pixel drawn as a <paramref name="scale"/> x <paramref name="scale"/> block.</summary>
+    internal static void Text(byte[] img, int w, int h, int x, int y, string s, byte r, byte g, byte b, int scale)
     {
         foreach (char c in s)
         {
-            var g = Glyph(c);
+            var gl = Glyph(c);
             for (int row = 0; row < 5; row++)
                 for (int col = 0; col < 3; col++)
-                    if ((g[row] & (4 >> col)) != 0) Put(img, w, h, x + col, y + row, 0, 0, 0);
-            x += 4;
+                    if ((gl[row] & (4 >> col)) != 0)
+                        for (int dy = 0; dy < scale; dy++)
+                            for (int dx = 0; dx < scale; dx++) Put(img, w, h, x + col * scale + dx, y + row * scale + dy, r, g, b);
+            x += 4 * scale;
         }
     }
+
+    /// <summary>A tick label as the plot writes it.</summary>
+    internal static string LabelOf(double v) => Label(v);
 }

@@ -72,6 +72,18 @@ public sealed class SimulationSettings
 
     public int Seed { get; set; } = 1;
 
+    /// <summary>3D: astigmatic spots whose widths follow this calibration's curves at each emitter's z (stage z, nm),
+    /// drawn uniform in [<see cref="ZMinNm"/>, <see cref="ZMaxNm"/>] once per emitter. Null: round spots of <see cref="PsfSigmaPx"/>.</summary>
+    public Calibration.ZCalibration? ZCalibration { get; set; }
+    public double ZMinNm { get; set; } = -500;
+    public double ZMaxNm { get; set; } = 500;
+    /// <summary>With a calibration and a step &gt; 0: a bead z-stack, every emitter on in every frame at z = <see cref="BeadZFirstNm"/> + frame x step.</summary>
+    public double BeadZStepNm { get; set; }
+    public double BeadZFirstNm { get; set; }
+    /// <summary>With a calibration: draw each emitter's z anew in every frame it is on (precision across z from a few fixed
+    /// positions, e.g. a grid of isolated emitters) instead of once per emitter.</summary>
+    public bool ZPerFrame { get; set; }
+
     /// <summary>The camera model the localizer should use to undo this simulation's conversion.</summary>
     public CameraModel Camera() => new(OffsetAdu, PhotonsPerAdu, EmGain);
 
@@ -86,6 +98,8 @@ public sealed class SimulationSettings
         foreach (var (p, name) in new[] { (OffToOn, "off-to-on"), (OnToOff, "on-to-off"), (BleachPerOnFrame, "bleach") })
             if (!(p >= 0 && p <= 1)) throw new InvalidParameterException(name, $"probability must be in [0, 1], got {p}");
         Maps?.CheckCovers(Width, Height, "the simulated stack");
+        if (ZCalibration is not null && !(ZMaxNm >= ZMinNm)) throw new InvalidParameterException("z-range", $"needs min <= max, got {ZMinNm}..{ZMaxNm}");
+        if (!(BeadZStepNm >= 0) || !double.IsFinite(BeadZStepNm)) throw new InvalidParameterException("z-step-nm", $"must be >= 0, got {BeadZStepNm}");
         if (Width - 2 * EdgeMarginPx <= 0 || Height - 2 * EdgeMarginPx <= 0) throw new InvalidParameterException("edge-margin", $"{EdgeMarginPx} px leaves no room");
     }
 }
@@ -101,6 +115,8 @@ public struct TruthEmitter
     /// <summary>Expected photons this frame (before shot noise).</summary>
     public double Photons;
     public int EmitterId;
+    /// <summary>3D simulations: stage z (nm) of the emitter in this frame; 0 otherwise.</summary>
+    public double Z;
 }
 
 public sealed class SimulationResult
@@ -148,7 +164,16 @@ public static class Simulator
         var mapOffset = s.Maps?.Crop(s.Maps.OffsetAdu, w, h);
         var mapVariance = s.Maps?.Crop(s.Maps.VarianceAdu2, w, h);
         var mapGain = s.Maps?.Crop(s.Maps.GainPhotonsPerAdu, w, h);
-        int ext = (int)Math.Ceiling(PsfExtentSigma * s.PsfSigmaPx) + 1;
+        var cal = s.ZCalibration;
+        bool beads = cal is not null && s.BeadZStepNm > 0;
+        // z per emitter drawn after the placement and the blinking start, so a 2D simulation's random stream is unchanged.
+        double[]? zEmitter = cal is null || beads ? null : new double[emitters.Length];
+        if (zEmitter is not null) for (int e = 0; e < zEmitter.Length; e++) zEmitter[e] = s.ZMinNm + rng.Uniform() * (s.ZMaxNm - s.ZMinNm);
+        double maxSigma = cal is null ? s.PsfSigmaPx : Math.Max(cal.MaxSigmaPx(), Math.Max(
+            Math.Max(cal.X.SigmaPx(s.ZMinNm), cal.X.SigmaPx(s.ZMaxNm)), Math.Max(cal.Y.SigmaPx(s.ZMinNm), cal.Y.SigmaPx(s.ZMaxNm))));
+        if (beads) maxSigma = Math.Max(maxSigma, Math.Max(Math.Max(cal!.X.SigmaPx(s.BeadZFirstNm), cal.Y.SigmaPx(s.BeadZFirstNm)),
+            Math.Max(cal.X.SigmaPx(s.BeadZFirstNm + (s.Frames - 1) * s.BeadZStepNm), cal.Y.SigmaPx(s.BeadZFirstNm + (s.Frames - 1) * s.BeadZStepNm))));
+        int ext = (int)Math.Ceiling(PsfExtentSigma * maxSigma) + 1;
         var ex = new double[2 * ext + 2];
         var ey = new double[2 * ext + 2];
 
@@ -174,8 +199,11 @@ public static class Simulator
                     _ => s.Photons,
                 };
                 double x = emitters[e].X + dx, y = emitters[e].Y + dy;
-                truth.Add(new TruthEmitter { Frame = f, X = x, Y = y, Photons = photons, EmitterId = e });
-                AddSpot(expected, w, h, x, y, photons, s.PsfSigmaPx, ext, ex, ey);
+                if (s.ZPerFrame && zEmitter is not null) zEmitter[e] = s.ZMinNm + rng.Uniform() * (s.ZMaxNm - s.ZMinNm);
+                double z = beads ? s.BeadZFirstNm + f * s.BeadZStepNm : zEmitter?[e] ?? 0;
+                truth.Add(new TruthEmitter { Frame = f, X = x, Y = y, Photons = photons, EmitterId = e, Z = z });
+                if (cal is null) AddSpot(expected, w, h, x, y, photons, s.PsfSigmaPx, s.PsfSigmaPx, ext, ex, ey);
+                else AddSpot(expected, w, h, x, y, photons, cal.X.SigmaPx(z), cal.Y.SigmaPx(z), ext, ex, ey);
                 if (s.BleachPerOnFrame > 0 && rng.Uniform() < s.BleachPerOnFrame) bleached[e] = true;
             }
             var dst = frames.AsSpan(f * n, n);
@@ -206,7 +234,7 @@ public static class Simulator
 
     /// <summary>Adds photons x integrated Gaussian at (x, y) into a frame of expected photons (pixels within
     /// <paramref name="ext"/> px of the centre pixel; outside the frame is lost, as on a camera).</summary>
-    private static void AddSpot(double[] expected, int w, int h, double x, double y, double photons, double sigma, int ext,
+    private static void AddSpot(double[] expected, int w, int h, double x, double y, double photons, double sigma, double sigmaY, int ext,
                                 Span<double> ex, Span<double> ey)
     {
         int cx = (int)Math.Floor(x), cy = (int)Math.Floor(y);
@@ -216,7 +244,7 @@ public static class Simulator
         var fx = ex[..(x1 - x0 + 1)];
         var fy = ey[..(y1 - y0 + 1)];
         IntegratedGaussian.PixelFractions(x0, x, sigma, fx);
-        IntegratedGaussian.PixelFractions(y0, y, sigma, fy);
+        IntegratedGaussian.PixelFractions(y0, y, sigmaY, fy);
         for (int r = 0; r < fy.Length; r++)
         {
             double py = photons * fy[r];
@@ -279,6 +307,34 @@ public static class Simulator
             trueX[m] = x; trueY[m] = y;
             IntegratedGaussian.PixelFractions(0, x, sigma, fx);
             IntegratedGaussian.PixelFractions(0, y, sigma, fy);
+            for (int r = 0; r < roiSize; r++)
+                for (int col = 0; col < roiSize; col++)
+                    pixels[m * n2 + r * roiSize + col] = rng.Poisson(background + photons * fx[col] * fy[r]);
+        }
+        return pixels;
+    }
+
+    /// <summary>
+    /// <see cref="IsolatedRois"/> for the astigmatic model: z uniform in [zMinNm, zMaxNm] (stage z), widths from the
+    /// calibration's curves (double precision, <see cref="IntegratedGaussian"/>), Poisson photons.
+    /// </summary>
+    public static float[] IsolatedAstigmaticRois(int count, int roiSize, double photons, double background, Calibration.ZCalibration calibration,
+                                                 double zMinNm, double zMaxNm, int seed, out double[] trueX, out double[] trueY, out double[] trueZ)
+    {
+        if (count < 0) throw new ArgumentOutOfRangeException(nameof(count));
+        var rng = new Sampling(seed);
+        int n2 = roiSize * roiSize;
+        var pixels = new float[(long)count * n2];
+        trueX = new double[count]; trueY = new double[count]; trueZ = new double[count];
+        var fx = new double[roiSize];
+        var fy = new double[roiSize];
+        double c = roiSize / 2 + 0.5;
+        for (int m = 0; m < count; m++)
+        {
+            double x = c + rng.Uniform() - 0.5, y = c + rng.Uniform() - 0.5, z = zMinNm + rng.Uniform() * (zMaxNm - zMinNm);
+            trueX[m] = x; trueY[m] = y; trueZ[m] = z;
+            IntegratedGaussian.PixelFractions(0, x, calibration.X.SigmaPx(z), fx);
+            IntegratedGaussian.PixelFractions(0, y, calibration.Y.SigmaPx(z), fy);
             for (int r = 0; r < roiSize; r++)
                 for (int col = 0; col < roiSize; col++)
                     pixels[m * n2 + r * roiSize + col] = rng.Poisson(background + photons * fx[col] * fy[r]);

@@ -25,7 +25,7 @@ from ._native import (
     engine,
     library_path,
 )
-from ._core import DEFAULTS, Localizer, localize, localize_file
+from ._core import DEFAULTS, Localizer, calibrate_z, localize, localize_file, read_z_calibration
 from .io import read_csv, save_picasso, to_dataframe, write_csv, PICASSO_DTYPE
 from .render import render
 from .post import (
@@ -36,7 +36,7 @@ from .post import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "localize", "localize_file", "Localizer", "render", "read_csv",
+    "localize", "localize_file", "Localizer", "render", "read_csv", "calibrate_z", "read_z_calibration",
     "drift_correct", "merge", "filter", "filter_mask", "density_filter", "density_mask", "frc", "motion",
     "DRIFT_DTYPE", "FRC_DTYPE", "FILTER_COLUMNS", "write_csv", "save_picasso", "to_dataframe",
     "LOCALIZATION_DTYPE", "PICASSO_DTYPE", "DEFAULTS", "MaLiangError", "MaLiangValueError", "MaLiangIOError",

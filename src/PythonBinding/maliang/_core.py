@@ -4,6 +4,7 @@ from __future__ import annotations
 import ctypes
 import math
 import numbers
+import os
 import signal
 import sys
 import threading
@@ -220,6 +221,51 @@ def _camera_maps(camera_offset_map=None, camera_variance_map=None, camera_gain_m
     return (*out, shape[1], shape[0], ox, oy)
 
 
+def _calibration_path(calibration) -> bytes:
+    """A z calibration file (str or os.PathLike) as bytes for the C ABI; checked before the engine sees it."""
+    if not isinstance(calibration, (str, bytes, os.PathLike)):
+        raise TypeError(f"maliang: calibration must be the path of a z calibration file (str or os.PathLike), got {type(calibration).__name__}")
+    p = os.fsencode(os.fspath(calibration))
+    if not p or b"\0" in p:
+        raise ValueError(f"maliang: calibration path {calibration!r} is empty or contains a NUL byte")
+    return p
+
+
+def _z_calibration_dict(c: N.MlZCalibration) -> dict:
+    curve = lambda i: {"sigma0_px": c.sigma0_px[i], "a": c.a[i], "b": c.b[i], "c_nm": c.c_nm[i], "d_nm": c.d_nm[i]}  # noqa: E731
+    return {"x": curve(0), "y": curve(1), "pixel_size_nm": c.pixel_size_nm, "z_range_nm": (c.z_min_nm, c.z_max_nm),
+            "refractive_index_factor": c.refractive_index_factor, "beads": c.beads, "rejected_fits": c.rejected_fits}
+
+
+def calibrate_z(path, z_step_nm, output=None, *, z_first_nm=None, refractive_index_factor=1.0, plot=None, **settings) -> dict:
+    """3D astigmatism: calibrates the width curves sigma_x(z), sigma_y(z) from a bead z-stack TIFF (``maliang
+    calibrate-z``). Frame k is at stage z = ``z_first_nm`` + k x ``z_step_nm`` (nm; without ``z_first_nm``, z = 0 where
+    the two widths are equal). Settings (camera, filter, threshold, pixel_size) as for :func:`localize`. Writes the
+    calibration YAML to ``output`` and the plot PNG to ``plot`` when given (nothing is written on error); returns the
+    calibration as a dict: ``x`` and ``y`` curves (sigma0_px, a, b, c_nm, d_nm: sigma(z) = sigma0 sqrt(1 + u^2 + a u^3
+    + b u^4), u = (z - c) / d), ``pixel_size_nm``, ``z_range_nm``, ``refractive_index_factor``, ``beads``,
+    ``rejected_fits``. Pass the file to ``localize(..., calibration=output)``."""
+    stack = _calibration_path(path)
+    step = _finite("z_step_nm", z_step_nm, lo=0)
+    first = math.nan if z_first_nm is None else _finite("z_first_nm", z_first_nm)
+    factor = _finite("refractive_index_factor", refractive_index_factor, lo=0)
+    out = None if output is None else _calibration_path(output)
+    png = None if plot is None else _calibration_path(plot)
+    s = make_settings(**settings)
+    c = N.MlZCalibration()
+    N.check(N.lib().ml_calibrate_z(stack, ctypes.byref(s), step, first, factor, out, png, ctypes.byref(c)), "ml_calibrate_z")
+    return _z_calibration_dict(c)
+
+
+def read_z_calibration(path, pixel_size=100.0) -> dict:
+    """Reads a z calibration file (MaLiang's YAML, ThunderSTORM's or Picasso's) into the dict :func:`calibrate_z`
+    returns; ``pixel_size`` (nm) stands in where the file has none."""
+    c = N.MlZCalibration()
+    N.check(N.lib().ml_read_z_calibration(_calibration_path(path), _finite("pixel_size", pixel_size, lo=0), ctypes.byref(c)),
+            "ml_read_z_calibration")
+    return _z_calibration_dict(c)
+
+
 def _summary_dict(s: N.MlSummary, groups_by_size=None) -> dict:
     d = {name: getattr(s, name) for name, _ in N.MlSummary._fields_ if name not in ("reserved", "backend")}
     d["backend"] = bytes(s.backend).split(b"\0", 1)[0].decode("utf-8", "replace")
@@ -280,14 +326,19 @@ class Localizer:
     :meth:`set_progress` raise RuntimeError (return True from the callback to cancel instead).
     """
 
-    def __init__(self, *, progress: Optional[Callable[[int, int, int], Optional[bool]]] = None, **settings):
+    def __init__(self, *, progress: Optional[Callable[[int, int, int], Optional[bool]]] = None, calibration=None, **settings):
         camera = {k: settings.pop(k) for k in CAMERA_MAP_KEYS if k in settings}
         maps = _camera_maps(**camera)  # checked before the localizer is made
         self._settings = make_settings(**settings)
         self.settings = {**DEFAULTS, **settings}
+        cal = None if calibration is None else _calibration_path(calibration)
+        self.calibration = calibration
         self._lib = N.lib()
         h = ctypes.c_void_p()
-        N.check(self._lib.ml_create(ctypes.byref(self._settings), ctypes.byref(h)), "ml_create")
+        if cal is None:
+            N.check(self._lib.ml_create(ctypes.byref(self._settings), ctypes.byref(h)), "ml_create")
+        else:
+            N.check(self._lib.ml_create_3d(ctypes.byref(self._settings), cal, ctypes.byref(h)), "ml_create_3d")
         self._handle = h
         self._lock = threading.RLock()  # serializes push/read/close; held for the whole of a push
         self._handle_lock = threading.Lock()  # only around destroying (close) and ml_cancel: never held by a push
@@ -570,6 +621,7 @@ def localize(
     camera_variance_map=None,
     camera_gain_map=None,
     camera_origin=(0, 0),
+    calibration=None,
     **more,
 ) -> np.ndarray:
     """Finds and fits single molecules in a frame or stack by Poisson MLE; returns a structured array.
@@ -614,6 +666,9 @@ def localize(
         ADU, replaces ``photons_per_adu``). A NaN, or a zero or negative variance or gain, raises ValueError naming the
         map and the pixel.
     camera_origin : ``(x, y)``, the frames' top-left pixel on the sensor (a cropped acquisition), default (0, 0).
+    calibration : 3D astigmatism: path of a z calibration file (:func:`calibrate_z`'s YAML, ThunderSTORM's or
+        Picasso's) at this ``pixel_size``; each molecule is then fitted for x, y, z, photons and background, and the
+        results' ``z`` and ``uncertainty_z`` are in nm (0 without a calibration), flag bit 1 set.
     progress : ``True`` shows a tqdm progress bar on stderr (frames, frames/s, time left; needs tqdm). Or a
         ``callable(frames_done, frames_total, localizations)``, called after each chunk of frames; returning True
         cancels: :class:`maliang.Cancelled` is raised, with the localizations so far in ``.partial``. Ctrl-C
@@ -625,11 +680,13 @@ def localize(
 
     Returns
     -------
-    numpy structured array of :data:`maliang.LOCALIZATION_DTYPE` (the C struct ml_localization, 68 bytes), sorted
+    numpy structured array of :data:`maliang.LOCALIZATION_DTYPE` (the C struct ml_localization, 76 bytes), sorted
     by frame: ``frame`` (0-based), ``x``, ``y`` (px; origin at the top-left corner of the top-left pixel, so pixel
     column c spans [c, c+1)), ``photons``, ``background`` (photons/px), ``sigma`` (px), ``uncertainty_x``,
     ``uncertainty_y`` (px, sqrt of the CRLB), ``uncertainty_photons``, ``uncertainty_background``,
-    ``uncertainty_sigma``, ``loglik``, ``llr``, ``iterations``, ``detections``, ``flags`` (bit 0: converged), ``fitted_together`` (emitters fitted jointly with it, 1 for a single fit).
+    ``uncertainty_sigma``, ``loglik``, ``llr``, ``iterations``, ``detections``, ``flags`` (bit 0: converged, bit 1:
+    3D), ``z``, ``uncertainty_z`` (nm; 0 in 2D),
+    ``fitted_together`` (emitters fitted jointly with it, 1 for a single fit).
     The GIL is released while the engine runs.
     """
     settings = dict(pixel_size=pixel_size, psf_sigma=psf_sigma, offset=offset, photons_per_adu=photons_per_adu,
@@ -639,7 +696,7 @@ def localize(
                     noise_clip=noise_clip, camera_offset_map=camera_offset_map,
                     camera_variance_map=camera_variance_map, camera_gain_map=camera_gain_map, camera_origin=camera_origin,
                     **more)
-    with Localizer(progress=progress, **settings) as loc:
+    with Localizer(progress=progress, calibration=calibration, **settings) as loc:
         return loc.push(frames)
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-ML_ABI_VERSION = 1
+ML_ABI_VERSION = 2
 
 # ml_status
 ML_OK, ML_ERR_ARGUMENT, ML_ERR_INPUT, ML_ERR_CANCELLED, ML_ERR_BACKEND, ML_ERR_INTERNAL, ML_ERR_IO = range(7)
@@ -135,7 +135,7 @@ class MlSummary(ctypes.Structure):
     ]
 
 
-#: ml_localization (68 bytes), field for field: results are read straight into arrays of this dtype.
+#: ml_localization (76 bytes), field for field: results are read straight into arrays of this dtype.
 LOCALIZATION_DTYPE = np.dtype(
     [
         ("frame", "<i4"),
@@ -154,11 +154,35 @@ LOCALIZATION_DTYPE = np.dtype(
         ("iterations", "<i4"),
         ("detections", "<i4"),
         ("flags", "<i4"),
+        ("z", "<f4"),
+        ("uncertainty_z", "<f4"),
         ("fitted_together", "<i4"),
     ],
     align=False,
 )
-assert LOCALIZATION_DTYPE.itemsize == 68
+assert LOCALIZATION_DTYPE.itemsize == 76
+
+class MlZCalibration(ctypes.Structure):
+    """ml_z_calibration (128 bytes): index 0 the x curve, 1 the y curve."""
+
+    _fields_ = [
+        ("struct_size", ctypes.c_int32),
+        ("beads", ctypes.c_int32),
+        ("sigma0_px", ctypes.c_double * 2),
+        ("a", ctypes.c_double * 2),
+        ("b", ctypes.c_double * 2),
+        ("c_nm", ctypes.c_double * 2),
+        ("d_nm", ctypes.c_double * 2),
+        ("pixel_size_nm", ctypes.c_double),
+        ("z_min_nm", ctypes.c_double),
+        ("z_max_nm", ctypes.c_double),
+        ("refractive_index_factor", ctypes.c_double),
+        ("rejected_fits", ctypes.c_int32),
+        ("reserved", ctypes.c_int32),
+    ]
+
+
+assert ctypes.sizeof(MlZCalibration) == 128
 
 PROGRESS_FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p)
 
@@ -171,6 +195,13 @@ _SIGNATURES = {
     "ml_last_error": (ctypes.c_char_p, []),
     "ml_default_settings": (_I32, [ctypes.POINTER(MlSettings)]),
     "ml_create": (_I32, [ctypes.POINTER(MlSettings), ctypes.POINTER(_P)]),
+    "ml_create_3d": (_I32, [ctypes.POINTER(MlSettings), ctypes.c_char_p, ctypes.POINTER(_P)]),
+    "ml_calibrate_z": (
+        _I32,
+        [ctypes.c_char_p, ctypes.POINTER(MlSettings), ctypes.c_double, ctypes.c_double, ctypes.c_double, ctypes.c_char_p,
+         ctypes.c_char_p, ctypes.POINTER(MlZCalibration)],
+    ),
+    "ml_read_z_calibration": (_I32, [ctypes.c_char_p, ctypes.c_double, ctypes.POINTER(MlZCalibration)]),
     "ml_destroy": (_I32, [_P]),
     "ml_get_settings": (_I32, [_P, ctypes.POINTER(MlSettings)]),
     "ml_push_frames": (_I32, [_P, _P, _I32, _I32, _I32, _I64, _I32]),

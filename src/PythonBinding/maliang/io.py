@@ -27,7 +27,13 @@ PICASSO_DTYPE = np.dtype([
     ("lpx", "<f4"), ("lpy", "<f4"), ("net_gradient", "<f4"), ("likelihood", "<f4"), ("iterations", "<i4"),
 ])
 
-_DEFAULT_FILL = {"detections": 1, "iterations": 0, "flags": 0, "fitted_together": 1}
+#: 3D tables (ThunderSTORM's names and places): "z [nm]" after "y [nm]", "uncertainty_z [nm]" after "uncertainty [nm]".
+CSV_COLUMNS_3D = CSV_COLUMNS[:4] + ["z [nm]"] + CSV_COLUMNS[4:9] + ["uncertainty_z [nm]"] + CSV_COLUMNS[9:]
+
+#: Picasso's dtype with its z column (nm), for 3D localizations.
+PICASSO_DTYPE_3D = np.dtype(PICASSO_DTYPE.descr + [("z", "<f4")])
+
+_DEFAULT_FILL = {"detections": 1, "iterations": 0, "flags": 0, "z": 0.0, "uncertainty_z": 0.0, "fitted_together": 1}
 
 
 def as_localizations(locs) -> np.ndarray:
@@ -60,6 +66,8 @@ def as_localizations(locs) -> np.ndarray:
     out = np.empty(n, dtype=LOCALIZATION_DTYPE)
     for k in LOCALIZATION_DTYPE.names:
         out[k] = get(k) if k in names else _DEFAULT_FILL.get(k, np.nan)
+    if "z" in names and "flags" not in names:  # a 3D table without flags: bit 1 where z was measured
+        out["flags"] |= np.where(np.isfinite(out["z"]), 2, 0).astype(np.int32)
     return out
 
 
@@ -186,17 +194,32 @@ def to_dataframe(locs, pixel_size: float = 100.0):
         "fitted_together": np.maximum(a["fitted_together"], 1).astype(np.int64),
     }
     assert list(cols) == CSV_COLUMNS
+    if is_3d(a):  # the z columns, in nm already, where ThunderSTORM puts them
+        items = list(cols.items())
+        items.insert(4, ("z [nm]", f64("z")))
+        items.insert(10, ("uncertainty_z [nm]", f64("uncertainty_z")))
+        cols = dict(items)
+        assert list(cols) == CSV_COLUMNS_3D
     return pd.DataFrame(cols)
+
+
+def is_3d(locs) -> bool:
+    """True when any localization is 3D (flags bit 1: z measured, by a calibration or a CSV's z column)."""
+    a = as_localizations(locs)
+    return bool(len(a)) and bool(np.any(a["flags"] & 2))
 
 
 def to_picasso(locs) -> np.ndarray:
     """Localizations as Picasso's structured array (PICASSO_DTYPE): centre-at-integer coordinates (ours - 0.5 px),
     sx = sy = sigma, bg, lpx/lpy = uncertainties (px), likelihood = log-likelihood; net_gradient is not computed by
-    MaLiang and is NaN."""
+    MaLiang and is NaN. 3D localizations (flags bit 1) get Picasso's ``z`` column in nm (PICASSO_DTYPE_3D)."""
     a = as_localizations(locs)
     if len(a) and a["frame"].min() < 0:
         raise ValueError("maliang: negative frame numbers cannot be stored as Picasso's unsigned frames")
-    out = np.empty(len(a), dtype=PICASSO_DTYPE)
+    three_d = is_3d(a)
+    out = np.empty(len(a), dtype=PICASSO_DTYPE_3D if three_d else PICASSO_DTYPE)
+    if three_d:
+        out["z"] = a["z"]  # nm, as Picasso's 3D localizations keep it
     out["frame"] = a["frame"]
     out["x"] = a["x"] - np.float32(0.5)
     out["y"] = a["y"] - np.float32(0.5)

@@ -33,6 +33,7 @@ __all__ = [
 FILTER_COLUMNS = [
     "id", "frame", "x [nm]", "y [nm]", "sigma [nm]", "intensity [photon]", "offset [photon]", "bkgstd [photon]",
     "uncertainty [nm]", "uncertainty_x [nm]", "uncertainty_y [nm]", "loglikelihood", "llr", "iterations", "detections",
+    "z [nm]", "uncertainty_z [nm]",
 ]
 #: The drift trajectory: one row per frame (0-based), drift in camera px relative to the start.
 DRIFT_DTYPE = np.dtype([("frame", "<i4"), ("dx_px", "<f8"), ("dy_px", "<f8")])

@@ -84,7 +84,8 @@ public class OpenClTests
         Assert.That(cl, Does.Contain("#pragma OPENCL FP_CONTRACT OFF"));
         Assert.That(cu, Does.Contain("extern \"C\" __global__"));
         var common = KernelSource.Load("detect.cl");
-        Assert.That(cl, Does.EndWith(common + "\n" + "/* ---- fit.cl ---- */\n" + KernelSource.Load("fit.cl") + "\n"));
+        Assert.That(cl, Does.EndWith(common + "\n" + "/* ---- fit.cl ---- */\n" + KernelSource.Load("fit.cl") + "\n"
+                                     + "/* ---- astigmatic.cl ---- */\n" + KernelSource.Load("astigmatic.cl") + "\n"));
         Assert.That(cu, Does.Contain(common));
     }
 

@@ -234,6 +234,8 @@ public sealed class CpuFitBackend : IFitBackend
 
     private static void FitGroup(RoiBatch batch, int first, in FitOptions o, Span<FitResult> results, FitScratch w)
     {
+        // Other PSF models live in Fit/Models, one file each.
+        if (o.ZCalibration is not null || o.FreeWidths) { Models.AstigmaticGaussian.FitGroup(batch, first, o, results, w); return; }
         int n = batch.RoiSize, np = n * n, lanes = Lanes;
         int valid = Math.Min(lanes, batch.Count - first);
         var pix = batch.Pixels;

@@ -25,6 +25,7 @@ public sealed unsafe class CudaFitBackend : IGpuFitBackend
     private int _chunk;
     private CudaGpuContext? _gctx;
     private readonly GpuResidentFit _resident = new();
+    private readonly GpuAstigmaticFit _astig = new();
 
     /// <summary>The GpuContext (own stream) the detector and the resident fit share; made on first use.</summary>
     private CudaGpuContext Context => _gctx ??= new CudaGpuContext(_cu, false);
@@ -123,6 +124,7 @@ public sealed unsafe class CudaFitBackend : IGpuFitBackend
         GpuFit.CheckArgs(batch, options, results);
         int count = batch.Count;
         if (count == 0) return;
+        if (options.ZCalibration is not null) { lock (_lock) _astig.Run(Context, batch, options, results); return; } // 3D: astigmatic.cl
         var o = options;
         lock (_lock)
         {
@@ -264,6 +266,7 @@ public sealed unsafe class CudaFitBackend : IGpuFitBackend
                 s.Stream = 0;
             }
             _resident.Dispose();
+            _astig.Dispose();
             _gctx?.Dispose();
             _gctx = null;
             _cu.Dispose();

@@ -17,6 +17,8 @@ internal static class GpuFit
         if (results.Length < batch.Count) throw new ArgumentException("results span is shorter than the batch", nameof(results));
         if (batch.RoiSize > MaxRoi || batch.RoiSize < 3) throw new ArgumentException($"ROI size {batch.RoiSize}: the GPU fit takes 3 to {MaxRoi} px");
         if (options.MaxIterations < 0) throw new ArgumentException("MaxIterations < 0");
+        if (options.FreeWidths && options.ZCalibration is null)
+            throw new BackendUnavailableException("the free-width bead fit of calibrate-z runs on the CPU backend (--backend cpu)");
     }
 
     /// <summary>Kernel arguments after the pixel buffer, n and count (see ml_fit).</summary>

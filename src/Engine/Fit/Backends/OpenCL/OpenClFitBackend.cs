@@ -14,6 +14,7 @@ public sealed class OpenClFitBackend : IGpuFitBackend
     private GpuBuffer? _pix, _pixT, _res, _peak, _gam, _gamT;
     private float[] _out = [];
     private readonly GpuResidentFit _resident = new();
+    private readonly GpuAstigmaticFit _astig = new();
 
     public string Name => _ctx.Name;
     public OpenClDevice Device => _ctx.Device;
@@ -54,6 +55,7 @@ public sealed class OpenClFitBackend : IGpuFitBackend
         GpuFit.CheckArgs(batch, options, results);
         int count = batch.Count;
         if (count == 0) return;
+        if (options.ZCalibration is not null) { lock (_lock) _astig.Run(_ctx, batch, options, results); return; } // 3D: astigmatic.cl
         long perMolecule = (long)batch.PixelsPerRoi * 4;
         int chunk = (int)Math.Clamp(_ctx.MaxAllocationBytes / 4 / perMolecule, 1024, 1 << 22);
         lock (_lock)
@@ -75,6 +77,7 @@ public sealed class OpenClFitBackend : IGpuFitBackend
             _pix?.Dispose(); _pixT?.Dispose(); _res?.Dispose(); _peak?.Dispose(); _gam?.Dispose(); _gamT?.Dispose();
             _pix = _pixT = _res = _peak = _gam = _gamT = null;
             _resident.Dispose();
+            _astig.Dispose();
             _ctx.Dispose();
         }
     }

@@ -35,9 +35,9 @@ public final class MaLiang {
     private MaLiang() { }
 
     /** The ABI version this binding was written against (ML_ABI_VERSION). */
-    public static final int ABI_VERSION = 1;
+    public static final int ABI_VERSION = 2;
     /** sizeof(ml_localization). */
-    public static final int LOCALIZATION_BYTES = 68;
+    public static final int LOCALIZATION_BYTES = 76;
     /** sizeof(ml_settings): 96 bytes, then issue 17's fields appended (ml_struct_sizes must agree). */
     public static final int SETTINGS_BYTES = 136;
     /** ML_MAX_GROUP_SIZE: the most emitters one joint fit holds (the upper bound of max_emitters). */
@@ -124,6 +124,10 @@ public final class MaLiang {
         static native Pointer ml_last_error();
         static native int ml_default_settings(Pointer settings);
         static native int ml_create(Pointer settings, Pointer out);
+        static native int ml_create_3d(Pointer settings, byte[] calibrationPath, Pointer out);
+        static native int ml_calibrate_z(byte[] stackPath, Pointer settings, double zStepNm, double zFirstNm, double refractiveIndexFactor,
+                                         byte[] outputPath, byte[] plotPath, Pointer out);
+        static native int ml_read_z_calibration(byte[] path, double pixelSizeNm, Pointer out);
         static native int ml_destroy(Pointer localizer);
         static native int ml_get_settings(Pointer localizer, Pointer out);
         static native int ml_get_groups_by_size(Pointer localizer, Pointer out, int capacity, Pointer count);
@@ -403,6 +407,9 @@ public final class MaLiang {
         public float uncertaintyX, uncertaintyY, uncertaintyPhotons, uncertaintyBackground, uncertaintySigma;
         public float loglik, llr;
         public int iterations, detections, flags;
+        /** nm; 0 in 2D results (flags bit 1 marks 3D). */
+        public float z, uncertaintyZ;
+        public boolean is3d() { return (flags & 2) != 0; }
         /** Emitters fitted jointly with this one, itself included (1: a single-emitter fit). */
         public int fittedTogether = 1;
 
@@ -422,7 +429,8 @@ public final class MaLiang {
             uncertaintySigma = b.getFloat(at + 40);
             loglik = b.getFloat(at + 44); llr = b.getFloat(at + 48);
             iterations = b.getInt(at + 52); detections = b.getInt(at + 56); flags = b.getInt(at + 60);
-            fittedTogether = b.getInt(at + 64);
+            z = b.getFloat(at + 64); uncertaintyZ = b.getFloat(at + 68);
+            fittedTogether = b.getInt(at + 72);
         }
 
         void write(ByteBuffer b, int at) {
@@ -434,7 +442,8 @@ public final class MaLiang {
             b.putFloat(at + 40, uncertaintySigma);
             b.putFloat(at + 44, loglik); b.putFloat(at + 48, llr);
             b.putInt(at + 52, iterations); b.putInt(at + 56, detections); b.putInt(at + 60, flags);
-            b.putInt(at + 64, fittedTogether);
+            b.putFloat(at + 64, z); b.putFloat(at + 68, uncertaintyZ);
+            b.putInt(at + 72, fittedTogether);
         }
     }
 
@@ -470,6 +479,84 @@ public final class MaLiang {
             }
         }
         return m;
+    }
+
+    // ---------------------------------------------------------------------------------------------------------------
+    // 3D astigmatism
+
+    /** ml_z_calibration (128 bytes): the two width curves sigma(z) = sigma0 sqrt(1 + u^2 + a u^3 + b u^4),
+     * u = (z - c) / d (index 0: x, 1: y; px and nm of stage z), the pixel size, the z range, the refractive-index factor. */
+    public static final class ZCalibration {
+        public static final int BYTES = 128;
+        public final double[] sigma0Px = new double[2], a = new double[2], b = new double[2], cNm = new double[2], dNm = new double[2];
+        public double pixelSizeNm, zMinNm, zMaxNm, refractiveIndexFactor;
+        /** Beads found by {@link MaLiang#calibrateZ} (0 when read from a file) and bead fits rejected. */
+        public int beads, rejectedFits;
+
+        /** The width (px) of axis 0 (x) or 1 (y) at stage z (nm). */
+        public double sigmaPx(int axis, double zNm) {
+            double u = (zNm - cNm[axis]) / dNm[axis];
+            return sigma0Px[axis] * Math.sqrt(Math.max(1e-6, 1 + u * u + a[axis] * u * u * u + b[axis] * u * u * u * u));
+        }
+
+        static ZCalibration read(Pointer p) {
+            ZCalibration c = new ZCalibration();
+            c.beads = p.getInt(4);
+            for (int i = 0; i < 2; i++) {
+                c.sigma0Px[i] = p.getDouble(8 + 8 * i); c.a[i] = p.getDouble(24 + 8 * i); c.b[i] = p.getDouble(40 + 8 * i);
+                c.cNm[i] = p.getDouble(56 + 8 * i); c.dNm[i] = p.getDouble(72 + 8 * i);
+            }
+            c.pixelSizeNm = p.getDouble(88); c.zMinNm = p.getDouble(96); c.zMaxNm = p.getDouble(104);
+            c.refractiveIndexFactor = p.getDouble(112); c.rejectedFits = p.getInt(120);
+            return c;
+        }
+
+        @Override public String toString() {
+            return String.format(java.util.Locale.ROOT, "sigma_x: s0 %.3f px, focus %.1f nm, d %.1f nm, A %.3f, B %.3f; sigma_y: s0 %.3f px, focus %.1f nm, d %.1f nm, A %.3f, B %.3f; z %.0f..%.0f nm",
+                    sigma0Px[0], cNm[0], dNm[0], a[0], b[0], sigma0Px[1], cNm[1], dNm[1], a[1], b[1], zMinNm, zMaxNm);
+        }
+    }
+
+    /**
+     * Calibrates 3D astigmatism from a bead z-stack TIFF ({@code maliang calibrate-z}): frame k at stage z =
+     * zFirstNm + k zStepNm (NaN zFirstNm: z = 0 where the widths are equal), with the settings' camera, filter and
+     * threshold. Writes the YAML to outputPath and the plot PNG to plotPath (either may be null); nothing on error.
+     */
+    public static ZCalibration calibrateZ(String stackPath, Settings settings, double zStepNm, double zFirstNm,
+                                          double refractiveIndexFactor, String outputPath, String plotPath) {
+        if (stackPath == null || stackPath.isEmpty()) throw new IllegalArgumentException("stack path is null or empty");
+        if (settings == null) throw new IllegalArgumentException("settings is null");
+        if (!(zStepNm > 0) || Double.isInfinite(zStepNm)) throw new IllegalArgumentException("z_step_nm must be a finite number > 0, got " + zStepNm);
+        if (Double.isInfinite(zFirstNm)) throw new IllegalArgumentException("z_first_nm must be finite (NaN: z = 0 where the widths are equal)");
+        if (!(refractiveIndexFactor > 0) || Double.isInfinite(refractiveIndexFactor))
+            throw new IllegalArgumentException("refractive_index_factor must be a finite number > 0, got " + refractiveIndexFactor);
+        settings.validate();
+        requireLibrary();
+        Settings s = settings.clone();
+        s.struct_size = s.size();
+        s.write();
+        Memory out = new Memory(ZCalibration.BYTES);
+        try {
+            check(Api.ml_calibrate_z(cString(stackPath), s.getPointer(), zStepNm, zFirstNm, refractiveIndexFactor,
+                    outputPath == null || outputPath.isEmpty() ? null : cString(outputPath),
+                    plotPath == null || plotPath.isEmpty() ? null : cString(plotPath), out), "ml_calibrate_z");
+            return ZCalibration.read(out);
+        } finally {
+            free(out);
+        }
+    }
+
+    /** Reads a z calibration file (MaLiang's YAML, ThunderSTORM's or Picasso's); pixelSizeNm where the file has none. */
+    public static ZCalibration readZCalibration(String path, double pixelSizeNm) {
+        if (path == null || path.isEmpty()) throw new IllegalArgumentException("calibration path is null or empty");
+        requireLibrary();
+        Memory out = new Memory(ZCalibration.BYTES);
+        try {
+            check(Api.ml_read_z_calibration(cString(path), pixelSizeNm, out), "ml_read_z_calibration");
+            return ZCalibration.read(out);
+        } finally {
+            free(out);
+        }
     }
 
     // ---------------------------------------------------------------------------------------------------------------
@@ -532,14 +619,23 @@ public final class MaLiang {
         private int width = -1, height = -1;
         private long framesPushed;
 
-        public Localizer(Settings settings) {
+        public Localizer(Settings settings) { this(settings, null); }
+
+        /**
+         * With a z calibration file (calibrate-z's YAML, ThunderSTORM's or Picasso's; null or "" = 2D): 3D astigmatic
+         * fitting, results with {@link Localization#z} and {@link Localization#uncertaintyZ} in nm.
+         */
+        public Localizer(Settings settings, String calibrationPath) {
             if (settings == null) throw new IllegalArgumentException("settings is null");
             settings.validate();
+            boolean threeD = calibrationPath != null && !calibrationPath.isEmpty();
+            if (threeD && !new java.io.File(calibrationPath).isFile()) throw new IllegalArgumentException("calibration: " + calibrationPath + ": no such file");
             requireLibrary();
             this.settings = settings.clone();
             this.settings.struct_size = this.settings.size();
             this.settings.write();
-            check(Api.ml_create(this.settings.getPointer(), scratch), "ml_create");
+            if (threeD) check(Api.ml_create_3d(this.settings.getPointer(), cString(calibrationPath), scratch), "ml_create_3d");
+            else check(Api.ml_create(this.settings.getPointer(), scratch), "ml_create");
             handle.set(scratch.getPointer(0));
         }
 

@@ -68,6 +68,7 @@ public class MaLiangPlugin implements PlugIn {
             else if (arg.equals("export")) exportCsv();
             else if (arg.equals("import")) importCsv();
             else if (arg.equals("camera")) camera();
+            else if (arg.equals("calibrate3d")) Calibrate3D.run();
             else if (arg.equals("about")) about();
             else throw new UserError("unknown command '" + arg + "'");
         } catch (UserError e) {
@@ -250,7 +251,7 @@ public class MaLiangPlugin implements PlugIn {
         gd.addChoice("backend", BACKENDS, Prefs.get("maliang.backend", "auto"));
         // Crowded frames (issue 17). Checkboxes carry the CLI's flag names, so that a macro without them (absent = off
         // in a macro) keeps the engine's defaults; the p-value is a text field because a numeric field would show
-        // 1e-14 as 0.00.
+        // 1e-6 as 0.00.
         gd.addMessage("Crowded frames and detection");
         gd.addCheckbox("single_emitter", Prefs.get("maliang.single_emitter", false));
         gd.addNumericField("max_emitters", pref("max_emitters", s.max_emitters), 0, 8, "per joint fit (1-12)");
@@ -260,6 +261,9 @@ public class MaLiangPlugin implements PlugIn {
         gd.addCheckbox("drop_edge", Prefs.get("maliang.drop_edge", false));
         gd.addNumericField("min_snr", pref("min_snr", s.min_snr), 2, 8, "photons / uncertainty (0 keeps all)");
         gd.addCheckbox("estimate_psf_sigma", Prefs.get("maliang.estimate_psf_sigma", false));
+        gd.addMessage("3D astigmatism: z calibration file (Calibrate 3D's YAML, ThunderSTORM's or Picasso's; empty = 2D)");
+        // A macro that does not name calibration= is 2D whatever the dialog last held (macros recorded before 3D stay 2D).
+        gd.addFileField("calibration", interactive() ? Prefs.get("maliang.calibration", "") : "");
         gd.addMessage("Output");
         gd.addNumericField("magnification", pref("magnification", 10), 1, 8, "render px per camera px");
         gd.addFileField("export", "");
@@ -268,6 +272,8 @@ public class MaLiangPlugin implements PlugIn {
 
         readCamera(gd, s);
         CameraMapFiles maps = readCameraMaps(gd);
+        String calibration = gd.getNextString().trim();
+        if (!calibration.isEmpty() && !new File(calibration).isFile()) throw new UserError("calibration: " + calibration + ": no such file");
         s.psf_sigma_px = number(gd, "psf_sigma");
         s.threshold = number(gd, "threshold");
         s.roi_size = integer(gd, "roi");
@@ -305,13 +311,14 @@ public class MaLiangPlugin implements PlugIn {
             Prefs.set("maliang.spread_threshold", s.camera_noise == 0); Prefs.set("maliang.no_noise_clip", s.noise_clip == 0);
             Prefs.set("maliang.drop_edge", s.drop_edge != 0); setPref("min_snr", s.min_snr);
             Prefs.set("maliang.estimate_psf_sigma", s.estimate_psf_sigma != 0);
+            Prefs.set("maliang.calibration", calibration);
         }
 
         String dim = timeDimension(imp);
         if (dim != null)
             IJ.log("MaLiang: " + imp.getTitle() + " (channels " + imp.getNChannels() + ", slices " + imp.getNSlices() + ", frames "
                     + imp.getNFrames() + "): localizing its " + imp.getStackSize() + " " + dim + " as the time series");
-        MaLiang.Localization[] locs = localizeStack(imp, s, maps, true);
+        MaLiang.Localization[] locs = localizeStack(imp, s, maps, calibration, true);
         if (locs == null) return; // cancelled
         // the run's counts in the Log (the status bar is overwritten soon): groups by size when emitters were fitted jointly
         IJ.log("MaLiang: " + imp.getTitle() + ": " + Session.summary);
@@ -375,6 +382,11 @@ public class MaLiangPlugin implements PlugIn {
 
     /** As {@link #localizeStack(ImagePlus, MaLiang.Settings, boolean)} with sCMOS camera maps (null: none). */
     public static MaLiang.Localization[] localizeStack(ImagePlus imp, MaLiang.Settings s, CameraMapFiles maps, boolean showProgress) {
+        return localizeStack(imp, s, maps, null, showProgress);
+    }
+
+    /** As above with a z calibration file (null or empty: 2D): 3D astigmatic fitting, z in the results. */
+    public static MaLiang.Localization[] localizeStack(ImagePlus imp, MaLiang.Settings s, CameraMapFiles maps, String calibration, boolean showProgress) {
         ImageStack stack = imp.getStack();
         int n = stack.getSize(), w = stack.getWidth(), h = stack.getHeight();
         if (w < s.roi_size || h < s.roi_size)
@@ -391,7 +403,7 @@ public class MaLiangPlugin implements PlugIn {
         }
         int chunk = Math.min(chunkFrames(), n);
         long t0 = System.nanoTime();
-        MaLiang.Localizer loc = new MaLiang.Localizer(s);
+        MaLiang.Localizer loc = new MaLiang.Localizer(s, calibration);
         try {
             if (maps != null) maps.applyTo(loc);
             Session.engineSettings = loc.engineSettings();
@@ -469,6 +481,14 @@ public class MaLiangPlugin implements PlugIn {
             for (int c = 0; c < v.length; c++) cols[c][i] = v[c];
         }
         for (int c = 0; c < COLUMNS.length; c++) rt.setValues(COLUMNS[c], cols[c]);
+        boolean threeD = false;
+        for (MaLiang.Localization l : locs) threeD |= l.is3d();
+        if (threeD) { // 3D: ThunderSTORM's z columns (nm)
+            double[] z = new double[locs.length], uz = new double[locs.length];
+            for (int i = 0; i < locs.length; i++) { z[i] = locs[i].z; uz[i] = locs[i].uncertaintyZ; }
+            rt.setValues("z [nm]", z);
+            rt.setValues("uncertainty_z [nm]", uz);
+        }
         return rt;
     }
 
