@@ -35,7 +35,7 @@ cp "$obj/linux-arm64/publish/libmaliang.so" "$eng/linux-aarch64/"
 
 shim_src=src/Native/shim
 mkdir -p "$obj/shim"
-python3 $shim_src/gen_exports.py src/Native/maliang.h src/Native/Exports.cs src/Native/PostExports.cs > "$obj/shim/exports.inc"
+python3 $shim_src/gen_exports.py src/Native/maliang.h src/Native/*Exports.cs > "$obj/shim/exports.inc"   # every exports file
 shim_flags=(-O2 -Wall -Wextra -Werror -I src/Native -I "$obj/shim")
 
 # hosted RID PREFIX: the trimmed self-contained engine, less what a hosted library never uses (the app host, the
