@@ -157,7 +157,7 @@ public class ThreeDCliTests
         Assert.That(File.ReadLines(P("out.csv")).First(), Is.EqualTo(
             "\"id\",\"frame\",\"x [nm]\",\"y [nm]\",\"sigma [nm]\",\"intensity [photon]\",\"offset [photon]\",\"bkgstd [photon]\",\"uncertainty [nm]\"," +
             "\"uncertainty_x [nm]\",\"uncertainty_y [nm]\",\"uncertainty_photons [photon]\",\"uncertainty_offset [photon]\",\"uncertainty_sigma [nm]\"," +
-            "\"loglikelihood\",\"llr\",\"iterations\",\"detections\""));
+            "\"loglikelihood\",\"llr\",\"iterations\",\"detections\",\"fitted_together\""));
         Assert.That(File.ReadLines(P("t.csv")).First(), Does.Not.Contain("z [nm]"));
     }
 }

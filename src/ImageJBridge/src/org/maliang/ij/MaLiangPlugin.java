@@ -272,8 +272,6 @@ public class MaLiangPlugin implements PlugIn {
 
         readCamera(gd, s);
         CameraMapFiles maps = readCameraMaps(gd);
-        String calibration = gd.getNextString().trim();
-        if (!calibration.isEmpty() && !new File(calibration).isFile()) throw new UserError("calibration: " + calibration + ": no such file");
         s.psf_sigma_px = number(gd, "psf_sigma");
         s.threshold = number(gd, "threshold");
         s.roi_size = integer(gd, "roi");
@@ -293,8 +291,11 @@ public class MaLiangPlugin implements PlugIn {
         try {
             s.multiPValue(Double.parseDouble(pValue));
         } catch (NumberFormatException e) {
-            throw new UserError("multi_p_value: '" + pValue + "' is not a number (a p-value in (0, 1), e.g. 1e-14)");
+            throw new UserError("multi_p_value: '" + pValue + "' is not a number (a p-value in (0, 1), e.g. 1e-6)");
         }
+        // String fields are read in the order they were added: multi_p_value, then calibration, then export.
+        String calibration = gd.getNextString().trim();
+        if (!calibration.isEmpty() && !new File(calibration).isFile()) throw new UserError("calibration: " + calibration + ": no such file");
         String export = gd.getNextString().trim();
         s.validate();
         if (!(magnification > 0 && magnification <= 100)) throw new UserError("magnification: must be in (0, 100], got " + magnification);

@@ -84,7 +84,7 @@ public class ImageJBatchTest {
 
     static Map<String, double[]> cliCsv(String tif, String csv) throws Exception {
         new File(csv).delete();
-        Proc.Result r = Proc.run(java.util.Arrays.asList(Env.ROOT + "/build/maliang", "localize", tif, "-o", csv, "--offset", "100", "-q"), 120);
+        Proc.Result r = Proc.run(java.util.Arrays.asList(Env.ROOT + "/build/maliang", "localize", tif, "-o", csv, "--offset", "100", "--psf-sigma", "1.3", "-q"), 120);   // the dialog always gives psf_sigma
         assertEquals(r.out, 0, r.rc);
         return Truth.readCsv(csv);
     }

@@ -52,7 +52,7 @@ public class ScmosBindingTest {
         Proc.Result s = Proc.run(concat(Arrays.asList(m, "simulate", stackPath, "--truth", out("truth.csv"), "--width", "48",
                 "--height", "40", "--frames", "20", "--emitters", "8", "--emitters-per-frame", "6", "--photons", "1500", "--seed", "5"), maps), 120);
         assertEquals(s.out, 0, s.rc);
-        s = Proc.run(concat(Arrays.asList(m, "localize", stackPath, "-o", cliCsv, "--photons-per-adu", "0.5", "--backend", "cpu", "-q"), maps), 120);
+        s = Proc.run(concat(Arrays.asList(m, "localize", stackPath, "-o", cliCsv, "--photons-per-adu", "0.5", "--psf-sigma", "1.3", "--backend", "cpu", "-q"), maps), 120);
         assertEquals(s.out, 0, s.rc);
         ImageStack st = IJ.openImage(stackPath).getStack();
         w = st.getWidth(); h = st.getHeight();
