@@ -49,7 +49,7 @@ def test_the_csv_through_python_equals_the_clis(variants, variant, tmp_path):
         pytest.fail(f"{CLI} is missing: run `make build`")
     cli_csv = tmp_path / "cli.csv"
     r = subprocess.run([str(CLI), "localize", str(tif), "-o", str(cli_csv), "--offset", "100", "--threads", "2",
-                        "--pixel-size", "100", "--quiet"], capture_output=True, text=True, timeout=300)
+                        "--pixel-size", "100", "--psf-sigma", "1.3", "--quiet"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     py_csv = tmp_path / "py.csv"
     maliang.write_csv(py_csv, maliang.localize_file(files[variant], **OPTS), pixel_size=100)

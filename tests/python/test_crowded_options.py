@@ -118,7 +118,7 @@ def _signature(locs, summary):
 CASES = [
     (["--single-emitter"], dict(multi_emitter=False), {}),
     (["--max-emitters", "2"], dict(max_emitters=2), {}),
-    (["--multi-p-value", "1e-6"], dict(multi_p_value=1e-6), {}),
+    (["--multi-p-value", "1e-3"], dict(multi_p_value=1e-3), {}),
     (["--spread-threshold"], dict(camera_noise=False), {}),
     (["--drop-edge"], dict(drop_edge=True), {}),
     (["--min-snr", "0"], dict(min_snr=0), {}),

@@ -20,7 +20,7 @@ from ._native import LOCALIZATION_DTYPE
 # Settings of localize() / Localizer(), with their defaults (the CLI's options, DESIGN.md units).
 DEFAULTS = dict(
     pixel_size=100.0,
-    psf_sigma=None,   # estimated from the data, as the CLI does without --psf-sigma
+    psf_sigma=1.3,
     offset=0.0,
     photons_per_adu=1.0,
     em_gain=1.0,
@@ -599,7 +599,7 @@ def localize(
     frames,
     *,
     pixel_size=100.0,
-    psf_sigma=None,
+    psf_sigma=1.3,
     offset=0.0,
     photons_per_adu=1.0,
     em_gain=1.0,
@@ -637,8 +637,9 @@ def localize(
         other dtypes) before the call. bool, complex and object arrays raise TypeError.
     pixel_size : camera pixel size, nm (only for the nm columns of CSV/DataFrame output; positions are in px).
     psf_sigma : PSF standard deviation in camera px (fit start value; fixed with ``fixed_sigma=True``), (0, 20].
-        ``None`` (default): estimated by the engine from isolated spots of the first frames, as ``maliang localize``
+        ``None``: estimated by the engine from isolated spots of the first push's frames, as ``maliang localize``
         does without ``--psf-sigma`` (ml_settings.estimate_psf_sigma = 1; 1.3 px where too few spots are found).
+        The default stays a number, so that results do not depend on how frames are pushed.
     offset, photons_per_adu, em_gain : camera model, photons = (ADU - offset) x photons_per_adu / em_gain.
     threshold : detection threshold, multiples of the filtered frame's robust noise.
     roi : odd fit-window edge, 3 to 31 px.

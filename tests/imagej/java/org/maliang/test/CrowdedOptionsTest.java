@@ -66,7 +66,7 @@ public class CrowdedOptionsTest {
         assertEquals(1, s.noise_clip);
         assertEquals(0, s.estimate_psf_sigma);
         String cli = s.toCli();
-        assertTrue(cli, cli.endsWith(" --max-emitters 8 --multi-p-value 1.0E-14 --min-snr 5.0"));
+        assertTrue(cli, cli.endsWith(" --max-emitters 8 --multi-p-value 1.0E-6 --min-snr 5.0"));
         assertTrue(cli, cli.contains(" --psf-sigma 1.3 "));
     }
 
@@ -79,7 +79,7 @@ public class CrowdedOptionsTest {
         Proc.Result r = Proc.run(c, 60);
         assertEquals(r.out, 0, r.rc);
         String expected = "library loaded: false\n" + DefaultsCheck.fields(new MaLiang.Settings());
-        assertTrue(expected, expected.contains("max_emitters=8\n") && expected.contains("multi_p_value=1.0E-14\n"));
+        assertTrue(expected, expected.contains("max_emitters=8\n") && expected.contains("multi_p_value=1.0E-6\n"));
         assertEquals(expected, r.out.substring(r.out.indexOf("library loaded: ")));
     }
 
@@ -191,7 +191,7 @@ public class CrowdedOptionsTest {
                 new MaLiang.Settings().offset(100),
                 new MaLiang.Settings().offset(100).singleEmitter(true),
                 new MaLiang.Settings().offset(100).maxEmitters(2),
-                new MaLiang.Settings().offset(100).multiPValue(1e-6),
+                new MaLiang.Settings().offset(100).multiPValue(1e-3),
                 new MaLiang.Settings().offset(100).spreadThreshold(true),
                 new MaLiang.Settings().offset(100).spreadThreshold(true).noNoiseClip(true),
                 new MaLiang.Settings().offset(100).dropEdge(true),
@@ -265,7 +265,7 @@ public class CrowdedOptionsTest {
     @Test public void macroKeysReachTheEngine() throws Exception {
         String plain = macro("default", "");
         assertFalse(plain, plain.contains("--single-emitter"));
-        assertTrue(plain, plain.contains(" --max-emitters 8 --multi-p-value 1.0E-14 --min-snr 5.0"));
+        assertTrue(plain, plain.contains(" --max-emitters 8 --multi-p-value 1.0E-6 --min-snr 5.0"));
         assertTrue(plain, plain.contains("--psf-sigma 1.3"));
 
         String single = macro("single", "single_emitter");
@@ -276,10 +276,10 @@ public class CrowdedOptionsTest {
                 Truth.readCsv(out("crowded_single.csv")));
         assertNotEquals(Truth.readCsv(out("crowded_default.csv")).get("x [nm]").length, Truth.readCsv(out("crowded_single.csv")).get("x [nm]").length);
 
-        String all = macro("all", "max_emitters=2 multi_p_value=1e-6 spread_threshold no_noise_clip drop_edge min_snr=0");
-        assertTrue(all, all.endsWith(" --max-emitters 2 --multi-p-value 1.0E-6 --spread-threshold --drop-edge --min-snr 0.0 --no-noise-clip"));
+        String all = macro("all", "max_emitters=2 multi_p_value=0.001 spread_threshold no_noise_clip drop_edge min_snr=0");
+        assertTrue(all, all.endsWith(" --max-emitters 2 --multi-p-value 0.001 --spread-threshold --drop-edge --min-snr 0.0 --no-noise-clip"));
         assertSame("the keys vs the CLI flags",
-                cli(Arrays.asList("--offset", "100", "--max-emitters", "2", "--multi-p-value", "1e-6", "--spread-threshold",
+                cli(Arrays.asList("--offset", "100", "--max-emitters", "2", "--multi-p-value", "0.001", "--spread-threshold",
                         "--no-noise-clip", "--drop-edge", "--min-snr", "0"), out("crowded_all_flags.csv"), null),
                 Truth.readCsv(out("crowded_all.csv")));
 
