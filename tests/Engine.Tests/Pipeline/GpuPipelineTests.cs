@@ -92,6 +92,27 @@ public class GpuPipelineTests
         Assert.That(gs.FitKernelSeconds, Is.GreaterThan(0).And.LessThanOrEqualTo(gs.FitSeconds));
     }
 
+    /// <summary>Issue 17: the density sweep's stacks (crowded, emitters anywhere) through the whole GPU pipeline equal the
+    /// CPU's: the device detection with the camera-noise test and its sparse-frame rule, the device single fits, and the
+    /// multi-emitter stage on the host after them.</summary>
+    [TestCase("opencl", 1.0)]
+    [TestCase("opencl", 4.0)]
+    [TestCase("cuda", 4.0, Category = "Cuda")]
+    public void CrowdedSweepStacksOnTheGpuEqualTheCpu(string api, double perUm2)
+    {
+        using var backend = Backend(api);
+        var sim = DensitySweepTests.Stack(perUm2, 6, (int)(perUm2 * 100) + 13);
+        var s = new LocalizerSettings { OffsetAdu = 100, Threads = 2 };
+        var (cpu, cs) = Run(sim, s, new CpuFitBackend(2));
+        var (gpu, gs) = Run(sim, s, backend, l => l.GpuChunkFrames = 4);
+        Assert.That(gs.DeviceDetection, Is.True);
+        AssertSame(cpu, gpu, cs, gs);
+        Assert.That(gs.GroupsBySize, Is.EqualTo(cs.GroupsBySize), "groups by size");
+        Assert.That(gs.SpreadTestFrames, Is.EqualTo(cs.SpreadTestFrames), "sparse frames");
+        for (int i = 0; i < cpu.Length; i++) Assert.That(gpu[i].FittedTogether, Is.EqualTo(cpu[i].FittedTogether), $"fitted_together of {i}");
+        Assert.That(cpu.Count(l => l.FittedTogether > 1), Is.GreaterThan(0), "the stack has joint fits");
+    }
+
     [TestCase("opencl")]
     [TestCase("cuda", Category = "Cuda")]
     public void RoisThroughTheHostGiveTheSameResultsAsRoisKeptOnTheDevice(string api)

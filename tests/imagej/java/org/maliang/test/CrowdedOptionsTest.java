@@ -270,16 +270,16 @@ public class CrowdedOptionsTest {
 
         String single = macro("single", "single_emitter");
         assertTrue(single, single.contains(" --single-emitter"));
-        // the same as `maliang localize --single-emitter` with nothing else from the macro's line
+        // the same as `maliang localize --single-emitter` with the dialog's psf_sigma (the CLI estimates it when absent)
         assertSame("single_emitter vs --single-emitter",
-                cli(Arrays.asList("--offset", "100", "--single-emitter"), out("crowded_single_flag.csv"), null),
+                cli(Arrays.asList("--offset", "100", "--psf-sigma", "1.3", "--single-emitter"), out("crowded_single_flag.csv"), null),
                 Truth.readCsv(out("crowded_single.csv")));
         assertNotEquals(Truth.readCsv(out("crowded_default.csv")).get("x [nm]").length, Truth.readCsv(out("crowded_single.csv")).get("x [nm]").length);
 
         String all = macro("all", "max_emitters=2 multi_p_value=0.001 spread_threshold no_noise_clip drop_edge min_snr=0");
         assertTrue(all, all.endsWith(" --max-emitters 2 --multi-p-value 0.001 --spread-threshold --drop-edge --min-snr 0.0 --no-noise-clip"));
         assertSame("the keys vs the CLI flags",
-                cli(Arrays.asList("--offset", "100", "--max-emitters", "2", "--multi-p-value", "0.001", "--spread-threshold",
+                cli(Arrays.asList("--offset", "100", "--psf-sigma", "1.3", "--max-emitters", "2", "--multi-p-value", "0.001", "--spread-threshold",
                         "--no-noise-clip", "--drop-edge", "--min-snr", "0"), out("crowded_all_flags.csv"), null),
                 Truth.readCsv(out("crowded_all.csv")));
 
