@@ -410,8 +410,11 @@ public class MaLiangPlugin implements PlugIn {
             Session.engineSettings = loc.engineSettings();
             Object[] frames = new Object[chunk];
             IJ.resetEscape();
-            for (int first = 1; first <= n; first += chunk) {
-                int m = Math.min(chunk, n - first + 1);
+            // The engine estimates the PSF width from the first push's frames (at most 50, StackCalibration.MaxFrames):
+            // with estimate_psf_sigma the first push holds that many, so Fiji sees the frames the CLI sees.
+            int firstChunk = s.estimate_psf_sigma != 0 ? Math.min(Math.max(chunk, 50), n) : chunk;
+            for (int first = 1, step = firstChunk; first <= n; first += step, step = chunk) {
+                int m = Math.min(step, n - first + 1);
                 Object[] batch = m == frames.length ? frames : new Object[m];
                 for (int i = 0; i < m; i++) {
                     Object p = stack.getPixels(first + i); // VirtualStack: reads this one frame
