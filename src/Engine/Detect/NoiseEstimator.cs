@@ -23,20 +23,30 @@ public static class NoiseEstimator
     /// <summary>MAD -> standard deviation for Gaussian noise (1 / Phi^-1(3/4)).</summary>
     public const float MadToStd = 1.4826f;
 
+    /// <summary>About this many pixels are sampled for the photon quantile of the camera-noise test (<see cref="Quantile"/>):
+    /// a lower quantile needs fewer samples than a MAD, and it is taken on every frame.</summary>
+    public const int QuantileSamples = 4096;
+
     /// <summary>Sampling stride in pixels for a frame of this size.</summary>
-    public static int Stride(int width, int height)
+    public static int Stride(int width, int height) => Stride(width, height, TargetSamples);
+
+    /// <summary>Sampling stride for about <paramref name="target"/> samples, coprime with the width (no column aliasing).</summary>
+    public static int Stride(int width, int height, int target)
     {
         long n = (long)width * height;
-        int k = (int)Math.Max(1, n / TargetSamples);
+        int k = (int)Math.Max(1, n / target);
         while (k > 1 && Gcd(k, width) != 1) k++;
         return k;
     }
 
     /// <summary>Pixels sampled from a frame of this size (all finite ones when fewer than <see cref="TargetSamples"/>).</summary>
-    public static int SampleCount(int width, int height)
+    public static int SampleCount(int width, int height) => SampleCount(width, height, TargetSamples);
+
+    /// <summary>Pixels sampled at <see cref="Stride(int, int, int)"/> for <paramref name="target"/>.</summary>
+    public static int SampleCount(int width, int height, int target)
     {
         long n = (long)width * height;
-        int k = Stride(width, height);
+        int k = Stride(width, height, target);
         return (int)((n + k - 1) / k);
     }
 
@@ -64,7 +74,7 @@ public static class NoiseEstimator
     /// background level of a crowded frame, where the median is raised by emitter light); NaN when none is finite.</summary>
     public static float Quantile(ReadOnlySpan<float> frame, int width, int height, Span<float> scratch, double q)
     {
-        var s = Gather(frame, width, height, scratch);
+        var s = Gather(frame, width, height, scratch, QuantileSamples);
         return QuantileOfFinite(s, scratch.Slice(s.Length, s.Length), q);
     }
 
@@ -129,14 +139,14 @@ public static class NoiseEstimator
         return v[..m];
     }
 
-    private static Span<float> Gather(ReadOnlySpan<float> frame, int width, int height, Span<float> scratch)
+    private static Span<float> Gather(ReadOnlySpan<float> frame, int width, int height, Span<float> scratch, int target = TargetSamples)
     {
         if (width <= 0 || height <= 0) throw new ArgumentOutOfRangeException(nameof(width), $"frame must be at least 1x1, got {width}x{height}");
         int n = width * height;
         if (frame.Length < n) throw new ArgumentException($"frame holds {frame.Length} pixels, needs {n}", nameof(frame));
         int need = ScratchLength(width, height);
         if (scratch.Length < need) throw new ArgumentException($"scratch holds {scratch.Length} floats, needs {need}", nameof(scratch));
-        int k = Stride(width, height), m = 0;
+        int k = Stride(width, height, target), m = 0;
         for (int i = 0; i < n; i += k)
         {
             float v = frame[i];

@@ -156,7 +156,7 @@ public sealed class GpuDetector : IDisposable
         if (options.CameraNoise is { } cam)
         {
             // The floor of FrameDetector: the 10% quantile of the same photon subsample the CPU takes.
-            var ps = Gather(_frames!, width, height, nf, out int ns);
+            var ps = Gather(_frames!, width, height, nf, out int ns, NoiseEstimator.QuantileSamples);
             var work = new float[ns];
             for (int f = 0; f < nf; f++)
             {
@@ -353,10 +353,10 @@ public sealed class GpuDetector : IDisposable
         }
     }
 
-    private float[] Gather(GpuBuffer src, int w, int h, int nf, out int ns)
+    private float[] Gather(GpuBuffer src, int w, int h, int nf, out int ns, int target = NoiseEstimator.TargetSamples)
     {
-        int stride = NoiseEstimator.Stride(w, h);
-        ns = NoiseEstimator.SampleCount(w, h);
+        int stride = NoiseEstimator.Stride(w, h, target);
+        ns = NoiseEstimator.SampleCount(w, h, target);
         _ctx.Ensure(ref _samples, (long)ns * nf * 4);
         _ctx.Launch("ml_gather", (long)ns * nf, src, _samples!, w * h, nf, ns, stride);
         var s = new float[(long)ns * nf];
