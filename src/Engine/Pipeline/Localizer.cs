@@ -120,6 +120,7 @@ public sealed partial class Localizer : IDisposable
         ChunkFrames = Math.Max(8, 4 * _threads);
         _summary.Threads = _threads;
         _summary.Backend = _backend.Name;
+        _summary.NoiseScale = _s.NoiseScale;
     }
 
     /// <summary>3D (DESIGN.md "3D astigmatism"): the calibration must be at this pixel size; the ROI grows to hold the widest
@@ -202,19 +203,12 @@ public sealed partial class Localizer : IDisposable
     private void Calibrate(IFrameSource source, int first, int count)
     {
         _calibrated = true;
-        // The noise scale (StackCalibrationResult.NoiseScale) is not applied: from isolated spots it is right in sparse
-        // frames but 7-10x too high in crowded ones with a right camera model (their spots have undetected neighbours).
-        // It stays the user's (NoiseScale); a wrong camera model is met per frame instead (CameraNoiseThreshold.Sparse).
         if (!_s.EstimatePsfSigma) return;
         var c = StackCalibration.Measure(source, first, count, _s, _camera);
         _summary.CalibrationSpots = c.Spots;
-        if (_s.EstimatePsfSigma)
-        {
-            // Too few isolated spots (a short or empty stack): the default width, and the summary says so.
-            if (double.IsNaN(c.PsfSigmaPx)) _summary.PsfSigmaNotEstimated = true;
-            else { _s.PsfSigmaPx = c.PsfSigmaPx; _summary.EstimatedPsfSigmaPx = c.PsfSigmaPx; }
-        }
-        _summary.NoiseScale = _s.NoiseScale;
+        // Too few isolated spots (a short or empty stack): the default width, and the summary says so.
+        if (double.IsNaN(c.PsfSigmaPx)) _summary.PsfSigmaNotEstimated = true;
+        else { _s.PsfSigmaPx = c.PsfSigmaPx; _summary.EstimatedPsfSigmaPx = c.PsfSigmaPx; }
         _fitOptions = FitOptions.From(_s);
         _gpuDetectOptions = GpuDetectOptions.From(_s);
         lock (_workers) _workers.Clear();   // workers made before (none on the first push) hold the old settings
