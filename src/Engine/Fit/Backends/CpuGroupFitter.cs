@@ -1,0 +1,374 @@
+using System.Numerics;
+using System.Runtime.InteropServices;
+using MaLiang.Engine.Fit.MultiEmitter;
+
+namespace MaLiang.Engine.Fit.Backends;
+
+/// <summary>
+/// The joint multi-emitter fit (DESIGN.md "Crowded frames") on the CPU, SIMD across groups: jobs of equal emitter count
+/// are fitted together, one per <see cref="Vector{Double}"/> lane (4 with AVX2, 8 with AVX-512), boxes padded to the
+/// largest in the bundle and masked per lane. The model per pixel: mu = b + f + sum_k N_k Ex_k(col) Ey_k(row), with f the
+/// fixed model of the emitters outside the group and Ex, Ey the pixel-integrated Gaussian of
+/// <see cref="CpuFitBackend.Axis"/> (the one PSF implementation) at the fixed PSF sigma; an emitter enters a pixel's sums
+/// only where its PSF is at least 1e-7 of the pixel along both axes (zeroed here, skipped in the kernel: the same sums).
+/// Levenberg-Marquardt on the Fisher information, per lane: (F + lambda diag F) step = g by Cholesky, positions clamped to
+/// the box and |dx|, |dy| &lt;= 1 px per step, photons and background halve instead of crossing 0; lambda / 10 after a
+/// step that does not lower L, x 10 and retry (12 tries) after one that does; converged when every step is below the
+/// tolerance or L rises by less than 1e-4. The CRLB is the diagonal of the inverse joint Fisher information at the end.
+/// Kernels/group_fit.cl is this file's operation-for-operation port (one thread per job): change both together.
+/// Double precision: a group has up to 3 x 12 + 1 unknowns. One instance per thread; no allocation once warmed up.
+/// </summary>
+public sealed class CpuGroupFitter : IGroupFitter
+{
+    private const int P = GroupFit.MaxParameters;
+    private const float Tiny = 1e-7f;
+    private const int MaxTries = 12;
+    private static readonly int L = Vector<double>.Count;
+
+    public float SigmaPx { get; }
+    public int MaxIterations { get; }
+    public float Tolerance { get; }
+
+    public CpuGroupFitter(float sigmaPx, int maxIterations, float tolerance)
+    {
+        if (!(sigmaPx > 0)) throw new ArgumentOutOfRangeException(nameof(sigmaPx));
+        SigmaPx = sigmaPx; MaxIterations = maxIterations; Tolerance = tolerance;
+    }
+
+    private int[] _order = [];
+    private long[] _keys = [];
+    // A bundle's boxes, lanes interleaved: element (pixel, lane) at pixel * L + lane.
+    private Vector<double>[] _data = [], _fixed = [], _gamma = [];
+    private Vector<double>[] _ex = [], _dex = [], _ey = [], _dey = [];
+    private Vector<long>[] _colIn = [], _rowIn = [];
+    private Vector<float>[] _ve = [], _vdc = [], _vds = [];
+    private readonly Vector<double>[] _gV = new Vector<double>[P], _fV = new Vector<double>[P * P], _jac = new Vector<double>[P], _n = new Vector<double>[GroupFit.MaxEmitters];
+    // Per lane.
+    private readonly double[] _theta = new double[L * P], _trial = new double[L * P], _g = new double[L * P], _f = new double[L * P * P];
+    private readonly double[] _a = new double[P * P], _step = new double[P], _lambda = new double[L], _logL = new double[L];
+    private readonly double[] _logLV = new double[L], _llrV = new double[L];
+    private readonly int[] _it = new int[L], _tries = new int[L], _bw = new int[L], _bh = new int[L];
+    private readonly bool[] _bad = new bool[L], _active = new bool[L];
+    private readonly GroupFitStatus[] _status = new GroupFitStatus[L];
+
+    public void FitAll(GroupFitJobs jobs)
+    {
+        int n = jobs.Count;
+        if (n == 0) return;
+        if (_order.Length < n) { _order = new int[Math.Max(n, 2 * _order.Length)]; _keys = new long[_order.Length]; }
+        // Bundles of equal emitter count and similar boxes: sorted by (k, height, width).
+        for (int j = 0; j < n; j++)
+        {
+            _order[j] = j;
+            _keys[j] = ((long)jobs.Emitters[j] << 40) | ((long)jobs.Height[j] << 20) | (long)jobs.Width[j];
+        }
+        Array.Sort(_keys, _order, 0, n);
+        for (int i = 0; i < n;)
+        {
+            int k = jobs.Emitters[_order[i]], m = 1;
+            while (m < L && i + m < n && jobs.Emitters[_order[i + m]] == k) m++;
+            FitBundle(jobs, _order.AsSpan(i, m), k);
+            i += m;
+        }
+    }
+
+    private void FitBundle(GroupFitJobs jobs, ReadOnlySpan<int> lanes, int k)
+    {
+        int m = lanes.Length, p = 3 * k + 1, bwMax = 0, bhMax = 0;
+        for (int l = 0; l < L; l++)
+        {
+            _bw[l] = l < m ? jobs.Width[lanes[l]] : 0; _bh[l] = l < m ? jobs.Height[lanes[l]] : 0;
+            bwMax = Math.Max(bwMax, _bw[l]); bhMax = Math.Max(bhMax, _bh[l]);
+        }
+        Ensure(k, bwMax, bhMax);
+        bool scmos = jobs.HasGamma;
+        // Pack the boxes lane-interleaved (zeros outside a lane's box; those pixels are masked).
+        var d = MemoryMarshal.Cast<Vector<double>, double>(_data.AsSpan(0, bwMax * bhMax));
+        var f = MemoryMarshal.Cast<Vector<double>, double>(_fixed.AsSpan(0, bwMax * bhMax));
+        var gm = MemoryMarshal.Cast<Vector<double>, double>(_gamma.AsSpan(0, bwMax * bhMax));
+        d.Clear(); f.Clear(); if (scmos) gm.Clear();
+        for (int l = 0; l < m; l++)
+        {
+            int job = lanes[l], bw = _bw[l], off = jobs.PixelOffset[job];
+            for (int r = 0; r < _bh[l]; r++)
+                for (int c = 0; c < bw; c++)
+                {
+                    int q = (r * bwMax + c) * L + l, s = off + r * bw + c;
+                    d[q] = jobs.Data[s]; f[q] = jobs.Fixed[s];
+                    if (scmos) gm[q] = jobs.Gamma[s];
+                }
+            jobs.Theta.AsSpan(job * P, p).CopyTo(_theta.AsSpan(l * P, p));
+        }
+        for (int l = m; l < L; l++) _theta.AsSpan(l * P, p).Clear();
+        Span<double> bwL = stackalloc double[L], bhL = stackalloc double[L];
+        for (int l = 0; l < L; l++) { bwL[l] = _bw[l]; bhL[l] = _bh[l]; }
+        var bwV = new Vector<double>(bwL); var bhV = new Vector<double>(bhL);
+        for (int c = 0; c < bwMax; c++) _colIn[c] = Vector.LessThan(new Vector<double>(c), bwV);
+        for (int r = 0; r < bhMax; r++) _rowIn[r] = Vector.LessThan(new Vector<double>(r), bhV);
+
+        // Start.
+        Evaluate(_theta, k, bwMax, bhMax, scmos);
+        for (int l = 0; l < L; l++)
+        {
+            _active[l] = l < m && !_bad[l];
+            _status[l] = GroupFitStatus.Failed;
+            _it[l] = 0; _tries[l] = 0; _lambda[l] = 1e-4; _logL[l] = _logLV[l];
+            if (_active[l]) Take(l, p);
+            if (_active[l] && MaxIterations <= 0) { _active[l] = false; _status[l] = GroupFitStatus.MaxIterations; }
+        }
+        bool any = AnyActive();
+        while (any)
+        {
+            for (int l = 0; l < L; l++)
+            {
+                var th = _theta.AsSpan(l * P, p); var tr = _trial.AsSpan(l * P, p);
+                th.CopyTo(tr);
+                if (!_active[l]) continue;
+                // (F + lambda diag F) step = g, then the projection.
+                var fl = _f.AsSpan(l * P * P, p * p);
+                double lam = _lambda[l];
+                for (int i = 0; i < p; i++)
+                    for (int j = 0; j < p; j++) _a[i * p + j] = fl[i * p + j] * (i == j ? 1 + lam : 1);
+                if (!Cholesky(_a, p)) { _active[l] = false; _status[l] = GroupFitStatus.Failed; continue; }
+                SolveFactored(_a, p, _g.AsSpan(l * P, p), _step);
+                Project(tr, _step, k, _bw[l], _bh[l]);
+            }
+            Evaluate(_trial, k, bwMax, bhMax, scmos);
+            for (int l = 0; l < L; l++)
+            {
+                if (!_active[l]) continue;
+                double logL = _logL[l], logL1 = _logLV[l];
+                if (!_bad[l] && logL1 >= logL - 1e-9 * Math.Abs(logL))
+                {
+                    var th = _theta.AsSpan(l * P, p); var tr = _trial.AsSpan(l * P, p);
+                    bool small = true;
+                    for (int i = 0; i < p; i++) small &= Math.Abs(tr[i] - th[i]) <= Tolerance * Math.Max(Math.Abs(tr[i]), 1.0);
+                    tr.CopyTo(th);
+                    Take(l, p);
+                    // Converged when every step is small, or the likelihood no longer moves (a ridge between two close
+                    // emitters creeps in small steps; model selection only needs L to 1e-3).
+                    small |= logL1 - logL < 1e-4;
+                    _logL[l] = logL1;
+                    _lambda[l] = Math.Max(_lambda[l] * 0.1, 1e-7);
+                    _tries[l] = 0;
+                    if (small) { _active[l] = false; _status[l] = GroupFitStatus.Converged; continue; }
+                    if (++_it[l] >= MaxIterations) { _active[l] = false; _status[l] = GroupFitStatus.MaxIterations; }
+                }
+                else
+                {
+                    _lambda[l] *= 10;
+                    // No step raises L: at the maximum (to double precision).
+                    if (++_tries[l] >= MaxTries) { _active[l] = false; _status[l] = GroupFitStatus.Converged; }
+                }
+            }
+            any = AnyActive();
+        }
+        // The likelihood, goodness of fit and Fisher information at the estimates; the CRLB from the last.
+        Evaluate(_theta, k, bwMax, bhMax, scmos);
+        for (int l = 0; l < m; l++)
+        {
+            int job = lanes[l];
+            _theta.AsSpan(l * P, p).CopyTo(jobs.Theta.AsSpan(job * P, p));
+            jobs.LogLikelihood[job] = _logLV[l]; jobs.Llr[job] = _llrV[l];
+            jobs.Iterations[job] = Math.Min(_it[l] + 1, Math.Max(MaxIterations, 0));
+            var status = _status[l];
+            if (status != GroupFitStatus.Failed)
+            {
+                Take(l, p);
+                if (!SqrtCrlbOf(_f.AsSpan(l * P * P, p * p), p, jobs.SqrtCrlb.AsSpan(job * P, p))) status = GroupFitStatus.NoCrlb;
+            }
+            jobs.Status[job] = status;
+        }
+    }
+
+    private bool AnyActive()
+    {
+        for (int l = 0; l < L; l++) if (_active[l]) return true;
+        return false;
+    }
+
+    /// <summary>Copies lane <paramref name="l"/>'s gradient and Fisher information (upper triangle, mirrored) from the last
+    /// <see cref="Evaluate"/>.</summary>
+    private void Take(int l, int p)
+    {
+        var gv = MemoryMarshal.Cast<Vector<double>, double>(_gV.AsSpan(0, p));
+        var fv = MemoryMarshal.Cast<Vector<double>, double>(_fV.AsSpan(0, p * p));
+        var g = _g.AsSpan(l * P, p); var f = _f.AsSpan(l * P * P, p * p);
+        for (int i = 0; i < p; i++)
+        {
+            g[i] = gv[i * L + l];
+            for (int j = i; j < p; j++) f[i * p + j] = f[j * p + i] = fv[(i * p + j) * L + l];
+        }
+    }
+
+    private void Ensure(int k, int bw, int bh)
+    {
+        int px = bw * bh, mx = Math.Max(bw, bh);
+        if (_data.Length < px) { int c = Math.Max(px, 2 * _data.Length); _data = new Vector<double>[c]; _fixed = new Vector<double>[c]; _gamma = new Vector<double>[c]; }
+        if (_ex.Length < GroupFit.MaxEmitters * bw) { int c = GroupFit.MaxEmitters * Math.Max(bw, 32); _ex = new Vector<double>[c]; _dex = new Vector<double>[c]; }
+        if (_ey.Length < GroupFit.MaxEmitters * bh) { int c = GroupFit.MaxEmitters * Math.Max(bh, 32); _ey = new Vector<double>[c]; _dey = new Vector<double>[c]; }
+        if (_ve.Length < mx) { int c = Math.Max(mx, 32); _ve = new Vector<float>[c]; _vdc = new Vector<float>[c]; _vds = new Vector<float>[c]; }
+        if (_colIn.Length < mx) { int c = Math.Max(mx, 32); _colIn = new Vector<long>[c]; _rowIn = new Vector<long>[c]; }
+    }
+
+    /// <summary>The per-axis integrated PSF of emitter e of every lane (float, as the single fit and the kernels), widened
+    /// to double; zero (with its derivative) where below 1e-7, so the emitter drops out of that column's or row's sums.</summary>
+    private void Axes(double[] theta, int k, int bw, int bh)
+    {
+        Span<float> cx = stackalloc float[Vector<float>.Count], cy = stackalloc float[Vector<float>.Count];
+        cx.Clear(); cy.Clear();
+        var s = new Vector<float>(SigmaPx);
+        var tiny = new Vector<double>(Tiny);
+        for (int e = 0; e < k; e++)
+        {
+            for (int l = 0; l < L; l++) { cx[l] = (float)theta[l * P + 1 + 3 * e]; cy[l] = (float)theta[l * P + 2 + 3 * e]; }
+            CpuFitBackend.Axis(bw, new Vector<float>(cx), s, _ve, _vdc, _vds);
+            for (int c = 0; c < bw; c++)
+            {
+                Vector.Widen(_ve[c], out var ev, out _); Vector.Widen(_vdc[c], out var dv, out _);
+                var ok = Vector.GreaterThanOrEqual(ev, tiny);
+                _ex[e * bw + c] = Vector.ConditionalSelect(ok, ev, Vector<double>.Zero);
+                _dex[e * bw + c] = Vector.ConditionalSelect(ok, dv, Vector<double>.Zero);
+            }
+            CpuFitBackend.Axis(bh, new Vector<float>(cy), s, _ve, _vdc, _vds);
+            for (int r = 0; r < bh; r++)
+            {
+                Vector.Widen(_ve[r], out var ev, out _); Vector.Widen(_vdc[r], out var dv, out _);
+                var ok = Vector.GreaterThanOrEqual(ev, tiny);
+                _ey[e * bh + r] = Vector.ConditionalSelect(ok, ev, Vector<double>.Zero);
+                _dey[e * bh + r] = Vector.ConditionalSelect(ok, dv, Vector<double>.Zero);
+            }
+        }
+    }
+
+    /// <summary>Gradient, Fisher information (upper triangle, stride p), log-likelihood and LLR of every lane at
+    /// <paramref name="theta"/>; <see cref="_bad"/> marks lanes whose model is not positive and finite in their box.</summary>
+    private void Evaluate(double[] theta, int k, int bw, int bh, bool scmos)
+    {
+        int p = 3 * k + 1;
+        Axes(theta, k, bw, bh);
+        Span<double> lane = stackalloc double[L];
+        for (int l = 0; l < L; l++) lane[l] = theta[l * P];
+        var b = new Vector<double>(lane);
+        for (int e = 0; e < k; e++)
+        {
+            for (int l = 0; l < L; l++) lane[l] = theta[l * P + 3 + 3 * e];
+            _n[e] = new Vector<double>(lane);
+        }
+        var g = _gV.AsSpan(0, p); var f = _fV.AsSpan(0, p * p); var jac = _jac.AsSpan(0, p);
+        g.Clear(); f.Clear();
+        var logL = Vector<double>.Zero; var llr = Vector<double>.Zero; var bad = Vector<long>.Zero;
+        var one = Vector<double>.One;
+        jac[0] = one;
+        for (int r = 0; r < bh; r++)
+        {
+            var rowIn = _rowIn[r];
+            for (int c = 0; c < bw; c++)
+            {
+                var inBox = rowIn & _colIn[c];
+                int px = r * bw + c;
+                var mu = b + _fixed[px];
+                for (int e = 0; e < k; e++)
+                {
+                    var ex = _ex[e * bw + c]; var ey = _ey[e * bh + r]; var n = _n[e];
+                    var ee = ex * ey;
+                    mu += n * ee;
+                    jac[1 + 3 * e] = n * _dex[e * bw + c] * ey;
+                    jac[2 + 3 * e] = n * ex * _dey[e * bh + r];
+                    jac[3 + 3 * e] = ee;
+                }
+                var d = _data[px];
+                if (scmos) { mu += _gamma[px]; d += _gamma[px]; }
+                var okMu = Vector.GreaterThan(mu, Vector<double>.Zero) & Vector.LessThan(mu, new Vector<double>(double.PositiveInfinity));
+                bad |= inBox & ~okMu;
+                mu = Vector.ConditionalSelect(inBox & okMu, mu, one);
+                var inv = Vector.ConditionalSelect(inBox, one / mu, Vector<double>.Zero);
+                var rr = Vector.ConditionalSelect(inBox, d * inv - one, Vector<double>.Zero);
+                var lnMu = Vector.Log(mu);
+                logL += Vector.ConditionalSelect(inBox, d * lnMu - mu, Vector<double>.Zero);
+                var dPos = Vector.GreaterThan(d, Vector<double>.Zero);
+                var dLn = Vector.ConditionalSelect(dPos, d * (Vector.Log(Vector.ConditionalSelect(dPos, d, one)) - lnMu), Vector<double>.Zero);
+                llr += Vector.ConditionalSelect(inBox, mu - d + dLn, Vector<double>.Zero);
+                for (int i = 0; i < p; i++)
+                {
+                    var ji = jac[i];
+                    var wi = ji * inv;
+                    g[i] += rr * ji;
+                    int row = i * p;
+                    for (int j = i; j < p; j++) f[row + j] += wi * jac[j];
+                }
+            }
+        }
+        for (int l = 0; l < L; l++)
+        {
+            _logLV[l] = logL[l]; _llrV[l] = 2 * llr[l];
+            _bad[l] = bad[l] != 0 || !double.IsFinite(logL[l]);
+        }
+    }
+
+    private static void Project(Span<double> t, ReadOnlySpan<double> step, int k, int bw, int bh)
+    {
+        double b = t[0] + step[0];
+        t[0] = b > 0 ? b : t[0] * 0.5;
+        for (int e = 0; e < k; e++)
+        {
+            int o = 1 + 3 * e;
+            t[o] = Math.Clamp(t[o] + Math.Clamp(step[o], -1, 1), 0, bw);
+            t[o + 1] = Math.Clamp(t[o + 1] + Math.Clamp(step[o + 1], -1, 1), 0, bh);
+            double n = t[o + 2] + step[o + 2];
+            t[o + 2] = n > 0 ? n : t[o + 2] * 0.5;
+        }
+    }
+
+    /// <summary>Square roots of the diagonal of the inverse of <paramref name="fisher"/> (p x p, symmetric); false when it is
+    /// not positive definite.</summary>
+    internal bool SqrtCrlbOf(ReadOnlySpan<double> fisher, int p, Span<double> sqrtCrlb)
+    {
+        fisher[..(p * p)].CopyTo(_a);
+        if (!Cholesky(_a, p)) return false;
+        Span<double> e = stackalloc double[p];
+        for (int c = 0; c < p; c++)
+        {
+            e.Clear(); e[c] = 1;
+            SolveFactored(_a, p, e, e);
+            sqrtCrlb[c] = e[c] > 0 ? Math.Sqrt(e[c]) : double.NaN;
+        }
+        return true;
+    }
+
+    /// <summary>In-place Cholesky (lower, row-major, stride p) of a symmetric positive definite p x p matrix.</summary>
+    private static bool Cholesky(double[] a, int p)
+    {
+        for (int i = 0; i < p; i++)
+        {
+            for (int j = 0; j <= i; j++)
+            {
+                double s = a[i * p + j];
+                for (int q = 0; q < j; q++) s -= a[i * p + q] * a[j * p + q];
+                if (i == j)
+                {
+                    if (!(s > 1e-300)) return false;
+                    a[i * p + i] = Math.Sqrt(s);
+                }
+                else a[i * p + j] = s / a[j * p + j];
+            }
+        }
+        return true;
+    }
+
+    private static void SolveFactored(double[] l, int p, ReadOnlySpan<double> rhs, Span<double> x)
+    {
+        for (int i = 0; i < p; i++)
+        {
+            double s = rhs[i];
+            for (int q = 0; q < i; q++) s -= l[i * p + q] * x[q];
+            x[i] = s / l[i * p + i];
+        }
+        for (int i = p - 1; i >= 0; i--)
+        {
+            double s = x[i];
+            for (int q = i + 1; q < p; q++) s -= l[q * p + i] * x[q];
+            x[i] = s / l[i * p + i];
+        }
+    }
+}
