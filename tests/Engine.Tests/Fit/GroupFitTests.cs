@@ -63,6 +63,51 @@ public class GroupFitTests
             Assert.That(c, Is.GreaterThan(0.01).And.LessThan(0.3));
         }
     }
+
+    /// <summary>A batch of groups of different sizes, boxes and emitter counts (with and without read noise) gives every
+    /// group exactly what it gets fitted alone: lanes are independent, the padding adds exact zeros.</summary>
+    [TestCase(false)]
+    [TestCase(true)]
+    public void BatchOfGroupsEqualsEachGroupFittedAlone(bool scmos)
+    {
+        const float s = 1.3f;
+        var rng = new Random(5);
+        var jobs = new MaLiang.Engine.Fit.MultiEmitter.GroupFitJobs();
+        jobs.Clear(scmos);
+        var starts = new List<double[]>();
+        var boxes = new List<(float[] D, float[] F, float[] G, int W, int H, int K)>();
+        for (int j = 0; j < 23; j++)
+        {
+            int k = 1 + j % 3, bw = 9 + rng.Next(8), bh = 9 + rng.Next(8);
+            var em = new (float X, float Y, float N)[k];
+            for (int e = 0; e < k; e++) em[e] = (2.5f + (float)rng.NextDouble() * (bw - 5), 2.5f + (float)rng.NextDouble() * (bh - 5), 800 + 1500 * (float)rng.NextDouble());
+            var d = Box(bw, bh, 10, em, s, 100 + j);
+            var f = new float[bw * bh];
+            for (int q = 0; q < f.Length; q++) f[q] = (float)(2 * rng.NextDouble());
+            var g = new float[bw * bh];
+            for (int q = 0; q < g.Length; q++) g[q] = scmos ? (float)(1 + 5 * rng.NextDouble()) : 0;
+            var th = new double[3 * k + 1];
+            th[0] = 9;
+            for (int e = 0; e < k; e++) { th[1 + 3 * e] = em[e].X + 0.4; th[2 + 3 * e] = em[e].Y - 0.3; th[3 + 3 * e] = 1000; }
+            jobs.Add(d, f, g, bw, bh, k, th);
+            starts.Add(th); boxes.Add((d, f, g, bw, bh, k));
+        }
+        new MaLiang.Engine.Fit.Backends.CpuGroupFitter(s, 30, 1e-4f).FitAll(jobs);
+        var one = new GroupFit(s, 30, 1e-4f);
+        for (int j = 0; j < jobs.Count; j++)
+        {
+            var (d, f, g, bw, bh, k) = boxes[j];
+            var th = (double[])starts[j].Clone();
+            Assert.That(one.Fit(d, f, scmos ? g : default, bw, bh, k, th), Is.True);
+            var crlb = new double[th.Length];
+            Assert.That(one.SqrtCrlb(k, crlb), Is.True);
+            Assert.That(jobs.Status[j], Is.EqualTo(GroupFitStatus.Converged), $"job {j}");
+            Assert.That(jobs.ThetaOf(j).ToArray(), Is.EqualTo(th), $"job {j}");
+            Assert.That(jobs.SqrtCrlbOf(j).ToArray(), Is.EqualTo(crlb), $"job {j}");
+            Assert.That(jobs.LogLikelihood[j], Is.EqualTo(one.LogLikelihood), $"job {j}");
+            Assert.That(jobs.Iterations[j], Is.EqualTo(one.Iterations), $"job {j}");
+        }
+    }
 }
 
 public class ModelSelectionTests

@@ -1,3 +1,5 @@
+using MaLiang.Engine.Fit.Backends;
+
 namespace MaLiang.Engine.Fit.MultiEmitter;
 
 /// <summary>What the multi-emitter stage needs to know (from <see cref="LocalizerSettings"/>).</summary>
@@ -27,7 +29,7 @@ public readonly record struct MultiEmitterOptions(float PsfSigmaPx, int MaxPerGr
 /// </list>
 /// One instance per worker thread; buffers are reused, no allocation per frame once warmed up.
 /// </summary>
-public sealed class MultiEmitterRefiner
+public sealed partial class MultiEmitterRefiner
 {
     private readonly MultiEmitterOptions _o;
     private readonly GroupFit _fit;
@@ -40,10 +42,14 @@ public sealed class MultiEmitterRefiner
     private float[] _x = [], _y = [];
     private FitResult[] _res = [];
     private bool[] _flag = [], _alive = [], _refitted = [], _inPiece = [];
-    private float[] _data = [], _fixed = [], _gamma = [];
-    private readonly double[] _theta = new double[GroupFit.MaxParameters], _saved = new double[GroupFit.MaxParameters], _crlb = new double[GroupFit.MaxParameters];
-    private readonly int[] _members = new int[GroupFit.MaxEmitters];
     private int[] _region = [];
+    // The frame being refined (Begin .. Done): its size, the pass, and the groups in flight.
+    private int _w, _h, _pass, _wave, _waves;
+    private bool _hasGamma;
+    private GroupTask[] _tasks = [];
+    private int _taskCount;
+    private IGroupFitter? _cpu;
+    private readonly GroupFitJobs _jobs = new();
 
     /// <summary>Groups fitted in the last frame, by size (index = emitters fitted together, 1..MaxEmitters).</summary>
     public long[] GroupsBySize { get; } = new long[GroupFit.MaxEmitters + 1];
@@ -54,6 +60,7 @@ public sealed class MultiEmitterRefiner
     {
         _o = options;
         _fit = new GroupFit(options.PsfSigmaPx, options.MaxIterations, options.Tolerance);
+        PsfSigmaPx = options.PsfSigmaPx; MaxIterations = options.MaxIterations; Tolerance = options.Tolerance;
         float s = options.PsfSigmaPx;
         _linkPx = 2.5f * s;
         // Closer than 0.7 sigma, two fitted emitters are one (measured on the density sweep: 0.5 and 1.0 sigma did no better).
@@ -71,21 +78,57 @@ public sealed class MultiEmitterRefiner
     /// <summary>The share of a PSF's photons in the 3x3 pixels around its centre pixel.</summary>
     private readonly float _centre3x3;
 
+    /// <summary>What a fitter for this refiner's jobs must be built with (<see cref="CpuGroupFitter"/>, the device's).</summary>
+    public float PsfSigmaPx { get; }
+    public int MaxIterations { get; }
+    public float Tolerance { get; }
+
     /// <summary>
-    /// Refines one frame's single fits. <paramref name="fits"/> are in the ROIs' coordinates (ROI i at
-    /// <paramref name="left"/>[i], <paramref name="top"/>[i], its detected maximum at <paramref name="peak"/>[i]); the
-    /// result (this instance's buffer, valid until the next call) holds one entry per emitter in frame coordinates with
-    /// <see cref="FitResult.GroupSize"/> set. <paramref name="gamma"/>: the frame's sCMOS read-noise variance, or empty.
+    /// Refines one frame's single fits, its joint fits on the CPU (<see cref="CpuGroupFitter"/>, SIMD across the frame's
+    /// groups). <paramref name="fits"/> are in the ROIs' coordinates (ROI i at <paramref name="left"/>[i],
+    /// <paramref name="top"/>[i], its detected maximum at <paramref name="peak"/>[i]); the result (this instance's buffer,
+    /// valid until the next call) holds one entry per emitter in frame coordinates with <see cref="FitResult.GroupSize"/>
+    /// set. <paramref name="gamma"/>: the frame's sCMOS read-noise variance, or empty.
     /// </summary>
     public ReadOnlySpan<FitResult> Refine(ReadOnlySpan<float> photons, ReadOnlySpan<float> gamma, int w, int h, int roiSize,
         ReadOnlySpan<FitResult> fits, ReadOnlySpan<int> left, ReadOnlySpan<int> top, ReadOnlySpan<int> peak)
     {
+        _cpu ??= new CpuGroupFitter(PsfSigmaPx, MaxIterations, Tolerance);
+        Begin(photons, gamma, w, h, roiSize, fits, left, top, peak);
+        while (!Done)
+        {
+            _jobs.Clear(!gamma.IsEmpty);
+            Collect(_jobs);
+            _cpu.FitAll(_jobs);
+            Deliver(_jobs, photons, gamma);
+        }
+        return Result;
+    }
+
+    /// <summary>True when the frame given to <see cref="Begin"/> is refined (<see cref="Result"/> holds it).</summary>
+    public bool Done { get; private set; } = true;
+
+    /// <summary>After <see cref="Done"/>: one entry per emitter in frame coordinates (this instance's buffer).</summary>
+    public ReadOnlySpan<FitResult> Result => Done ? _res.AsSpan(0, _count) : throw new InvalidOperationException("the frame is still being refined");
+
+    /// <summary>
+    /// Starts refining a frame (as <see cref="Refine"/>), for callers that run the joint fits of many frames in one batch
+    /// (a device): then, until <see cref="Done"/>, <see cref="Collect"/> the frame's pending fits into a batch, fit it and
+    /// <see cref="Deliver"/> the results with the same frame. Every step but the fits is this instance's, so results equal
+    /// <see cref="Refine"/>'s when the fitter computes as the CPU's.
+    /// </summary>
+    public void Begin(ReadOnlySpan<float> photons, ReadOnlySpan<float> gamma, int w, int h, int roiSize,
+        ReadOnlySpan<FitResult> fits, ReadOnlySpan<int> left, ReadOnlySpan<int> top, ReadOnlySpan<int> peak)
+    {
         Array.Clear(GroupsBySize);
         Added = 0;
-        int m = fits.Length;
-        if (m == 0) return default;
-        Grow(m + 16);
+        _taskCount = 0;
         _count = 0;
+        (_w, _h, _hasGamma) = (w, h, !gamma.IsEmpty);
+        Done = true;
+        int m = fits.Length;
+        if (m == 0) return;
+        Grow(m + 16);
         float psf = _o.PsfSigmaPx;
         bool anyFlag = false;
         for (int i = 0; i < m; i++)
@@ -110,22 +153,57 @@ public sealed class MultiEmitterRefiner
         }
         _groups.Build(_x.AsSpan(0, _count), _y.AsSpan(0, _count), _linkPx);
         for (int g = 0; g < _groups.Count && !anyFlag; g++) anyFlag = _groups.Size(g) > 1;
-        if (!anyFlag) { GroupsBySize[1] += _count; return _res.AsSpan(0, _count); }
+        if (!anyFlag) { GroupsBySize[1] += _count; return; }
+        Done = false;
+        _pass = 0;
+        StartPass(photons, gamma);
+    }
 
-        for (int pass = 0; pass < Passes; pass++)
+    /// <summary>Adds the frame's pending joint fits to <paramref name="jobs"/> (whose read-noise setting must be the frame's).</summary>
+    public void Collect(GroupFitJobs jobs)
+    {
+        if (jobs.HasGamma != _hasGamma) throw new ArgumentException("the batch's read-noise setting differs from the frame's");
+        for (int t = 0; t < _taskCount; t++) Submit(_tasks[t], jobs);
+    }
+
+    /// <summary>Takes the results of the fits <see cref="Collect"/> added, and moves every group on to its next fit (or
+    /// the frame to its next pass, or to <see cref="Done"/>). <paramref name="photons"/> and <paramref name="gamma"/>: the
+    /// frame given to <see cref="Begin"/>.</summary>
+    public void Deliver(GroupFitJobs jobs, ReadOnlySpan<float> photons, ReadOnlySpan<float> gamma)
+    {
+        bool all = true;
+        for (int t = 0; t < _taskCount; t++)
         {
-            if (pass > 0)
+            var task = _tasks[t];
+            if (task.Job >= 0) Advance(task, jobs);
+            all &= task.Finished;
+        }
+        if (!all) return;
+        // The wave is done: the next wave of this pass, else the next pass.
+        if (StartWave(photons, gamma)) return;
+        _pass++;
+        StartPass(photons, gamma);
+    }
+
+    /// <summary>Plans the groups of the current pass and starts its first wave; passes without a group to fit are skipped;
+    /// after the last, the frame's result is put together.</summary>
+    private void StartPass(ReadOnlySpan<float> photons, ReadOnlySpan<float> gamma)
+    {
+        for (; _pass < Passes; _pass++)
+        {
+            _taskCount = 0;
+            if (_pass > 0)
             {
-                // Gauss-Seidel again: the groups fitted first saw their neighbours' single fits. The groups are found anew
-                // (emitters moved, were added or dropped) and every group with a member fitted jointly last pass is refitted.
-                Compact(pass);
+                // Again: the groups fitted first saw their neighbours' single fits. The groups are found anew (emitters
+                // moved, were added or dropped) and every group with a member fitted jointly last pass is refitted.
+                Compact(_pass);
                 _groups.Build(_x.AsSpan(0, _count), _y.AsSpan(0, _count), _linkPx);
             }
             int groups = _groups.Count;
             for (int g = 0; g < groups; g++)
             {
                 var all = _groups.Members(g);
-                bool refit = pass == 0 && all.Length > 1;
+                bool refit = _pass == 0 && all.Length > 1;
                 foreach (int i in all) refit |= _flag[i];
                 if (!refit) continue;
                 // Split a large group into pieces of at most MaxPerGroup around its brightest members.
@@ -137,18 +215,69 @@ public sealed class MultiEmitterRefiner
                 {
                     int take = Math.Min(remaining, Math.Max(1, _o.MaxPerGroup - 1));   // room for one added emitter
                     TakeNearestToBrightest(left0[..remaining], take);
-                    var piece = left0.Slice(remaining - take, take);
-                    FitGroup(photons, gamma, w, h, piece);
+                    PlanGroup(NewTask(), left0.Slice(remaining - take, take));
                     remaining -= take;
                 }
             }
+            if (_taskCount == 0) continue;
+            AssignWaves();
+            _wave = -1;
+            if (StartWave(photons, gamma)) return;
         }
         Compact(Passes);
         // Groups by size, from the emitters' group sizes (each group of k left k members).
         Span<int> bySize = stackalloc int[GroupFit.MaxEmitters + 1];
         for (int i = 0; i < _count; i++) bySize[Math.Clamp(_res[i].GroupSize, 1, GroupFit.MaxEmitters)]++;
         for (int k = 1; k <= GroupFit.MaxEmitters; k++) GroupsBySize[k] += (bySize[k] + k - 1) / k;
-        return _res.AsSpan(0, _count);
+        _taskCount = 0;
+        Done = true;
+    }
+
+    /// <summary>
+    /// Waves within a pass: a group starts after every group before it (in the pass's order) whose fitted emitters can
+    /// reach its box, so each group sees exactly what a sequential sweep over the groups would show it (the fitted values
+    /// of the groups before it, the start values of those after) while the groups of one wave are fitted at once. A
+    /// group's emitters stay in its box, and a box takes in every emitter within 4 sigma + 1 px of it, so two groups
+    /// interact when one's box comes that near the other's. O(groups^2) per pass, on boxes only.
+    /// </summary>
+    private void AssignWaves()
+    {
+        int reach = (int)MathF.Ceiling(4 * _o.PsfSigmaPx + 1);
+        _waves = 0;
+        for (int h = 0; h < _taskCount; h++)
+        {
+            var b = _tasks[h];
+            int wave = 0;
+            for (int g = 0; g < h; g++)
+            {
+                var a = _tasks[g];
+                if (a.Wave + 1 <= wave) continue;
+                bool near = a.X0 <= b.X0 + b.Bw + reach && b.X0 - reach <= a.X0 + a.Bw
+                         && a.Y0 <= b.Y0 + b.Bh + reach && b.Y0 - reach <= a.Y0 + a.Bh;
+                if (near) wave = a.Wave + 1;
+            }
+            b.Wave = wave;
+            _waves = Math.Max(_waves, wave + 1);
+        }
+    }
+
+    /// <summary>Starts the next wave's groups; false when the pass has no wave left.</summary>
+    private bool StartWave(ReadOnlySpan<float> photons, ReadOnlySpan<float> gamma)
+    {
+        while (++_wave < _waves)
+        {
+            bool any = false;
+            for (int t = 0; t < _taskCount; t++)
+                if (_tasks[t].Wave == _wave) { StartGroup(_tasks[t], photons, gamma); any = true; }
+            if (any) return true;
+        }
+        return false;
+    }
+
+    private GroupTask NewTask()
+    {
+        if (_taskCount == _tasks.Length) Array.Resize(ref _tasks, Math.Max(16, 2 * _tasks.Length));
+        return _tasks[_taskCount++] ??= new GroupTask();
     }
 
     /// <summary>Fitting passes over the groups (measured on the density sweep: a second pass gains, a third little).</summary>
@@ -203,267 +332,6 @@ public sealed class MultiEmitterRefiner
             }
         background = (float)Math.Max(border / (4 * (n - 1)), 0.01);
         return (float)Math.Max(sum - background * n * n, 10);
-    }
-
-    private void FitGroup(ReadOnlySpan<float> photons, ReadOnlySpan<float> gamma, int w, int h, ReadOnlySpan<int> piece)
-    {
-        int k = piece.Length;
-        float psf = _o.PsfSigmaPx;
-        // The box: the members' centres plus 3 sigma.
-        float xMin = float.MaxValue, xMax = float.MinValue, yMin = float.MaxValue, yMax = float.MinValue;
-        foreach (int i in piece) { xMin = Math.Min(xMin, _x[i]); xMax = Math.Max(xMax, _x[i]); yMin = Math.Min(yMin, _y[i]); yMax = Math.Max(yMax, _y[i]); }
-        int x0 = Math.Max(0, (int)MathF.Floor(xMin) - _boxReach), x1 = Math.Min(w, (int)MathF.Floor(xMax) + _boxReach + 1);
-        int y0 = Math.Max(0, (int)MathF.Floor(yMin) - _boxReach), y1 = Math.Min(h, (int)MathF.Floor(yMax) + _boxReach + 1);
-        int bw = x1 - x0, bh = y1 - y0, bp = bw * bh;
-        if (_data.Length < bp) { _data = new float[bp]; _fixed = new float[bp]; _gamma = new float[bp]; }
-        var data = _data.AsSpan(0, bp); var fixedModel = _fixed.AsSpan(0, bp);
-        var gam = gamma.IsEmpty ? default : _gamma.AsSpan(0, bp);
-        for (int r = 0; r < bh; r++)
-        {
-            photons.Slice((y0 + r) * w + x0, bw).CopyTo(data.Slice(r * bw, bw));
-            if (!gamma.IsEmpty) gamma.Slice((y0 + r) * w + x0, bw).CopyTo(gam.Slice(r * bw, bw));
-        }
-        // The others' model in the box, from their current estimates (Gauss-Seidel between groups): every kept emitter
-        // outside this group whose PSF (4 sigma) reaches the box. Rendered per box rather than kept as a frame-sized model
-        // image, so a sparse frame with a few groups does not clear and fill the whole frame.
-        fixedModel.Clear();
-        foreach (int i in piece) _inPiece[i] = true;
-        float reach = 4 * _o.PsfSigmaPx + 1;
-        for (int i = 0; i < _count; i++)
-        {
-            if (_inPiece[i] || !_alive[i] || !_res[i].Kept) continue;
-            float ex = _res[i].X - x0, ey = _res[i].Y - y0;
-            if (ex < -reach || ey < -reach || ex > bw + reach || ey > bh + reach) continue;
-            _fit.Render(fixedModel, bw, bh, ex, ey, _res[i].Photons);
-        }
-        foreach (int i in piece) _inPiece[i] = false;
-
-        // Start: the members' estimates, the median of their backgrounds.
-        Span<int> members = _members;
-        for (int j = 0; j < k; j++) members[j] = piece[j];
-        var theta = _theta.AsSpan();
-        Span<float> bgs = stackalloc float[k];
-        for (int j = 0; j < k; j++) bgs[j] = _res[members[j]].Background;
-        bgs.Sort();
-        theta[0] = Math.Max(bgs[k / 2], 0.01f);
-        // Start photons at most the box's light above the start background (a poor single fit can claim far more).
-        double light = 0;
-        for (int q = 0; q < bp; q++) light += Math.Max(data[q] - fixedModel[q] - theta[0], 0);
-        for (int j = 0; j < k; j++)
-        {
-            ref readonly var f = ref _res[members[j]];
-            theta[1 + 3 * j] = Math.Clamp(f.X - x0, 0, bw); theta[2 + 3 * j] = Math.Clamp(f.Y - y0, 0, bh);
-            theta[3 + 3 * j] = Math.Clamp(f.Photons, 1, Math.Max(light, 1));
-        }
-
-        bool ok = _fit.Fit(data, fixedModel, gam, bw, bh, k, theta);
-        if (!ok)
-        {
-            // The joint fit failed: the members keep their single fits (seeds go).
-            foreach (int i in piece) if (!_res[i].Kept) _alive[i] = false;
-            return;
-        }
-        // Drop members that are insignificant or sit on a brighter one, one at a time, refitting after each.
-        while (ok && k > 0)
-        {
-            int worst = WorstMember(k, theta);
-            if (worst < 0) break;
-            RemoveAt(members, theta, ref k, worst);
-            ok = k == 0 || _fit.Fit(data, fixedModel, gam, bw, bh, k, theta);
-        }
-        if (!ok || k == 0)
-        {
-            // The group's members go.
-            foreach (int i in piece) { _alive[i] = false; }
-            return;
-        }
-        // Residual search: add emitters while the likelihood ratio says the data need them.
-        int added = 0;
-        double logL = _fit.LogLikelihood;
-        while (k < Math.Min(_o.MaxPerGroup, GroupFit.MaxEmitters))
-        {
-            if (!ResidualPeak(data, fixedModel, gam, bw, bh, k, theta, out float cx, out float cy, out float excess)) break;
-            int p = 3 * k + 1;
-            theta[..p].CopyTo(_saved);
-            theta[p] = cx; theta[p + 1] = cy; theta[p + 2] = Math.Max(excess, 1);
-            // As ThunderSTORM starts model K + 1 from model K: where the residual peak sits beside a member (within
-            // 2 sigma), that member was likely fitted between two emitters; split its photons with the new one and move
-            // it back by as much as keeps their centroid, so the fit starts near both.
-            int near = -1; double nearD2 = 4.0 * _o.PsfSigmaPx * _o.PsfSigmaPx;
-            for (int j = 0; j < k; j++)
-            {
-                double dx = theta[1 + 3 * j] - cx, dy = theta[2 + 3 * j] - cy, d2 = dx * dx + dy * dy;
-                if (d2 < nearD2) { nearD2 = d2; near = j; }
-            }
-            if (near >= 0)
-            {
-                double nj = theta[3 + 3 * near], nNew = Math.Min(theta[p + 2], 0.5 * nj), rest = nj - nNew, share = nNew / rest;
-                theta[p + 2] = nNew; theta[3 + 3 * near] = rest;
-                theta[1 + 3 * near] = Math.Clamp(theta[1 + 3 * near] - (cx - theta[1 + 3 * near]) * share, 0, bw);
-                theta[2 + 3 * near] = Math.Clamp(theta[2 + 3 * near] - (cy - theta[2 + 3 * near]) * share, 0, bh);
-            }
-            bool fitOk = _fit.Fit(data, fixedModel, gam, bw, bh, k + 1, theta);
-            if (fitOk && 2 * (_fit.LogLikelihood - logL) > _addLlr && WorstMember(k + 1, theta) < 0)
-            {
-                k++; added++;
-                logL = _fit.LogLikelihood;
-                members[k - 1] = -1;   // a new emitter, not in the frame's list yet
-            }
-            else
-            {
-                _saved.AsSpan(0, p).CopyTo(theta);
-                if (!_fit.Fit(data, fixedModel, gam, bw, bh, k, theta)) { foreach (int i in piece) _alive[i] = false; return; }
-                break;
-            }
-        }
-        // Every member must be needed, not only the added ones: members that came from detection (several maxima on one
-        // emitter, a noise maximum beside it) are tested the same way, faintest first: without it, does the likelihood
-        // fall by more than the p-value's chi-square point? If not, it goes.
-        if (k > 1) k = PruneByLikelihood(data, fixedModel, gam, bw, bh, members, theta, k, ref logL);
-        if (!_fit.Fit(data, fixedModel, gam, bw, bh, k, theta) || !_fit.SqrtCrlb(k, _crlb)) { foreach (int i in piece) _alive[i] = false; return; }
-
-        // Write back: members in place, new emitters appended; the kept ones go back into the model image.
-        foreach (int i in piece) _alive[i] = false;
-        for (int j = 0; j < k; j++)
-        {
-            int i = members[j];
-            if (i < 0) { Grow(_count + 1); i = _count++; Added++; }
-            var f = new FitResult
-            {
-                X = x0 + (float)theta[1 + 3 * j], Y = y0 + (float)theta[2 + 3 * j], Photons = (float)theta[3 + 3 * j],
-                Background = (float)theta[0], Sigma = psf,
-                CrlbX = (float)_crlb[1 + 3 * j], CrlbY = (float)_crlb[2 + 3 * j], CrlbPhotons = (float)_crlb[3 + 3 * j],
-                CrlbBackground = (float)_crlb[0], CrlbSigma = 0,
-                LogLikelihood = (float)_fit.LogLikelihood, Llr = (float)_fit.Llr, Iterations = _fit.Iterations,
-                Status = _fit.Converged ? FitStatus.Converged : FitStatus.MaxIterations, GroupSize = k,
-            };
-            _res[i] = f; _x[i] = f.X; _y[i] = f.Y; _alive[i] = true; _refitted[i] = added > 0;
-        }
-    }
-
-    private readonly double[] _without = new double[GroupFit.MaxParameters];
-    private readonly int[] _byPhotons = new int[GroupFit.MaxEmitters];
-
-    private int PruneByLikelihood(ReadOnlySpan<float> data, ReadOnlySpan<float> fixedModel, ReadOnlySpan<float> gam, int bw, int bh,
-                                  Span<int> members, Span<double> theta, int k, ref double logL)
-    {
-        for (int pass = 0; pass < GroupFit.MaxEmitters && k > 1; pass++)
-        {
-            bool removed = false;
-            // Faintest first.
-            for (int j = 0; j < k; j++) _byPhotons[j] = j;
-            for (int a = 1; a < k; a++)
-                for (int b = a; b > 0 && theta[3 + 3 * _byPhotons[b]] < theta[3 + 3 * _byPhotons[b - 1]]; b--)
-                    (_byPhotons[b], _byPhotons[b - 1]) = (_byPhotons[b - 1], _byPhotons[b]);
-            for (int t = 0; t < k && !removed; t++)
-            {
-                int j = _byPhotons[t];
-                // theta without member j; its photons go to its nearest member, so the start explains the same light.
-                int q = 0, nearest = -1; double best = double.MaxValue;
-                _without[q++] = theta[0];
-                for (int e = 0; e < k; e++)
-                {
-                    if (e == j) continue;
-                    _without[q++] = theta[1 + 3 * e]; _without[q++] = theta[2 + 3 * e]; _without[q++] = theta[3 + 3 * e];
-                    double dx = theta[1 + 3 * e] - theta[1 + 3 * j], dy = theta[2 + 3 * e] - theta[2 + 3 * j], d2 = dx * dx + dy * dy;
-                    if (d2 < best) { best = d2; nearest = e < j ? e : e - 1; }
-                }
-                if (best < 4.0 * _o.PsfSigmaPx * _o.PsfSigmaPx) _without[3 + 3 * nearest] += theta[3 + 3 * j];
-                if (!_fit.Fit(data, fixedModel, gam, bw, bh, k - 1, _without)) continue;
-                if (2 * (logL - _fit.LogLikelihood) > _addLlr) continue;
-                // Not needed: drop it.
-                _without.AsSpan(0, 3 * k - 2).CopyTo(theta);
-                for (int e = j; e < k - 1; e++) members[e] = members[e + 1];
-                k--;
-                logL = _fit.LogLikelihood;
-                removed = true;
-            }
-            if (!removed) break;
-        }
-        return k;
-    }
-
-    /// <summary>The member to drop: the one with photons below the SNR (the faintest such), else the fainter of the closest
-    /// pair nearer than the minimum separation; -1 when every member stays.</summary>
-    private int WorstMember(int k, ReadOnlySpan<double> theta)
-    {
-        int worst = -1; double worstN = double.MaxValue;
-        for (int j = 0; j < k; j++)
-        {
-            double n = theta[3 + 3 * j];
-            // The SNR an emitter of these photons would have alone on this background: N / sqrt(N + 4 pi sigma^2 b)
-            // approximates N / sqrt(CRLB_N) of an isolated fit. Beside a neighbour the joint CRLB of the photons is far
-            // larger (their photons trade off), which says nothing about whether the emitter is there: the likelihood
-            // ratio decided that. So group members are judged by this, not by the output's SNR filter.
-            double alone = _o.NoiseScale * (n + 4 * Math.PI * _o.PsfSigmaPx * _o.PsfSigmaPx * theta[0]);
-            if (n < _o.MinPhotonSnr * Math.Sqrt(alone) && n < worstN) { worst = j; worstN = n; }
-        }
-        if (worst >= 0) return worst;
-        double best = _minSepPx * _minSepPx;
-        for (int a = 0; a < k; a++)
-            for (int b = a + 1; b < k; b++)
-            {
-                double dx = theta[1 + 3 * a] - theta[1 + 3 * b], dy = theta[2 + 3 * a] - theta[2 + 3 * b], d2 = dx * dx + dy * dy;
-                if (d2 < best) { best = d2; worst = theta[3 + 3 * a] < theta[3 + 3 * b] ? a : b; }
-            }
-        return worst;
-    }
-
-    private static void RemoveAt(Span<int> members, Span<double> theta, ref int k, int j)
-    {
-        for (int q = j; q < k - 1; q++)
-        {
-            members[q] = members[q + 1];
-            theta[1 + 3 * q] = theta[1 + 3 * (q + 1)]; theta[2 + 3 * q] = theta[2 + 3 * (q + 1)]; theta[3 + 3 * q] = theta[3 + 3 * (q + 1)];
-        }
-        k--;
-    }
-
-    /// <summary>
-    /// The residual's strongest 3x3 sum, more than one sigma from every member and not on the box's rim (unless the rim is
-    /// the frame edge... the box is clamped there), as the start of a new emitter: its pixel centre and photons (the 3x3
-    /// excess over the fraction of a PSF that a centred 3x3 holds). False when no 3x3 sum exceeds 3 x its shot noise
-    /// under the model (mu + gamma), so hopeless fits are not tried.
-    /// </summary>
-    private bool ResidualPeak(ReadOnlySpan<float> data, ReadOnlySpan<float> fixedModel, ReadOnlySpan<float> gamma, int bw, int bh, int k,
-                              ReadOnlySpan<double> theta, out float cx, out float cy, out float excess)
-    {
-        cx = cy = excess = 0;
-        int bp = bw * bh;
-        Span<float> mu = bp <= 4096 ? stackalloc float[bp] : new float[bp];
-        mu.Fill((float)theta[0]);
-        for (int i = 0; i < bp; i++) mu[i] += fixedModel[i];
-        for (int j = 0; j < k; j++) _fit.Render(mu, bw, bh, (float)theta[1 + 3 * j], (float)theta[2 + 3 * j], (float)theta[3 + 3 * j]);
-        const float scoreFloor = 3f;
-        float bestExcess = 0;
-        float minSep2 = _minSepPx * _minSepPx;
-        bool found = false;
-        for (int r = 1; r < bh - 1; r++)
-            for (int c = 1; c < bw - 1; c++)
-            {
-                float res = 0, var = 0;
-                for (int dr = -1; dr <= 1; dr++)
-                    for (int dc = -1; dc <= 1; dc++)
-                    {
-                        int q = (r + dr) * bw + c + dc;
-                        res += data[q] - mu[q];
-                        var += mu[q] + (gamma.IsEmpty ? 0 : gamma[q]);
-                    }
-                // Located at the largest 3x3 excess; tried only where it is above the shot noise's floor.
-                if (res <= bestExcess || res <= scoreFloor * MathF.Sqrt(Math.Max(var, 1e-3f))) continue;
-                float px = c + 0.5f, py = r + 0.5f;
-                bool near = false;
-                for (int j = 0; j < k && !near; j++)
-                {
-                    double dx = theta[1 + 3 * j] - px, dy = theta[2 + 3 * j] - py;
-                    near = dx * dx + dy * dy < minSep2;
-                }
-                if (near) continue;
-                bestExcess = res; cx = px; cy = py; excess = res; found = true;
-            }
-        if (!found) return false;
-        excess /= _centre3x3;
-        return true;
     }
 
     private void Grow(int n)
