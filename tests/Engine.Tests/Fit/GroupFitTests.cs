@@ -64,24 +64,21 @@ public class GroupFitTests
         }
     }
 
-    /// <summary>A batch of groups of different sizes, boxes and emitter counts (with and without read noise) gives every
-    /// group exactly what it gets fitted alone: lanes are independent, the padding adds exact zeros.</summary>
-    [TestCase(false)]
-    [TestCase(true)]
-    public void BatchOfGroupsEqualsEachGroupFittedAlone(bool scmos)
+    /// <summary>A batch of 23 groups of 1-3 emitters in boxes of 9-16 px, with a fixed model and, for sCMOS, read noise;
+    /// the start values are 0.4 / 0.3 px and 500 photons off.</summary>
+    internal static (GroupFitJobs Jobs, List<(float[] D, float[] F, float[] G, int W, int H, int K, double[] Start)> Boxes) MixedBatch(bool scmos, int seed = 5)
     {
         const float s = 1.3f;
-        var rng = new Random(5);
-        var jobs = new MaLiang.Engine.Fit.MultiEmitter.GroupFitJobs();
+        var rng = new Random(seed);
+        var jobs = new GroupFitJobs();
         jobs.Clear(scmos);
-        var starts = new List<double[]>();
-        var boxes = new List<(float[] D, float[] F, float[] G, int W, int H, int K)>();
+        var boxes = new List<(float[], float[], float[], int, int, int, double[])>();
         for (int j = 0; j < 23; j++)
         {
             int k = 1 + j % 3, bw = 9 + rng.Next(8), bh = 9 + rng.Next(8);
             var em = new (float X, float Y, float N)[k];
             for (int e = 0; e < k; e++) em[e] = (2.5f + (float)rng.NextDouble() * (bw - 5), 2.5f + (float)rng.NextDouble() * (bh - 5), 800 + 1500 * (float)rng.NextDouble());
-            var d = Box(bw, bh, 10, em, s, 100 + j);
+            var d = Box(bw, bh, 10, em, s, 100 * seed + j);
             var f = new float[bw * bh];
             for (int q = 0; q < f.Length; q++) f[q] = (float)(2 * rng.NextDouble());
             var g = new float[bw * bh];
@@ -90,14 +87,24 @@ public class GroupFitTests
             th[0] = 9;
             for (int e = 0; e < k; e++) { th[1 + 3 * e] = em[e].X + 0.4; th[2 + 3 * e] = em[e].Y - 0.3; th[3 + 3 * e] = 1000; }
             jobs.Add(d, f, g, bw, bh, k, th);
-            starts.Add(th); boxes.Add((d, f, g, bw, bh, k));
+            boxes.Add((d, f, g, bw, bh, k, th));
         }
-        new MaLiang.Engine.Fit.Backends.CpuGroupFitter(s, 30, 1e-4f).FitAll(jobs);
-        var one = new GroupFit(s, 30, 1e-4f);
+        return (jobs, boxes);
+    }
+
+    /// <summary>A batch of groups of different sizes, boxes and emitter counts (with and without read noise) gives every
+    /// group exactly what it gets fitted alone: lanes are independent, the padding adds exact zeros.</summary>
+    [TestCase(false)]
+    [TestCase(true)]
+    public void BatchOfGroupsEqualsEachGroupFittedAlone(bool scmos)
+    {
+        var (jobs, boxes) = MixedBatch(scmos);
+        new MaLiang.Engine.Fit.Backends.CpuGroupFitter(1.3f, 30, 1e-4f).FitAll(jobs);
+        var one = new GroupFit(1.3f, 30, 1e-4f);
         for (int j = 0; j < jobs.Count; j++)
         {
-            var (d, f, g, bw, bh, k) = boxes[j];
-            var th = (double[])starts[j].Clone();
+            var (d, f, g, bw, bh, k, start) = boxes[j];
+            var th = (double[])start.Clone();
             Assert.That(one.Fit(d, f, scmos ? g : default, bw, bh, k, th), Is.True);
             var crlb = new double[th.Length];
             Assert.That(one.SqrtCrlb(k, crlb), Is.True);

@@ -39,6 +39,10 @@ public interface IGpuFitBackend : IFitBackend
     /// </summary>
     IDisposable? PinHost(float[] pinnedArray) => null;
 
+    /// <summary>A fitter that runs batches of joint multi-emitter fits on this device (Kernels/group_fit.cl; the CPU's
+    /// results, see <see cref="CpuGroupFitter"/>). The backend disposes it with itself.</summary>
+    MaLiang.Engine.Fit.MultiEmitter.IGroupFitter CreateGroupFitter(float sigmaPx, int maxIterations, float tolerance);
+
     /// <summary>Device memory free now, in bytes (CUDA: cuMemGetInfo; OpenCL has no such query: the device's global
     /// memory). The pipeline sizes its chunks from it.</summary>
     long FreeMemoryBytes { get; }

@@ -53,6 +53,14 @@ public sealed unsafe class CudaFitBackend : IGpuFitBackend
     /// <summary>A detector on this backend's CUDA context (its own stream, shared with <see cref="FitDetected"/>).</summary>
     public GpuDetector CreateDetector() { lock (_lock) return new GpuDetector(Context, false); }
 
+    private readonly List<GpuGroupFit> _groupFits = new();
+    public MaLiang.Engine.Fit.MultiEmitter.IGroupFitter CreateGroupFitter(float sigmaPx, int maxIterations, float tolerance)
+    {
+        var f = new GpuGroupFit(() => Context, _lock, sigmaPx, maxIterations, tolerance);
+        lock (_lock) _groupFits.Add(f);
+        return f;
+    }
+
     public void FitDetected(GpuDetector detector, in FitOptions options, Span<FitResult> results)
     {
         ArgumentNullException.ThrowIfNull(detector);
@@ -267,6 +275,8 @@ public sealed unsafe class CudaFitBackend : IGpuFitBackend
             }
             _resident.Dispose();
             _astig.Dispose();
+            foreach (var f in _groupFits) f.Dispose();
+            _groupFits.Clear();
             _gctx?.Dispose();
             _gctx = null;
             _cu.Dispose();

@@ -11,7 +11,7 @@ internal enum GpuApi { OpenCL, Cuda }
 /// </summary>
 internal static class KernelSource
 {
-    public static readonly string[] All = ["detect.cl", "fit.cl", "astigmatic.cl"];
+    public static readonly string[] All = ["detect.cl", "fit.cl", "astigmatic.cl", "group_fit.cl"];
 
     public static string Assemble(GpuApi api, params string[] files)
     {

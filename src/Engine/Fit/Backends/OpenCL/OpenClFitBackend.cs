@@ -25,6 +25,14 @@ public sealed class OpenClFitBackend : IGpuFitBackend
     /// <summary>A detector on this backend's context and queue.</summary>
     public GpuDetector CreateDetector() => new(_ctx, false);
 
+    private readonly List<GpuGroupFit> _groupFits = new();
+    public MaLiang.Engine.Fit.MultiEmitter.IGroupFitter CreateGroupFitter(float sigmaPx, int maxIterations, float tolerance)
+    {
+        var f = new GpuGroupFit(() => _ctx, _lock, sigmaPx, maxIterations, tolerance);
+        lock (_lock) _groupFits.Add(f);
+        return f;
+    }
+
     public void FitDetected(GpuDetector detector, in FitOptions options, Span<FitResult> results)
     {
         ArgumentNullException.ThrowIfNull(detector);
@@ -78,6 +86,8 @@ public sealed class OpenClFitBackend : IGpuFitBackend
             _pix = _pixT = _res = _peak = _gam = _gamT = null;
             _resident.Dispose();
             _astig.Dispose();
+            foreach (var f in _groupFits) f.Dispose();
+            _groupFits.Clear();
             _ctx.Dispose();
         }
     }
