@@ -6,6 +6,7 @@ using MaLiang.Engine.Detect;
 using MaLiang.Engine.Fit;
 using MaLiang.Engine.Fit.Backends;
 using MaLiang.Engine.Fit.Backends.Gpu;
+using MaLiang.Engine.Fit.MultiEmitter;
 using MaLiang.Engine.IO;
 
 namespace MaLiang.Engine.Pipeline;
@@ -189,6 +190,22 @@ public sealed partial class Localizer
         bool refine = !_s.RejectOverlapping;
         var results = _deviceResults;
         int[] lefts = det.DetectedLeft.ToArray(), tops = det.DetectedTop.ToArray(), peaks = det.DetectedPeak.ToArray();
+        if (refine && _s.MultiEmitter)
+        {
+            // The multi-emitter stage with its joint fits on the device, all the chunk's frames in each batch.
+            RunParallel(() => Parallel.For(0, count, options, i =>
+            {
+                var o = NewOutput();
+                o.FrameIndex = frameBase + i;
+                o.Stats = found[i].Stats;
+                o.ReadTicks = readTicks[i];
+                var photons = chunk.AsSpan(i * px, px);
+                for (int j = start[i]; j < start[i + 1]; j++) o.Batch.Add(photons, w, frameBase + i, lefts[j], tops[j], peaks[j]);
+                slots[i] = o;
+            }));
+            RefineOnDevice(slots, count, w, h, results, start, i => chunk.AsMemory(i * px, px), options);
+            return;
+        }
         RunParallel(() => Parallel.For(0, count, options,
             () => Rent(1, 1),
             (i, _, wk) =>
@@ -238,6 +255,13 @@ public sealed partial class Localizer
         for (int i = 0; i < count; i++) start[i + 1] = start[i] + slots[i].Batch.Count;
         var results = _deviceResults;
         bool refine = !_s.RejectOverlapping;
+        if (refine && _s.MultiEmitter && count > 0)
+        {
+            var opt = new ParallelOptions { MaxDegreeOfParallelism = _threads };
+            for (int i = 0; i < count; i++) slots[i].FitTicks += ticks * _threads / Math.Max(1, count);
+            RefineOnDevice(slots, count, slots[0].Width, slots[0].Height, results, start, i => slots[i].Photons.AsMemory(0, slots[i].Width * slots[i].Height), opt);
+            return;
+        }
         // Neighbour refinement (CPU, as in the CPU path) and the conversion to localizations, per frame on the threads.
         RunParallel(() => Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = _threads },
             () => Rent(1, 1),
@@ -259,6 +283,59 @@ public sealed partial class Localizer
             },
             Return));
     }
+    /// <summary>
+    /// The multi-emitter stage of a chunk's frames (their single fits in <paramref name="results"/>, frame i's from
+    /// <paramref name="start"/>[i]) with the joint fits on the device: one <see cref="MultiEmitterRefiner"/> per frame runs
+    /// its grouping and model selection on the CPU threads, and every round the pending fits of all the frames go to the
+    /// device as one batch (<see cref="IGpuFitBackend.CreateGroupFitter"/>). Same results as the CPU path: the same
+    /// decisions, on fits that equal the CPU's.
+    /// </summary>
+    private void RefineOnDevice(FrameOutput[] slots, int count, int w, int h, FitResult[] results, int[] start, Func<int, Memory<float>> photonsOf,
+                                ParallelOptions options)
+    {
+        var mo = MultiEmitterOptions.From(_s);
+        if (_frameRefiners.Length < count) Array.Resize(ref _frameRefiners, count);
+        var refiners = _frameRefiners;
+        var gamma = _camera.ReadNoiseMap ?? [];
+        long t0 = Stopwatch.GetTimestamp();
+        RunParallel(() => Parallel.For(0, count, options, i =>
+        {
+            var o = slots[i];
+            var r = refiners[i] ??= new MultiEmitterRefiner(mo, _s.RoiSize);
+            int n = o.Batch.Count;
+            r.Begin(photonsOf(i).Span, gamma, w, h, o.Batch.RoiSize, results.AsSpan(start[i], n), o.Batch.Left.AsSpan(0, n), o.Batch.Top.AsSpan(0, n), o.Batch.Peak.AsSpan(0, n));
+        }));
+        var fitter = _deviceGroupFit ??= _gpu!.CreateGroupFitter(refiners[0]!.PsfSigmaPx, refiners[0]!.MaxIterations, refiners[0]!.Tolerance);
+        var jobs = _deviceJobs;
+        while (true)
+        {
+            jobs.Clear(gamma.Length > 0);
+            bool pending = false;
+            for (int i = 0; i < count; i++)
+                if (!refiners[i]!.Done) { refiners[i]!.Collect(jobs); pending = true; }
+            if (!pending) break;
+            if (jobs.Count == 0) throw new MaLiangException("multi-emitter stage: frames still refining but no fit pending (internal error)");
+            long d0 = Stopwatch.GetTimestamp();
+            fitter.FitAll(jobs);
+            _summary.GroupFitDeviceSeconds += (Stopwatch.GetTimestamp() - d0) / (double)Stopwatch.Frequency;
+            RunParallel(() => Parallel.For(0, count, options, i =>
+            {
+                if (!refiners[i]!.Done) refiners[i]!.Deliver(jobs, photonsOf(i).Span, gamma);
+            }));
+        }
+        long perFrame = (Stopwatch.GetTimestamp() - t0) * _threads / Math.Max(1, count);
+        RunParallel(() => Parallel.For(0, count, options, i =>
+        {
+            var o = slots[i]; var r = refiners[i]!;
+            o.Stats.Candidates += r.Added;
+            for (int k = 0; k < o.GroupsBySize.Length; k++) o.GroupsBySize[k] += r.GroupsBySize[k];
+            o.FitTicks += perFrame;
+            o.Collect(r.Result, default, default, MinSnr);
+        }));
+    }
+    private MultiEmitterRefiner?[] _frameRefiners = [];
+    private IGroupFitter? _deviceGroupFit;
+    private readonly GroupFitJobs _deviceJobs = new();
     private RoiBatch? _deviceBatch;
     private FitResult[] _deviceResults = Array.Empty<FitResult>();
 }

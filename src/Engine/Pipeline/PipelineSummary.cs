@@ -32,6 +32,9 @@ public sealed class PipelineSummary
     /// <summary>Isolated spots the first-frames calibration measured.</summary>
     public int CalibrationSpots { get; internal set; }
     public double WallSeconds { get; internal set; }
+    /// <summary>GPU backends: wall seconds of the multi-emitter stage's joint-fit batches on the device (uploads, kernel,
+    /// read-backs), part of the fit stage's time.</summary>
+    public double GroupFitDeviceSeconds { get; internal set; }
     /// <summary>Per-stage time summed over worker threads (seconds of CPU): read + camera, de-noise, detection + ROI cut-out, fit.
     /// With device detection (GPU backends) the device stages are wall seconds x <see cref="Threads"/>, so that
     /// <see cref="StageMsPerFrame"/> gives their wall time per frame: de-noise = the filter kernels; detection = noise

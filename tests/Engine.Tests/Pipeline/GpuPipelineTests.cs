@@ -94,7 +94,7 @@ public class GpuPipelineTests
 
     /// <summary>Issue 17: the density sweep's stacks (crowded, emitters anywhere) through the whole GPU pipeline equal the
     /// CPU's: the device detection with the camera-noise test and its sparse-frame rule, the device single fits, and the
-    /// multi-emitter stage on the host after them.</summary>
+    /// multi-emitter stage's grouping and model selection on the host, its joint fits in device batches.</summary>
     [TestCase("opencl", 1.0)]
     [TestCase("opencl", 4.0)]
     [TestCase("cuda", 4.0, Category = "Cuda")]
@@ -106,11 +106,17 @@ public class GpuPipelineTests
         var (cpu, cs) = Run(sim, s, new CpuFitBackend(2));
         var (gpu, gs) = Run(sim, s, backend, l => l.GpuChunkFrames = 4);
         Assert.That(gs.DeviceDetection, Is.True);
+        Assert.That(gs.GroupFitDeviceSeconds, Is.GreaterThan(0), "the joint fits ran in device batches");
         AssertSame(cpu, gpu, cs, gs);
         Assert.That(gs.GroupsBySize, Is.EqualTo(cs.GroupsBySize), "groups by size");
         Assert.That(gs.SpreadTestFrames, Is.EqualTo(cs.SpreadTestFrames), "sparse frames");
         for (int i = 0; i < cpu.Length; i++) Assert.That(gpu[i].FittedTogether, Is.EqualTo(cpu[i].FittedTogether), $"fitted_together of {i}");
         Assert.That(cpu.Count(l => l.FittedTogether > 1), Is.GreaterThan(0), "the stack has joint fits");
+        // CPU detection, device fits (single and joint).
+        var (hostDet, hs) = Run(sim, s, backend, l => { l.GpuChunkFrames = 4; l.DeviceDetection = false; });
+        Assert.That(hs.GroupFitDeviceSeconds, Is.GreaterThan(0), "the joint fits ran in device batches (CPU detection)");
+        AssertSame(cpu, hostDet, cs, hs);
+        Assert.That(hs.GroupsBySize, Is.EqualTo(cs.GroupsBySize), "groups by size (CPU detection)");
     }
 
     [TestCase("opencl")]
