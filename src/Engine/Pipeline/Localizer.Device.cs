@@ -203,7 +203,7 @@ public sealed partial class Localizer
                 for (int j = start[i]; j < start[i + 1]; j++) o.Batch.Add(photons, w, frameBase + i, lefts[j], tops[j], peaks[j]);
                 slots[i] = o;
             }));
-            RefineOnDevice(slots, count, w, h, results, start, i => chunk.AsMemory(i * px, px), options);
+            RefineChunk(slots, count, w, h, i => results.AsMemory(start[i], start[i + 1] - start[i]), i => chunk.AsMemory(i * px, px), DeviceGroupFitter(), options);
             return;
         }
         RunParallel(() => Parallel.For(0, count, options,
@@ -259,7 +259,8 @@ public sealed partial class Localizer
         {
             var opt = new ParallelOptions { MaxDegreeOfParallelism = _threads };
             for (int i = 0; i < count; i++) slots[i].FitTicks += ticks * _threads / Math.Max(1, count);
-            RefineOnDevice(slots, count, slots[0].Width, slots[0].Height, results, start, i => slots[i].Photons.AsMemory(0, slots[i].Width * slots[i].Height), opt);
+            RefineChunk(slots, count, slots[0].Width, slots[0].Height, i => results.AsMemory(start[i], start[i + 1] - start[i]),
+                        i => slots[i].Photons.AsMemory(0, slots[i].Width * slots[i].Height), DeviceGroupFitter(), opt);
             return;
         }
         // Neighbour refinement (CPU, as in the CPU path) and the conversion to localizations, per frame on the threads.
@@ -284,14 +285,15 @@ public sealed partial class Localizer
             Return));
     }
     /// <summary>
-    /// The multi-emitter stage of a chunk's frames (their single fits in <paramref name="results"/>, frame i's from
-    /// <paramref name="start"/>[i]) with the joint fits on the device: one <see cref="MultiEmitterRefiner"/> per frame runs
-    /// its grouping and model selection on the CPU threads, and every round the pending fits of all the frames go to the
-    /// device as one batch (<see cref="IGpuFitBackend.CreateGroupFitter"/>). Same results as the CPU path: the same
-    /// decisions, on fits that equal the CPU's.
+    /// The multi-emitter stage of a chunk's frames (frame i's single fits from <paramref name="fitsOf"/>, its photons from
+    /// <paramref name="photonsOf"/>), their joint fits batched across the frames: one <see cref="MultiEmitterRefiner"/> per
+    /// frame runs its grouping and model selection on the CPU threads, and every round the pending fits of all the frames
+    /// go to <paramref name="fitter"/> as one batch: the device's (<see cref="IGpuFitBackend.CreateGroupFitter"/>) or the
+    /// CPU's, SIMD across the groups (<see cref="ParallelCpuGroupFitter"/>). A frame's results do not depend on which
+    /// frames share its batches, so the CPU path, the device paths and <see cref="MultiEmitterRefiner.Refine"/> agree.
     /// </summary>
-    private void RefineOnDevice(FrameOutput[] slots, int count, int w, int h, FitResult[] results, int[] start, Func<int, Memory<float>> photonsOf,
-                                ParallelOptions options)
+    private void RefineChunk(FrameOutput[] slots, int count, int w, int h, Func<int, Memory<FitResult>> fitsOf, Func<int, Memory<float>> photonsOf,
+                             IGroupFitter fitter, ParallelOptions options)
     {
         var mo = MultiEmitterOptions.From(_s);
         if (_frameRefiners.Length < count) Array.Resize(ref _frameRefiners, count);
@@ -303,10 +305,10 @@ public sealed partial class Localizer
             var o = slots[i];
             var r = refiners[i] ??= new MultiEmitterRefiner(mo, _s.RoiSize);
             int n = o.Batch.Count;
-            r.Begin(photonsOf(i).Span, gamma, w, h, o.Batch.RoiSize, results.AsSpan(start[i], n), o.Batch.Left.AsSpan(0, n), o.Batch.Top.AsSpan(0, n), o.Batch.Peak.AsSpan(0, n));
+            r.Begin(photonsOf(i).Span, gamma, w, h, o.Batch.RoiSize, fitsOf(i).Span[..n], o.Batch.Left.AsSpan(0, n), o.Batch.Top.AsSpan(0, n), o.Batch.Peak.AsSpan(0, n));
         }));
-        var fitter = _deviceGroupFit ??= _gpu!.CreateGroupFitter(refiners[0]!.PsfSigmaPx, refiners[0]!.MaxIterations, refiners[0]!.Tolerance);
-        var jobs = _deviceJobs;
+        var jobs = _chunkJobs;
+        bool device = fitter is not ParallelCpuGroupFitter;
         while (true)
         {
             jobs.Clear(gamma.Length > 0);
@@ -317,7 +319,7 @@ public sealed partial class Localizer
             if (jobs.Count == 0) throw new MaLiangException("multi-emitter stage: frames still refining but no fit pending (internal error)");
             long d0 = Stopwatch.GetTimestamp();
             fitter.FitAll(jobs);
-            _summary.GroupFitDeviceSeconds += (Stopwatch.GetTimestamp() - d0) / (double)Stopwatch.Frequency;
+            if (device) _summary.GroupFitDeviceSeconds += (Stopwatch.GetTimestamp() - d0) / (double)Stopwatch.Frequency;
             RunParallel(() => Parallel.For(0, count, options, i =>
             {
                 if (!refiners[i]!.Done) refiners[i]!.Deliver(jobs, photonsOf(i).Span, gamma);
@@ -333,9 +335,22 @@ public sealed partial class Localizer
             o.Collect(r.Result, default, default, MinSnr);
         }));
     }
+
+    private IGroupFitter DeviceGroupFitter()
+    {
+        var mo = MultiEmitterOptions.From(_s);
+        return _deviceGroupFit ??= _gpu!.CreateGroupFitter(mo.PsfSigmaPx, mo.MaxIterations, mo.Tolerance);
+    }
+
+    private IGroupFitter CpuGroupFitter()
+    {
+        var mo = MultiEmitterOptions.From(_s);
+        return _cpuGroupFit ??= new ParallelCpuGroupFitter(mo.PsfSigmaPx, mo.MaxIterations, mo.Tolerance, _threads);
+    }
+    private IGroupFitter? _cpuGroupFit;
     private MultiEmitterRefiner?[] _frameRefiners = [];
     private IGroupFitter? _deviceGroupFit;
-    private readonly GroupFitJobs _deviceJobs = new();
+    private readonly GroupFitJobs _chunkJobs = new();
     private RoiBatch? _deviceBatch;
     private FitResult[] _deviceResults = Array.Empty<FitResult>();
 }

@@ -43,6 +43,8 @@ public sealed partial class Localizer : IDisposable
     public const long GpuChunkPixels = 32L << 20;
     /// <summary>Most frames per chunk on a GPU backend.</summary>
     public const int MaxGpuChunkFrames = 256;
+    /// <summary>CPU path with the multi-emitter stage: pixels of the frames a chunk keeps for it (4 Mpx).</summary>
+    public const long CpuRefineChunkPixels = 4L << 20;
     /// <summary>Device bytes per frame pixel of a chunk: frames, filtered, two filter temporaries (4 floats) and room
     /// for the ROIs, their pixel-major copy and the fit results.</summary>
     public const long DeviceBytesPerPixel = 20;
@@ -71,8 +73,11 @@ public sealed partial class Localizer : IDisposable
     /// <summary>Frames per chunk for frames of <paramref name="width"/> x <paramref name="height"/> on this backend.</summary>
     public int ChunkFramesFor(int width, int height)
     {
-        if (!UsesDeviceDetection) return ChunkFrames;
         long px = Math.Max(1L, (long)width * height);
+        // The multi-emitter stage batches its joint fits over a chunk's frames (RefineChunk): more frames fill more SIMD
+        // lanes (a crowded 64x64 frame has one or two fits per round), up to about 4 Mpx of frames kept for it and 32
+        // frames (progress and cancellation come per chunk).
+        if (!UsesDeviceDetection) return RefinesInChunks ? (int)Math.Clamp(CpuRefineChunkPixels / px, ChunkFrames, Math.Max(ChunkFrames, 32)) : ChunkFrames;
         int frames = _gpuChunkFrames > 0 ? _gpuChunkFrames : (int)Math.Clamp(GpuChunkPixels / px, 1, MaxGpuChunkFrames);
         // And what half the device's free memory holds (a small or shared GPU): the detector keeps about
         // DeviceBytesPerPixel per chunk pixel. An out-of-memory later still halves the chunk (Push).
@@ -249,7 +254,18 @@ public sealed partial class Localizer : IDisposable
             Return));
 
         if (!_cpuFit) FitOnDevice(slots, count);
+        else if (RefinesInChunks)
+        {
+            // (A frame that failed has thrown already: RunParallel.)
+            RefineChunk(slots, count, source.Width, source.Height, i => slots[i].Fits.AsMemory(0, slots[i].Batch.Count),
+                        i => slots[i].Photons.AsMemory(0, source.Width * source.Height), CpuGroupFitter(),
+                        new ParallelOptions { MaxDegreeOfParallelism = _threads, CancellationToken = cancel });
+        }
     }
+
+    /// <summary>CPU path: the multi-emitter stage runs over each chunk's frames together (<see cref="RefineChunk"/>), so
+    /// its joint fits fill the SIMD lanes.</summary>
+    private bool RefinesInChunks => _s.MultiEmitter && !_s.RejectOverlapping;
 
     /// <summary>Merges a chunk's per-frame outputs in frame order: counts, timings, results, the sink.</summary>
     private void Merge(int count, Action<ReadOnlySpan<Localization>>? sink)

@@ -85,7 +85,8 @@ public class OpenClTests
         Assert.That(cu, Does.Contain("extern \"C\" __global__"));
         var common = KernelSource.Load("detect.cl");
         Assert.That(cl, Does.EndWith(common + "\n" + "/* ---- fit.cl ---- */\n" + KernelSource.Load("fit.cl") + "\n"
-                                     + "/* ---- astigmatic.cl ---- */\n" + KernelSource.Load("astigmatic.cl") + "\n"));
+                                     + "/* ---- astigmatic.cl ---- */\n" + KernelSource.Load("astigmatic.cl") + "\n"
+                                     + "/* ---- group_fit.cl ---- */\n" + KernelSource.Load("group_fit.cl") + "\n"));
         Assert.That(cu, Does.Contain(common));
     }
 

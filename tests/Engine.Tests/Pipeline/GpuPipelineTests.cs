@@ -152,10 +152,15 @@ public class GpuPipelineTests
         loc.GpuChunkFrames = 64;
         Assert.That(loc.ChunkFramesFor(512, 512), Is.EqualTo(64));
         loc.DeviceDetection = false;
-        Assert.That(loc.ChunkFramesFor(512, 512), Is.EqualTo(loc.ChunkFrames));
+        // Host detection: the multi-emitter stage keeps about 4 Mpx of frames per chunk for its batches (8 to 32 frames).
+        Assert.That(loc.ChunkFramesFor(512, 512), Is.EqualTo(16));
+        Assert.That(loc.ChunkFramesFor(2048, 2048), Is.EqualTo(loc.ChunkFrames));
+        Assert.That(loc.ChunkFramesFor(64, 64), Is.EqualTo(32));
         Assert.Throws<InvalidParameterException>(() => loc.GpuChunkFrames = -1);
         using var cpu = new Localizer(new LocalizerSettings { Threads = 2 }, new CpuFitBackend(2));
-        Assert.That(cpu.ChunkFramesFor(512, 512), Is.EqualTo(cpu.ChunkFrames));
+        Assert.That(cpu.ChunkFramesFor(512, 512), Is.EqualTo(16));
+        using var single = new Localizer(new LocalizerSettings { Threads = 2, MultiEmitter = false }, new CpuFitBackend(2));
+        Assert.That(single.ChunkFramesFor(512, 512), Is.EqualTo(single.ChunkFrames));
     }
 
     /// <summary>A source that fails on one frame and records which frames were read (by any thread) and whether a read

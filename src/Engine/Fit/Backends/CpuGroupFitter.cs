@@ -1,11 +1,12 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using MaLiang.Engine.Fit.MultiEmitter;
 
 namespace MaLiang.Engine.Fit.Backends;
 
 /// <summary>
-/// The joint multi-emitter fit (DESIGN.md "Crowded frames") on the CPU, SIMD across groups: jobs of equal emitter count
+/// The joint multi-emitter fit (DESIGN.md "Crowded frames") on the CPU, SIMD across groups: jobs sorted by emitter count
 /// are fitted together, one per <see cref="Vector{Double}"/> lane (4 with AVX2, 8 with AVX-512), boxes padded to the
 /// largest in the bundle and masked per lane. The model per pixel: mu = b + f + sum_k N_k Ex_k(col) Ey_k(row), with f the
 /// fixed model of the emitters outside the group and Ex, Ey the pixel-integrated Gaussian of
@@ -42,12 +43,13 @@ public sealed class CpuGroupFitter : IGroupFitter
     private Vector<double>[] _ex = [], _dex = [], _ey = [], _dey = [];
     private Vector<long>[] _colIn = [], _rowIn = [];
     private Vector<float>[] _ve = [], _vdc = [], _vds = [];
+    private Vector<double>[] _jacs = [], _w = [], _rr = [];
     private readonly Vector<double>[] _gV = new Vector<double>[P], _fV = new Vector<double>[P * P], _jac = new Vector<double>[P], _n = new Vector<double>[GroupFit.MaxEmitters];
     // Per lane.
     private readonly double[] _theta = new double[L * P], _trial = new double[L * P], _g = new double[L * P], _f = new double[L * P * P];
     private readonly double[] _a = new double[P * P], _step = new double[P], _lambda = new double[L], _logL = new double[L];
-    private readonly double[] _logLV = new double[L], _llrV = new double[L];
-    private readonly int[] _it = new int[L], _tries = new int[L], _bw = new int[L], _bh = new int[L];
+    private readonly double[] _logLV = new double[L], _llrV = new double[L], _dataLogTerm = new double[L];
+    private readonly int[] _it = new int[L], _tries = new int[L], _bw = new int[L], _bh = new int[L], _k = new int[L];
     private readonly bool[] _bad = new bool[L], _active = new bool[L];
     private readonly GroupFitStatus[] _status = new GroupFitStatus[L];
 
@@ -56,30 +58,46 @@ public sealed class CpuGroupFitter : IGroupFitter
         int n = jobs.Count;
         if (n == 0) return;
         if (_order.Length < n) { _order = new int[Math.Max(n, 2 * _order.Length)]; _keys = new long[_order.Length]; }
-        // Bundles of equal emitter count and similar boxes: sorted by (k, height, width).
+        int bundles = Bundles(jobs, _order, _keys, ref _bundleStart);
+        for (int b = 0; b < bundles; b++) FitBundle(jobs, _order, _bundleStart[b], _bundleStart[b + 1]);
+    }
+    private int[] _bundleStart = [];
+
+    /// <summary>Sorts the jobs into bundles of similar emitter counts and boxes (by k, height, width), one job per lane: <paramref name="order"/> holds the job indices, bundle b is order[start[b] .. start[b + 1]).</summary>
+    internal static int Bundles(GroupFitJobs jobs, int[] order, long[] keys, ref int[] start)
+    {
+        int n = jobs.Count;
         for (int j = 0; j < n; j++)
         {
-            _order[j] = j;
-            _keys[j] = ((long)jobs.Emitters[j] << 40) | ((long)jobs.Height[j] << 20) | (long)jobs.Width[j];
+            order[j] = j;
+            keys[j] = ((long)jobs.Emitters[j] << 40) | ((long)jobs.Height[j] << 20) | (long)jobs.Width[j];
         }
-        Array.Sort(_keys, _order, 0, n);
-        for (int i = 0; i < n;)
-        {
-            int k = jobs.Emitters[_order[i]], m = 1;
-            while (m < L && i + m < n && jobs.Emitters[_order[i + m]] == k) m++;
-            FitBundle(jobs, _order.AsSpan(i, m), k);
-            i += m;
-        }
+        Array.Sort(keys, order, 0, n);
+        if (start.Length < n + 1) start = new int[Math.Max(n + 1, 2 * start.Length)];
+        int b = 0;
+        for (int i = 0; i < n; i += L) start[b++] = i;
+        start[b] = n;
+        return b;
     }
 
-    private void FitBundle(GroupFitJobs jobs, ReadOnlySpan<int> lanes, int k)
+    /// <summary>Fits the bundle order[from .. to) (at most one job per lane).</summary>
+    internal void FitBundle(GroupFitJobs jobs, int[] order, int from, int to) => FitBundle(jobs, order.AsSpan(from, to - from));
+
+    /// <summary>
+    /// One job per lane. Lanes with fewer emitters than the bundle's most carry the missing ones with zero photons and
+    /// position: they add exact zeros to the model, and a lane's gradient and Fisher block are the first 3k + 1 entries of
+    /// the bundle's, so every lane gets what it would alone.
+    /// </summary>
+    private void FitBundle(GroupFitJobs jobs, ReadOnlySpan<int> lanes)
     {
-        int m = lanes.Length, p = 3 * k + 1, bwMax = 0, bhMax = 0;
+        int m = lanes.Length, k = 0, bwMax = 0, bhMax = 0;
         for (int l = 0; l < L; l++)
         {
             _bw[l] = l < m ? jobs.Width[lanes[l]] : 0; _bh[l] = l < m ? jobs.Height[lanes[l]] : 0;
-            bwMax = Math.Max(bwMax, _bw[l]); bhMax = Math.Max(bhMax, _bh[l]);
+            _k[l] = l < m ? jobs.Emitters[lanes[l]] : 0;
+            bwMax = Math.Max(bwMax, _bw[l]); bhMax = Math.Max(bhMax, _bh[l]); k = Math.Max(k, _k[l]);
         }
+        int pk = 3 * k + 1;
         Ensure(k, bwMax, bhMax);
         bool scmos = jobs.HasGamma;
         // Pack the boxes lane-interleaved (zeros outside a lane's box; those pixels are masked).
@@ -97,15 +115,17 @@ public sealed class CpuGroupFitter : IGroupFitter
                     d[q] = jobs.Data[s]; f[q] = jobs.Fixed[s];
                     if (scmos) gm[q] = jobs.Gamma[s];
                 }
-            jobs.Theta.AsSpan(job * P, p).CopyTo(_theta.AsSpan(l * P, p));
+            _theta.AsSpan(l * P, pk).Clear();
+            jobs.Theta.AsSpan(job * P, 3 * _k[l] + 1).CopyTo(_theta.AsSpan(l * P));
         }
-        for (int l = m; l < L; l++) _theta.AsSpan(l * P, p).Clear();
+        for (int l = m; l < L; l++) _theta.AsSpan(l * P, pk).Clear();
         Span<double> bwL = stackalloc double[L], bhL = stackalloc double[L];
         for (int l = 0; l < L; l++) { bwL[l] = _bw[l]; bhL[l] = _bh[l]; }
         var bwV = new Vector<double>(bwL); var bhV = new Vector<double>(bhL);
         for (int c = 0; c < bwMax; c++) _colIn[c] = Vector.LessThan(new Vector<double>(c), bwV);
         for (int r = 0; r < bhMax; r++) _rowIn[r] = Vector.LessThan(new Vector<double>(r), bhV);
 
+        DataLogTerm(m, bwMax, bhMax, scmos);
         // Start.
         Evaluate(_theta, k, bwMax, bhMax, scmos);
         for (int l = 0; l < L; l++)
@@ -113,7 +133,7 @@ public sealed class CpuGroupFitter : IGroupFitter
             _active[l] = l < m && !_bad[l];
             _status[l] = GroupFitStatus.Failed;
             _it[l] = 0; _tries[l] = 0; _lambda[l] = 1e-4; _logL[l] = _logLV[l];
-            if (_active[l]) Take(l, p);
+            if (_active[l]) Take(l, 3 * _k[l] + 1, pk);
             if (_active[l] && MaxIterations <= 0) { _active[l] = false; _status[l] = GroupFitStatus.MaxIterations; }
         }
         bool any = AnyActive();
@@ -121,9 +141,10 @@ public sealed class CpuGroupFitter : IGroupFitter
         {
             for (int l = 0; l < L; l++)
             {
-                var th = _theta.AsSpan(l * P, p); var tr = _trial.AsSpan(l * P, p);
-                th.CopyTo(tr);
+                _theta.AsSpan(l * P, pk).CopyTo(_trial.AsSpan(l * P, pk));
                 if (!_active[l]) continue;
+                int p = 3 * _k[l] + 1;
+                var tr = _trial.AsSpan(l * P, p);
                 // (F + lambda diag F) step = g, then the projection.
                 var fl = _f.AsSpan(l * P * P, p * p);
                 double lam = _lambda[l];
@@ -131,20 +152,21 @@ public sealed class CpuGroupFitter : IGroupFitter
                     for (int j = 0; j < p; j++) _a[i * p + j] = fl[i * p + j] * (i == j ? 1 + lam : 1);
                 if (!Cholesky(_a, p)) { _active[l] = false; _status[l] = GroupFitStatus.Failed; continue; }
                 SolveFactored(_a, p, _g.AsSpan(l * P, p), _step);
-                Project(tr, _step, k, _bw[l], _bh[l]);
+                Project(tr, _step, _k[l], _bw[l], _bh[l]);
             }
             Evaluate(_trial, k, bwMax, bhMax, scmos);
             for (int l = 0; l < L; l++)
             {
                 if (!_active[l]) continue;
                 double logL = _logL[l], logL1 = _logLV[l];
+                int p = 3 * _k[l] + 1;
                 if (!_bad[l] && logL1 >= logL - 1e-9 * Math.Abs(logL))
                 {
                     var th = _theta.AsSpan(l * P, p); var tr = _trial.AsSpan(l * P, p);
                     bool small = true;
                     for (int i = 0; i < p; i++) small &= Math.Abs(tr[i] - th[i]) <= Tolerance * Math.Max(Math.Abs(tr[i]), 1.0);
                     tr.CopyTo(th);
-                    Take(l, p);
+                    Take(l, p, pk);
                     // Converged when every step is small, or the likelihood no longer moves (a ridge between two close
                     // emitters creeps in small steps; model selection only needs L to 1e-3).
                     small |= logL1 - logL < 1e-4;
@@ -167,14 +189,14 @@ public sealed class CpuGroupFitter : IGroupFitter
         Evaluate(_theta, k, bwMax, bhMax, scmos);
         for (int l = 0; l < m; l++)
         {
-            int job = lanes[l];
+            int job = lanes[l], p = 3 * _k[l] + 1;
             _theta.AsSpan(l * P, p).CopyTo(jobs.Theta.AsSpan(job * P, p));
             jobs.LogLikelihood[job] = _logLV[l]; jobs.Llr[job] = _llrV[l];
             jobs.Iterations[job] = Math.Min(_it[l] + 1, Math.Max(MaxIterations, 0));
             var status = _status[l];
             if (status != GroupFitStatus.Failed)
             {
-                Take(l, p);
+                Take(l, p, pk);
                 if (!SqrtCrlbOf(_f.AsSpan(l * P * P, p * p), p, jobs.SqrtCrlb.AsSpan(job * P, p))) status = GroupFitStatus.NoCrlb;
             }
             jobs.Status[job] = status;
@@ -189,15 +211,15 @@ public sealed class CpuGroupFitter : IGroupFitter
 
     /// <summary>Copies lane <paramref name="l"/>'s gradient and Fisher information (upper triangle, mirrored) from the last
     /// <see cref="Evaluate"/>.</summary>
-    private void Take(int l, int p)
+    private void Take(int l, int p, int stride)
     {
-        var gv = MemoryMarshal.Cast<Vector<double>, double>(_gV.AsSpan(0, p));
-        var fv = MemoryMarshal.Cast<Vector<double>, double>(_fV.AsSpan(0, p * p));
+        var gv = MemoryMarshal.Cast<Vector<double>, double>(_gV.AsSpan(0, stride));
+        var fv = MemoryMarshal.Cast<Vector<double>, double>(_fV.AsSpan(0, stride * stride));
         var g = _g.AsSpan(l * P, p); var f = _f.AsSpan(l * P * P, p * p);
         for (int i = 0; i < p; i++)
         {
             g[i] = gv[i * L + l];
-            for (int j = i; j < p; j++) f[i * p + j] = f[j * p + i] = fv[(i * p + j) * L + l];
+            for (int j = i; j < p; j++) f[i * p + j] = f[j * p + i] = fv[(i * stride + j) * L + l];
         }
     }
 
@@ -255,11 +277,14 @@ public sealed class CpuGroupFitter : IGroupFitter
             for (int l = 0; l < L; l++) lane[l] = theta[l * P + 3 + 3 * e];
             _n[e] = new Vector<double>(lane);
         }
-        var g = _gV.AsSpan(0, p); var f = _fV.AsSpan(0, p * p); var jac = _jac.AsSpan(0, p);
-        g.Clear(); f.Clear();
-        var logL = Vector<double>.Zero; var llr = Vector<double>.Zero; var bad = Vector<long>.Zero;
+        int np = bw * bh;
+        if (_jacs.Length < np * p) _jacs = new Vector<double>[Math.Max(np * p, 2 * _jacs.Length)];
+        if (_w.Length < np) { _w = new Vector<double>[Math.Max(np, 2 * _w.Length)]; _rr = new Vector<double>[_w.Length]; }
+        // Pass 1, per pixel: the model, its derivatives (pixel-major rows of p), the weight 1/mu and the residual d/mu - 1.
+        ref var jac0 = ref MemoryMarshal.GetArrayDataReference(_jacs);
+        var logL = Vector<double>.Zero; var bad = Vector<long>.Zero;
         var one = Vector<double>.One;
-        jac[0] = one;
+        var inf = new Vector<double>(double.PositiveInfinity);
         for (int r = 0; r < bh; r++)
         {
             var rowIn = _rowIn[r];
@@ -267,42 +292,88 @@ public sealed class CpuGroupFitter : IGroupFitter
             {
                 var inBox = rowIn & _colIn[c];
                 int px = r * bw + c;
+                ref var jac = ref Unsafe.Add(ref jac0, px * p);
+                jac = one;
                 var mu = b + _fixed[px];
                 for (int e = 0; e < k; e++)
                 {
                     var ex = _ex[e * bw + c]; var ey = _ey[e * bh + r]; var n = _n[e];
                     var ee = ex * ey;
                     mu += n * ee;
-                    jac[1 + 3 * e] = n * _dex[e * bw + c] * ey;
-                    jac[2 + 3 * e] = n * ex * _dey[e * bh + r];
-                    jac[3 + 3 * e] = ee;
+                    Unsafe.Add(ref jac, 1 + 3 * e) = n * _dex[e * bw + c] * ey;
+                    Unsafe.Add(ref jac, 2 + 3 * e) = n * ex * _dey[e * bh + r];
+                    Unsafe.Add(ref jac, 3 + 3 * e) = ee;
                 }
                 var d = _data[px];
                 if (scmos) { mu += _gamma[px]; d += _gamma[px]; }
-                var okMu = Vector.GreaterThan(mu, Vector<double>.Zero) & Vector.LessThan(mu, new Vector<double>(double.PositiveInfinity));
+                var okMu = Vector.GreaterThan(mu, Vector<double>.Zero) & Vector.LessThan(mu, inf);
                 bad |= inBox & ~okMu;
                 mu = Vector.ConditionalSelect(inBox & okMu, mu, one);
                 var inv = Vector.ConditionalSelect(inBox, one / mu, Vector<double>.Zero);
-                var rr = Vector.ConditionalSelect(inBox, d * inv - one, Vector<double>.Zero);
-                var lnMu = Vector.Log(mu);
-                logL += Vector.ConditionalSelect(inBox, d * lnMu - mu, Vector<double>.Zero);
-                var dPos = Vector.GreaterThan(d, Vector<double>.Zero);
-                var dLn = Vector.ConditionalSelect(dPos, d * (Vector.Log(Vector.ConditionalSelect(dPos, d, one)) - lnMu), Vector<double>.Zero);
-                llr += Vector.ConditionalSelect(inBox, mu - d + dLn, Vector<double>.Zero);
-                for (int i = 0; i < p; i++)
+                _w[px] = inv;
+                _rr[px] = Vector.ConditionalSelect(inBox, d * inv - one, Vector<double>.Zero);
+                logL += Vector.ConditionalSelect(inBox, d * Vector.Log(mu) - mu, Vector<double>.Zero);
+            }
+        }
+        // Pass 2: g_i = sum rr J_i and F_ij = sum (J_i / mu) J_j, pixel by pixel in the same order as a running sum per
+        // pixel would add them (so the kernel's per-pixel loop gives the same bits), four columns j at a time so the sums
+        // stay in registers (a per-pixel rank-one update would load and store all of F at every pixel).
+        ref var w0 = ref MemoryMarshal.GetArrayDataReference(_w);
+        ref var rr0 = ref MemoryMarshal.GetArrayDataReference(_rr);
+        for (int i = 0; i < p; i++)
+        {
+            var gi = Vector<double>.Zero;
+            for (int px = 0; px < np; px++) gi += Unsafe.Add(ref rr0, px) * Unsafe.Add(ref jac0, px * p + i);
+            _gV[i] = gi;
+            int j = i;
+            for (; j + 3 < p; j += 4)
+            {
+                Vector<double> s0 = default, s1 = default, s2 = default, s3 = default;
+                for (int px = 0; px < np; px++)
                 {
-                    var ji = jac[i];
-                    var wi = ji * inv;
-                    g[i] += rr * ji;
-                    int row = i * p;
-                    for (int j = i; j < p; j++) f[row + j] += wi * jac[j];
+                    ref var row = ref Unsafe.Add(ref jac0, px * p);
+                    var wi = Unsafe.Add(ref row, i) * Unsafe.Add(ref w0, px);
+                    s0 += wi * Unsafe.Add(ref row, j); s1 += wi * Unsafe.Add(ref row, j + 1);
+                    s2 += wi * Unsafe.Add(ref row, j + 2); s3 += wi * Unsafe.Add(ref row, j + 3);
                 }
+                _fV[i * p + j] = s0; _fV[i * p + j + 1] = s1; _fV[i * p + j + 2] = s2; _fV[i * p + j + 3] = s3;
+            }
+            for (; j < p; j++)
+            {
+                Vector<double> s0 = default;
+                for (int px = 0; px < np; px++)
+                {
+                    ref var row = ref Unsafe.Add(ref jac0, px * p);
+                    s0 += Unsafe.Add(ref row, i) * Unsafe.Add(ref w0, px) * Unsafe.Add(ref row, j);
+                }
+                _fV[i * p + j] = s0;
             }
         }
         for (int l = 0; l < L; l++)
         {
-            _logLV[l] = logL[l]; _llrV[l] = 2 * llr[l];
+            // LLR = 2 sum(mu - d + d ln(d / mu)) = 2 (sum d ln d - sum d - logL): the data's part is the bundle's constant.
+            _logLV[l] = logL[l]; _llrV[l] = 2 * (_dataLogTerm[l] - logL[l]);
             _bad[l] = bad[l] != 0 || !double.IsFinite(logL[l]);
+        }
+    }
+
+    /// <summary>Per lane: sum over its box of d ln d (d &gt; 0) - d, with d the data (+ gamma for sCMOS).</summary>
+    private void DataLogTerm(int m, int bw, int bh, bool scmos)
+    {
+        var d = MemoryMarshal.Cast<Vector<double>, double>(_data.AsSpan(0, bw * bh));
+        var gm = MemoryMarshal.Cast<Vector<double>, double>(_gamma.AsSpan(0, bw * bh));
+        for (int l = 0; l < L; l++)
+        {
+            double sum = 0;
+            if (l < m)
+                for (int r = 0; r < _bh[l]; r++)
+                    for (int c = 0; c < _bw[l]; c++)
+                    {
+                        int q = (r * bw + c) * L + l;
+                        double v = scmos ? d[q] + gm[q] : d[q];
+                        sum += (v > 0 ? v * Math.Log(v) : 0) - v;
+                    }
+            _dataLogTerm[l] = sum;
         }
     }
 
@@ -370,5 +441,52 @@ public sealed class CpuGroupFitter : IGroupFitter
             for (int q = i + 1; q < p; q++) s -= l[q * p + i] * x[q];
             x[i] = s / l[i * p + i];
         }
+    }
+}
+
+/// <summary>
+/// <see cref="CpuGroupFitter"/> over several threads: a batch's bundles (one job per SIMD lane) are shared out, each
+/// thread with its own fitter (scratch). The pipeline sends it the pending fits of a whole chunk of frames at once, so
+/// the lanes fill: one frame alone has only a job or two per round in crowded frames (its groups wait on their
+/// neighbours, DESIGN.md "Crowded frames").
+/// </summary>
+public sealed class ParallelCpuGroupFitter : IGroupFitter
+{
+    private readonly CpuGroupFitter[] _fitters;
+    private int[] _order = [], _start = [];
+    private long[] _keys = [];
+
+    public ParallelCpuGroupFitter(float sigmaPx, int maxIterations, float tolerance, int threads)
+    {
+        _fitters = new CpuGroupFitter[Math.Max(1, threads)];
+        for (int t = 0; t < _fitters.Length; t++) _fitters[t] = new CpuGroupFitter(sigmaPx, maxIterations, tolerance);
+    }
+
+    public void FitAll(GroupFitJobs jobs)
+    {
+        int n = jobs.Count;
+        if (n == 0) return;
+        if (_order.Length < n) { _order = new int[Math.Max(n, 2 * _order.Length)]; _keys = new long[_order.Length]; }
+        int bundles = CpuGroupFitter.Bundles(jobs, _order, _keys, ref _start);
+        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+        try { FitBundles(jobs, bundles); }
+        finally { DebugTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t0; }
+    }
+    public static long DebugTicks;
+    private void FitBundles(GroupFitJobs jobs, int bundles)
+    {
+        int threads = Math.Min(_fitters.Length, bundles);
+        if (threads <= 1)
+        {
+            for (int b = 0; b < bundles; b++) _fitters[0].FitBundle(jobs, _order, _start[b], _start[b + 1]);
+            return;
+        }
+        // Bundles dealt out round-robin: neighbours in the sorted order have similar cost.
+        var order = _order; var start = _start;
+        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+        {
+            var f = _fitters[t];
+            for (int b = t; b < bundles; b += threads) f.FitBundle(jobs, order, start[b], start[b + 1]);
+        });
     }
 }

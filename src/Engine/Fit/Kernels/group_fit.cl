@@ -62,7 +62,7 @@ DEVFN void ml_gp_axes(GLOBAL const double* theta, int k, int bw, int bh, float s
 DEVFN int ml_gp_evaluate(GLOBAL const float* data, GLOBAL const float* fixedModel, GLOBAL const float* gamma, int scmos,
                          int bw, int bh, int k, GLOBAL const double* theta, float s, GLOBAL double* ex, GLOBAL double* dex,
                          GLOBAL double* ey, GLOBAL double* dey, GLOBAL double* g, GLOBAL double* f, GLOBAL double* jac,
-                         double* logLOut, double* llrOut)
+                         int withLlr, double* logLOut, double* llrOut)
 {
     int p = 3 * k + 1;
     int active[ML_GP_MAXP];
@@ -94,7 +94,7 @@ DEVFN int ml_gp_evaluate(GLOBAL const float* data, GLOBAL const float* fixedMode
             if (!(mu > 0.0) || !(mu - mu == 0.0)) { good = 0; continue; }   /* not positive, or infinite (inf - inf is NaN) */
             double inv = 1.0 / mu, rr = d * inv - 1.0, lnMu = log(mu);
             logL += d * lnMu - mu;
-            llr += mu - d + (d > 0.0 ? d * (log(d) - lnMu) : 0.0);
+            if (withLlr) llr += (d > 0.0 ? d * log(d) : 0.0) - d;   /* the data's part: LLR = 2 (sum d ln d - sum d - logL) */
             for (int i = 0; i < na; i++)
             {
                 double ji = jac[i], wi = ji * inv;
@@ -103,7 +103,7 @@ DEVFN int ml_gp_evaluate(GLOBAL const float* data, GLOBAL const float* fixedMode
                 for (int j = i; j < na; j++) f[ai * p + active[j]] += wi * jac[j];
             }
         }
-    *logLOut = logL; *llrOut = 2.0 * llr;
+    *logLOut = logL; *llrOut = 2.0 * (llr - logL);
     return good && IS_FINITE(logL);
 }
 
@@ -172,7 +172,7 @@ KERNEL void ml_group_fit(GLOBAL const float* data, GLOBAL const float* fixedMode
 
     int status = 0, it = 0, tries = 0;
     double logL = 0.0, llr = 0.0, logL1 = 0.0, llr1 = 0.0, lambda = 1e-4;
-    int good = ml_gp_evaluate(d, fm, gm, scmos, bw, bh, k, theta, s, ex, dex, ey, dey, g1, f1, jac, &logL, &llr);
+    int good = ml_gp_evaluate(d, fm, gm, scmos, bw, bh, k, theta, s, ex, dex, ey, dey, g1, f1, jac, 0, &logL, &llr);
     int active = good;
     if (good) { for (int i = 0; i < p; i++) g[i] = g1[i]; ml_gp_take(f1, f, p); }
     if (active && maxIterations <= 0) { active = 0; status = 2; }
@@ -196,7 +196,7 @@ KERNEL void ml_group_fit(GLOBAL const float* data, GLOBAL const float* fixedMode
                 trial[o + 2] = n > 0.0 ? n : trial[o + 2] * 0.5;
             }
         }
-        int ok = ml_gp_evaluate(d, fm, gm, scmos, bw, bh, k, trial, s, ex, dex, ey, dey, g1, f1, jac, &logL1, &llr1);
+        int ok = ml_gp_evaluate(d, fm, gm, scmos, bw, bh, k, trial, s, ex, dex, ey, dey, g1, f1, jac, 0, &logL1, &llr1);
         if (ok && logL1 >= logL - 1e-9 * ml_dabs(logL))
         {
             int small = 1;
@@ -222,7 +222,7 @@ KERNEL void ml_group_fit(GLOBAL const float* data, GLOBAL const float* fixedMode
         }
     }
     /* The likelihood, goodness of fit and Fisher information at the estimate; the CRLB from the last. */
-    ml_gp_evaluate(d, fm, gm, scmos, bw, bh, k, theta, s, ex, dex, ey, dey, g1, f1, jac, &logL, &llr);
+    ml_gp_evaluate(d, fm, gm, scmos, bw, bh, k, theta, s, ex, dex, ey, dey, g1, f1, jac, 1, &logL, &llr);
     GLOBAL double* st = stats + 4L * job;
     st[0] = logL; st[1] = llr;
     st[2] = (double)(it + 1 < (maxIterations > 0 ? maxIterations : 0) ? it + 1 : (maxIterations > 0 ? maxIterations : 0));
