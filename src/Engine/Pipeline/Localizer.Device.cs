@@ -201,9 +201,10 @@ public sealed partial class Localizer
                 o.ReadTicks = readTicks[i];
                 var photons = chunk.AsSpan(i * px, px);
                 for (int j = start[i]; j < start[i + 1]; j++) o.Batch.Add(photons, w, frameBase + i, lefts[j], tops[j], peaks[j]);
+                BeginRefine(o, photons, w, h, results.AsSpan(start[i], start[i + 1] - start[i]), keepPhotons: false);
                 slots[i] = o;
             }));
-            RefineChunk(slots, count, w, h, i => results.AsMemory(start[i], start[i + 1] - start[i]), i => chunk.AsMemory(i * px, px), DeviceGroupFitter(), options);
+            RefineChunk(slots, count, i => chunk.AsMemory(i * px, px), DeviceGroupFitter(), options);
             return;
         }
         RunParallel(() => Parallel.For(0, count, options,
@@ -259,8 +260,12 @@ public sealed partial class Localizer
         {
             var opt = new ParallelOptions { MaxDegreeOfParallelism = _threads };
             for (int i = 0; i < count; i++) slots[i].FitTicks += ticks * _threads / Math.Max(1, count);
-            RefineChunk(slots, count, slots[0].Width, slots[0].Height, i => results.AsMemory(start[i], start[i + 1] - start[i]),
-                        i => slots[i].Photons.AsMemory(0, slots[i].Width * slots[i].Height), DeviceGroupFitter(), opt);
+            RunParallel(() => Parallel.For(0, count, opt, i =>
+            {
+                var o = slots[i];
+                BeginRefine(o, o.Photons.AsSpan(0, o.Width * o.Height), o.Width, o.Height, results.AsSpan(start[i], o.Batch.Count), keepPhotons: false);
+            }));
+            RefineChunk(slots, count, i => slots[i].Photons.AsMemory(0, slots[i].Width * slots[i].Height), DeviceGroupFitter(), opt);
             return;
         }
         // Neighbour refinement (CPU, as in the CPU path) and the conversion to localizations, per frame on the threads.
@@ -284,73 +289,6 @@ public sealed partial class Localizer
             },
             Return));
     }
-    /// <summary>
-    /// The multi-emitter stage of a chunk's frames (frame i's single fits from <paramref name="fitsOf"/>, its photons from
-    /// <paramref name="photonsOf"/>), their joint fits batched across the frames: one <see cref="MultiEmitterRefiner"/> per
-    /// frame runs its grouping and model selection on the CPU threads, and every round the pending fits of all the frames
-    /// go to <paramref name="fitter"/> as one batch: the device's (<see cref="IGpuFitBackend.CreateGroupFitter"/>) or the
-    /// CPU's, SIMD across the groups (<see cref="ParallelCpuGroupFitter"/>). A frame's results do not depend on which
-    /// frames share its batches, so the CPU path, the device paths and <see cref="MultiEmitterRefiner.Refine"/> agree.
-    /// </summary>
-    private void RefineChunk(FrameOutput[] slots, int count, int w, int h, Func<int, Memory<FitResult>> fitsOf, Func<int, Memory<float>> photonsOf,
-                             IGroupFitter fitter, ParallelOptions options)
-    {
-        var mo = MultiEmitterOptions.From(_s);
-        if (_frameRefiners.Length < count) Array.Resize(ref _frameRefiners, count);
-        var refiners = _frameRefiners;
-        var gamma = _camera.ReadNoiseMap ?? [];
-        long t0 = Stopwatch.GetTimestamp();
-        RunParallel(() => Parallel.For(0, count, options, i =>
-        {
-            var o = slots[i];
-            var r = refiners[i] ??= new MultiEmitterRefiner(mo, _s.RoiSize);
-            int n = o.Batch.Count;
-            r.Begin(photonsOf(i).Span, gamma, w, h, o.Batch.RoiSize, fitsOf(i).Span[..n], o.Batch.Left.AsSpan(0, n), o.Batch.Top.AsSpan(0, n), o.Batch.Peak.AsSpan(0, n));
-        }));
-        var jobs = _chunkJobs;
-        bool device = fitter is not ParallelCpuGroupFitter;
-        while (true)
-        {
-            jobs.Clear(gamma.Length > 0);
-            bool pending = false;
-            for (int i = 0; i < count; i++)
-                if (!refiners[i]!.Done) { refiners[i]!.Collect(jobs); pending = true; }
-            if (!pending) break;
-            if (jobs.Count == 0) throw new MaLiangException("multi-emitter stage: frames still refining but no fit pending (internal error)");
-            long d0 = Stopwatch.GetTimestamp();
-            fitter.FitAll(jobs);
-            if (device) _summary.GroupFitDeviceSeconds += (Stopwatch.GetTimestamp() - d0) / (double)Stopwatch.Frequency;
-            RunParallel(() => Parallel.For(0, count, options, i =>
-            {
-                if (!refiners[i]!.Done) refiners[i]!.Deliver(jobs, photonsOf(i).Span, gamma);
-            }));
-        }
-        long perFrame = (Stopwatch.GetTimestamp() - t0) * _threads / Math.Max(1, count);
-        RunParallel(() => Parallel.For(0, count, options, i =>
-        {
-            var o = slots[i]; var r = refiners[i]!;
-            o.Stats.Candidates += r.Added;
-            for (int k = 0; k < o.GroupsBySize.Length; k++) o.GroupsBySize[k] += r.GroupsBySize[k];
-            o.FitTicks += perFrame;
-            o.Collect(r.Result, default, default, MinSnr);
-        }));
-    }
-
-    private IGroupFitter DeviceGroupFitter()
-    {
-        var mo = MultiEmitterOptions.From(_s);
-        return _deviceGroupFit ??= _gpu!.CreateGroupFitter(mo.PsfSigmaPx, mo.MaxIterations, mo.Tolerance);
-    }
-
-    private IGroupFitter CpuGroupFitter()
-    {
-        var mo = MultiEmitterOptions.From(_s);
-        return _cpuGroupFit ??= new ParallelCpuGroupFitter(mo.PsfSigmaPx, mo.MaxIterations, mo.Tolerance, _threads);
-    }
-    private IGroupFitter? _cpuGroupFit;
-    private MultiEmitterRefiner?[] _frameRefiners = [];
-    private IGroupFitter? _deviceGroupFit;
-    private readonly GroupFitJobs _chunkJobs = new();
     private RoiBatch? _deviceBatch;
     private FitResult[] _deviceResults = Array.Empty<FitResult>();
 }

@@ -24,8 +24,10 @@ public sealed partial class Localizer
         /// <summary>With a device fit after CPU detection and the neighbour refit on: the frame in photons and its
         /// detection threshold, kept for the refit's residual search (the worker's frame buffer is reused meanwhile).</summary>
         public float[] Photons = [];
-        /// <summary>CPU path with the multi-emitter stage: the frame's single fits, refined later over the chunk.</summary>
-        public FitResult[] Fits = [];
+        /// <summary>The multi-emitter stage's state for this frame while its chunk is refined (RefineChunk).</summary>
+        public MaLiang.Engine.Fit.MultiEmitter.MultiEmitterRefiner? Refiner;
+        /// <summary>Set by BeginRefine while the frame waits for its chunk's rounds.</summary>
+        public bool Refining;
         public int Width, Height;
         public float Threshold;
         /// <summary>3D: the calibration's refractive-index factor (reported z per stage z); NaN in 2D (z = 0, flag bit 1 clear).</summary>
@@ -38,6 +40,7 @@ public sealed partial class Localizer
         public void Reset()
         {
             Array.Clear(GroupsBySize);
+            Refining = false;
             Batch.Clear(); LocCount = 0; Stats = default; OutsideZ = 0; FitFailed = LeftRoi = LowSnr = ReadTicks = DenoiseTicks = DetectTicks = FitTicks = 0;
         }
 
@@ -147,12 +150,10 @@ public sealed partial class Localizer
             {
                 // The multi-emitter stage runs over the whole chunk after every frame's single fits (RefineChunk), so
                 // the frame, its fits and their cost stay with the output.
-                if (o.Fits.Length < o.Batch.Count) o.Fits = new FitResult[Math.Max(o.Batch.Count, 2 * o.Fits.Length)];
-                _fit.Fit(o.Batch, owner._fitOptions, o.Fits);
-                if (o.Photons.Length < px) o.Photons = new float[px];
-                photons.CopyTo(o.Photons);
-                (o.Width, o.Height, o.Threshold) = (w, h, det.Threshold);
-                o.FitTicks = Stopwatch.GetTimestamp() - t3;
+                if (_fitResults.Length < o.Batch.Count) _fitResults = new FitResult[Math.Max(o.Batch.Count, 2 * _fitResults.Length)];
+                _fit.Fit(o.Batch, owner._fitOptions, _fitResults);
+                owner.BeginRefine(o, photons, w, h, _fitResults.AsSpan(0, o.Batch.Count), keepPhotons: true);
+                o.FitTicks += Stopwatch.GetTimestamp() - t3;
             }
             else if (owner._cpuFit)
             {

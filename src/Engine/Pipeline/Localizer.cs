@@ -255,12 +255,8 @@ public sealed partial class Localizer : IDisposable
 
         if (!_cpuFit) FitOnDevice(slots, count);
         else if (RefinesInChunks)
-        {
-            // (A frame that failed has thrown already: RunParallel.)
-            RefineChunk(slots, count, source.Width, source.Height, i => slots[i].Fits.AsMemory(0, slots[i].Batch.Count),
-                        i => slots[i].Photons.AsMemory(0, source.Width * source.Height), CpuGroupFitter(),
+            RefineChunk(slots, count, i => slots[i].Photons.AsMemory(0, source.Width * source.Height), CpuGroupFitter(),
                         new ParallelOptions { MaxDegreeOfParallelism = _threads, CancellationToken = cancel });
-        }
     }
 
     /// <summary>CPU path: the multi-emitter stage runs over each chunk's frames together (<see cref="RefineChunk"/>), so

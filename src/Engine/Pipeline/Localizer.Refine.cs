@@ -1,0 +1,106 @@
+using System.Diagnostics;
+using MaLiang.Engine.Fit;
+using MaLiang.Engine.Fit.Backends;
+using MaLiang.Engine.Fit.MultiEmitter;
+
+namespace MaLiang.Engine.Pipeline;
+
+/// <summary>
+/// The multi-emitter stage over a chunk's frames (DESIGN.md "Crowded frames"): each frame's <see cref="MultiEmitterRefiner"/>
+/// starts right after its single fits (<see cref="BeginRefine"/>: a frame with no group to fit is done there), then the
+/// chunk's frames still refining run in rounds (<see cref="RefineChunk"/>): every round the pending joint fits of all of
+/// them go to one batch fitter, the device's (<see cref="IGpuFitBackend.CreateGroupFitter"/>) or the CPU's, SIMD across
+/// the groups (<see cref="ParallelCpuGroupFitter"/>), and each frame's grouping and model selection go on on the CPU
+/// threads. A frame's results do not depend on which frames share its batches, so every path agrees with
+/// <see cref="MultiEmitterRefiner.Refine"/>.
+/// </summary>
+public sealed partial class Localizer
+{
+    /// <summary>Starts frame <paramref name="o"/>'s multi-emitter stage on its single fits (ROIs in o.Batch). A frame
+    /// done already (nothing to fit jointly) is collected now; otherwise, with <paramref name="keepPhotons"/>, its
+    /// photons are kept in o.Photons for the rounds (the caller's buffer is reused).</summary>
+    private void BeginRefine(FrameOutput o, ReadOnlySpan<float> photons, int w, int h, ReadOnlySpan<FitResult> fits, bool keepPhotons)
+    {
+        var mo = MultiEmitterOptions.From(_s);
+        var r = o.Refiner;
+        if (r is null || r.PsfSigmaPx != mo.PsfSigmaPx) o.Refiner = r = new MultiEmitterRefiner(mo, _s.RoiSize);
+        int n = o.Batch.Count;
+        r.Begin(photons, _camera.ReadNoiseMap ?? [], w, h, o.Batch.RoiSize, fits[..n], o.Batch.Left.AsSpan(0, n), o.Batch.Top.AsSpan(0, n), o.Batch.Peak.AsSpan(0, n));
+        if (r.Done) { FinishRefine(o); return; }
+        o.Refining = true;
+        if (keepPhotons)
+        {
+            if (o.Photons.Length < w * h) o.Photons = new float[w * h];
+            photons.CopyTo(o.Photons);
+            (o.Width, o.Height) = (w, h);
+        }
+    }
+
+    private void FinishRefine(FrameOutput o)
+    {
+        var r = o.Refiner!;
+        o.Refining = false;
+        o.Stats.Candidates += r.Added;
+        for (int k = 0; k < o.GroupsBySize.Length; k++) o.GroupsBySize[k] += r.GroupsBySize[k];
+        o.Collect(r.Result, default, default, MinSnr);
+    }
+
+    /// <summary>Runs the rounds of the chunk's frames still refining after <see cref="BeginRefine"/> (frame i's photons
+    /// from <paramref name="photonsOf"/>), then collects them.</summary>
+    private void RefineChunk(FrameOutput[] slots, int count, Func<int, Memory<float>> photonsOf, IGroupFitter fitter, ParallelOptions options)
+    {
+        if (_pending.Length < count) _pending = new int[Math.Max(count, 2 * _pending.Length)];
+        int m = 0;
+        for (int i = 0; i < count; i++) if (slots[i].Refining) _pending[m++] = i;
+        if (m == 0) return;
+        var pending = _pending;
+        var gamma = _camera.ReadNoiseMap ?? [];
+        var jobs = _chunkJobs;
+        bool device = fitter is not ParallelCpuGroupFitter;
+        long t0 = Stopwatch.GetTimestamp();
+        while (true)
+        {
+            jobs.Clear(gamma.Length > 0);
+            int left = 0;
+            for (int q = 0; q < m; q++)
+            {
+                var r = slots[pending[q]].Refiner!;
+                if (!r.Done) { r.Collect(jobs); left++; }
+            }
+            if (left == 0) break;
+            if (jobs.Count == 0) throw new MaLiangException("multi-emitter stage: frames still refining but no fit pending (internal error)");
+            long d0 = Stopwatch.GetTimestamp();
+            fitter.FitAll(jobs);
+            if (device) _summary.GroupFitDeviceSeconds += (Stopwatch.GetTimestamp() - d0) / (double)Stopwatch.Frequency;
+            RunParallel(() => Parallel.For(0, m, options, q =>
+            {
+                int i = pending[q];
+                var r = slots[i].Refiner!;
+                if (!r.Done) r.Deliver(jobs, photonsOf(i).Span, gamma);
+            }));
+        }
+        long perFrame = (Stopwatch.GetTimestamp() - t0) * _threads / m;
+        for (int q = 0; q < m; q++)
+        {
+            var o = slots[pending[q]];
+            o.FitTicks += perFrame;
+            FinishRefine(o);
+        }
+    }
+    private int[] _pending = [];
+    private readonly GroupFitJobs _chunkJobs = new();
+
+    private IGroupFitter DeviceGroupFitter()
+    {
+        var mo = MultiEmitterOptions.From(_s);
+        return _deviceGroupFit ??= _gpu!.CreateGroupFitter(mo.PsfSigmaPx, mo.MaxIterations, mo.Tolerance);
+    }
+    private IGroupFitter? _deviceGroupFit;
+
+    private IGroupFitter CpuGroupFitter()
+    {
+        var mo = MultiEmitterOptions.From(_s);
+        return _cpuGroupFit ??= new ParallelCpuGroupFitter(mo.PsfSigmaPx, mo.MaxIterations, mo.Tolerance, _threads);
+    }
+    private IGroupFitter? _cpuGroupFit;
+}
