@@ -76,6 +76,10 @@ public sealed class LocalizerSettings
     /// <summary>An emitter is added to (or kept in) a group when the likelihood ratio's p-value is below this (<c>--multi-p-value</c>;
     /// ThunderSTORM's default). Measured on the density sweep (1-6 per um^2, two passes): 1e-6 beat 1e-4, 1e-10 and 1e-14.</summary>
     public double MultiEmitterPValue { get; set; } = 1e-6;
+    /// <summary>With <see cref="MultiEmitter"/>: after the joint fits, subtract every fitted emitter from the frame, search the
+    /// residual with the detection's test and fit what it finds with the others, until a pass adds none (DESIGN.md "Crowded
+    /// frames"). False: <c>--no-residual-search</c>.</summary>
+    public bool ResidualSearch { get; set; } = true;
     public BackendKind Backend { get; set; } = BackendKind.Auto;
     /// <summary>Per-pixel sCMOS offset, read-noise variance and gain maps of the sensor, with the stack's origin on it
     /// (null: the scalar camera settings, pure Poisson likelihood). With a variance map the fit uses the sCMOS likelihood.</summary>

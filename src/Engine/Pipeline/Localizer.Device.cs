@@ -204,7 +204,7 @@ public sealed partial class Localizer
                     long t0 = Stopwatch.GetTimestamp();
                     var photons = chunk.AsSpan(i * px, px);
                     for (int j = 0; j < k; j++) o.Batch.Add(photons, w, frameBase + i, lefts[s0 + j], tops[s0 + j], peaks[s0 + j]);
-                    var all = wk.AfterSingleFits(photons, _camera.ReadNoiseMap, w, h, found[i].Threshold, o.Batch, fits, _fitOptions,
+                    var all = wk.AfterSingleFits(photons, _camera.ReadNoiseMap, w, h, found[i].Threshold, wk.SpreadTest(found[i].Stats), this, o.Batch, fits, _fitOptions,
                                                  out int added, out bool frameCoords, o.GroupsBySize);
                     o.Stats.Candidates += added;
                     o.FitTicks = Stopwatch.GetTimestamp() - t0;
@@ -249,7 +249,8 @@ public sealed partial class Localizer
                 bool frameCoords = false;
                 if (refine && o.Batch.Count > 0)
                 {
-                    fits = wk.AfterSingleFits(o.Photons.AsSpan(0, o.Width * o.Height), _camera.ReadNoiseMap, o.Width, o.Height, o.Threshold, o.Batch, fits, _fitOptions,
+                    fits = wk.AfterSingleFits(o.Photons.AsSpan(0, o.Width * o.Height), _camera.ReadNoiseMap, o.Width, o.Height, o.Threshold, wk.SpreadTest(o.Stats), this,
+                                              o.Batch, fits, _fitOptions,
                                               out int added, out frameCoords, o.GroupsBySize);
                     o.Stats.Candidates += added;
                 }

@@ -81,13 +81,17 @@ public sealed partial class Localizer
         private FitResult[] _fitResults = Array.Empty<FitResult>();
 
         private MaLiang.Engine.Fit.MultiEmitter.MultiEmitterRefiner? _multi;
+        private MaLiang.Engine.Fit.MultiEmitter.ResidualPasses? _residual;
         private NeighbourRefit? _neighbours;
 
-        /// <summary>The fit stage after the single fits of a frame: the multi-emitter stage (default), or the single-emitter
-        /// neighbour refit with its residual search; nothing with <see cref="LocalizerSettings.RejectOverlapping"/>. Results in
-        /// frame coordinates when <paramref name="frameCoords"/>, else in the ROIs' (the batch's Left/Top).</summary>
+        /// <summary>The fit stage after the single fits of a frame: the multi-emitter stage (default) and its whole-frame
+        /// residual passes, or the single-emitter neighbour refit with its residual search; nothing with
+        /// <see cref="LocalizerSettings.RejectOverlapping"/>. Results in frame coordinates when <paramref name="frameCoords"/>,
+        /// else in the ROIs' (the batch's Left/Top). <paramref name="threshold"/> and <paramref name="spreadTest"/>: the
+        /// frame's detection threshold and whether its candidates were judged by the spread test.</summary>
         public ReadOnlySpan<FitResult> AfterSingleFits(ReadOnlySpan<float> photons, ReadOnlySpan<float> readNoise, int w, int h, float threshold,
-            RoiBatch batch, ReadOnlySpan<FitResult> fits, in FitOptions options, out int added, out bool frameCoords, long[]? groupsBySize)
+            bool spreadTest, Localizer owner, RoiBatch batch, ReadOnlySpan<FitResult> fits, in FitOptions options, out int added, out bool frameCoords,
+            long[]? groupsBySize)
         {
             added = 0; frameCoords = false;
             if (_s.RejectOverlapping) return fits;
@@ -97,9 +101,20 @@ public sealed partial class Localizer
             var res = _multi.Refine(photons, readNoise, w, h, batch.RoiSize, fits[..n], batch.Left.AsSpan(0, n), batch.Top.AsSpan(0, n), batch.Peak.AsSpan(0, n));
             added = _multi.Added;
             frameCoords = true;
-            if (groupsBySize != null) for (int i = 0; i < groupsBySize.Length; i++) groupsBySize[i] += _multi.GroupsBySize[i];
+            var groups = _multi.GroupsBySize;
+            if (_s.ResidualSearch)
+            {
+                _residual ??= new MaLiang.Engine.Fit.MultiEmitter.ResidualPasses(_s);
+                res = _residual.Run(_multi, res, photons, readNoise, w, h, batch.RoiSize, threshold, spreadTest, owner._readNoiseMedian, owner._readNoiseExcess);
+                added += _residual.Added;
+                groups = _residual.GroupsBySize;
+            }
+            if (groupsBySize != null) for (int i = 0; i < groupsBySize.Length; i++) groupsBySize[i] += groups[i];
             return res;
         }
+
+        /// <summary>Whether a frame's candidates were judged by the spread test (a sparse frame, or the camera test off).</summary>
+        public bool SpreadTest(in DetectionStats stats) => stats.SpreadTestFrames > 0 || _detect.CameraNoise is null;
 
         public Worker(LocalizerSettings s)
         {
@@ -145,7 +160,8 @@ public sealed partial class Localizer
             {
                 if (_fitResults.Length < o.Batch.Count) _fitResults = new FitResult[Math.Max(o.Batch.Count, 2 * _fitResults.Length)];
                 _fit.Fit(o.Batch, owner._fitOptions, _fitResults);
-                var fits = AfterSingleFits(photons, readNoise, w, h, det.Threshold, o.Batch, _fitResults.AsSpan(0, o.Batch.Count), owner._fitOptions,
+                var fits = AfterSingleFits(photons, readNoise, w, h, det.Threshold, SpreadTest(det.Stats), owner,
+                                           o.Batch, _fitResults.AsSpan(0, o.Batch.Count), owner._fitOptions,
                                            out int added, out bool frameCoords, o.GroupsBySize);
                 o.Stats.Candidates += added;
                 o.Collect(fits, frameCoords ? default : o.Batch.Left, frameCoords ? default : o.Batch.Top, owner.MinSnr);
