@@ -38,11 +38,8 @@ public sealed class ResidualPasses
         _search = new ResidualSearch(settings);
         _psf = new GroupFit((float)settings.PsfSigmaPx);
         // Emitters within two link distances (2 x 2.5 sigma) of a seed can join its group; farther ones are held fixed.
-        _reach = (float)(Env("ML_REACH", 5.0) * settings.PsfSigmaPx);
+        _reach = (float)(5 * settings.PsfSigmaPx);
     }
-    internal static double Env(string n, double d) => double.TryParse(Environment.GetEnvironmentVariable(n), System.Globalization.CultureInfo.InvariantCulture, out var v) ? v : d;
-    public static long DbgSeeds, DbgCalls, DbgDelta;
-    static ResidualPasses() { if (Environment.GetEnvironmentVariable("ML_DBG") != null) AppDomain.CurrentDomain.ProcessExit += (_, _) => Console.Error.WriteLine($"residual: {DbgCalls} refits, {DbgSeeds} seeds, net {DbgDelta}"); }
 
     /// <summary>
     /// Runs the passes on one frame's refined <paramref name="emitters"/> (frame coordinates, as
@@ -70,7 +67,7 @@ public sealed class ResidualPasses
             int n = w * h;
             Grow(ref _frame, n); Grow(ref _local, m);
             var data = _frame.AsSpan(0, n);
-            _search.Residual.CopyTo(data);
+            photons[..n].CopyTo(data);
             int near = 0, far = 0;
             float reach2 = _reach * _reach;
             for (int i = 0; i < m; i++)
@@ -84,8 +81,12 @@ public sealed class ResidualPasses
                         local = dx * dx + dy * dy < reach2;
                     }
                 _local[i] = local;
-                if (local) { _psf.Render(data, w, h, e.X, e.Y, e.Photons); near++; }
-                else far++;
+                if (local) near++;
+                else
+                {
+                    far++;
+                    if (e.Kept) _psf.Render(data, w, h, e.X, e.Y, e.Photons, -1f);
+                }
             }
             int total = near + s;
             Grow(ref _in, total); Grow(ref _left, total); Grow(ref _top, total); Grow(ref _peak, total);
@@ -101,7 +102,6 @@ public sealed class ResidualPasses
             }
             var res = refiner.Refine(data, gamma, w, h, roiSize, _in.AsSpan(0, total), _left.AsSpan(0, total), _top.AsSpan(0, total), _peak.AsSpan(0, total));
             Seeds += s;
-            Interlocked.Add(ref DbgSeeds, s); Interlocked.Increment(ref DbgCalls); Interlocked.Add(ref DbgDelta, res.Length - near);
             // A pass that adds no emitter is dropped: the emitters before it stand, and so does the search's verdict.
             if (res.Length <= near) break;
             // The far emitters first (in order), then the refitted ones.
