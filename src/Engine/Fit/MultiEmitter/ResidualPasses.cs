@@ -3,12 +3,12 @@ using MaLiang.Engine.Detect;
 namespace MaLiang.Engine.Fit.MultiEmitter;
 
 /// <summary>
-/// The whole-frame residual passes after the multi-emitter stage (DESIGN.md "Crowded frames"): subtract every fitted
-/// emitter, search the residual with the detection's test (<see cref="ResidualSearch"/>), give the maxima found to the
-/// multi-emitter stage as seeds beside the emitters it already has (<see cref="MultiEmitterRefiner.Refine"/> in frame
-/// coordinates), and again, until a pass adds no emitter or <see cref="MaxPasses"/> have run. A pass that adds none is
-/// undone (its refit of the other groups is not needed), so a frame without a significant residual keeps its emitters
-/// exactly and costs one search. One instance per worker thread; buffers are reused.
+/// The whole-frame residual passes after the multi-emitter stage (DESIGN.md "Crowded frames", item 5): search the frame
+/// minus every fitted emitter with the detection's test (<see cref="ResidualSearch"/>), give the maxima found as seeds,
+/// with the emitters within 5 PSF sigmas of them, to the multi-emitter stage (<see cref="MultiEmitterRefiner.Refine"/> in
+/// frame coordinates) on the frame minus every other emitter, and again, until a pass adds no emitter or
+/// <see cref="MaxPasses"/> have run. A pass that adds none is undone, so a frame without a significant residual keeps its
+/// emitters exactly and costs one search. One instance per worker thread; buffers are reused.
 /// </summary>
 public sealed class ResidualPasses
 {
