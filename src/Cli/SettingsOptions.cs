@@ -26,6 +26,7 @@ internal sealed class SettingsOptions
     public readonly Option<bool> SingleEmitter = new("--single-emitter") { Description = "fit one emitter per ROI with the neighbour refit (the default before); without it, close or poorly fitted emitters are fitted jointly in groups and the residual is searched" };
     public readonly Option<int> MaxEmitters = new("--max-emitters") { Description = "most emitters fitted together in one group (1-12)", DefaultValueFactory = _ => D.MaxEmittersPerGroup };
     public readonly Option<double> MultiPValue = new("--multi-p-value") { Description = "an emitter is added to a group when the likelihood ratio's p-value is below this", DefaultValueFactory = _ => D.MultiEmitterPValue };
+    public readonly Option<bool> ResidualSearch = new("--residual-search") { Description = "with the multi-emitter stage: search the frame minus every fitted emitter for emitters the detection missed, fit them with their neighbours, and again until none is added" };
     public readonly Option<bool> SpreadThreshold = new("--spread-threshold") { Description = "judge candidates against the filtered frame's robust spread (the rule before) instead of the camera model's noise at their local background" };
     public readonly Option<string> Backend = new("--backend") { Description = "fitter: auto|cpu|opencl|cuda", DefaultValueFactory = _ => "auto" };
     public readonly Option<int> Threads = new("--threads") { Description = "worker threads (0 = all cores)", DefaultValueFactory = _ => 0 };
@@ -36,7 +37,7 @@ internal sealed class SettingsOptions
 
     public void AddTo(Command c)
     {
-        foreach (var o in new Option[] { PixelSize, PsfSigma, Offset, PhotonsPerAdu, EmGain, Threshold, Roi, Filter, FixedSigma, Iterations, NoTolerance, KeepOverlapping, RejectOverlapping, DropEdge, MinSnr, NoNoiseClip, SingleEmitter, MaxEmitters, MultiPValue, SpreadThreshold, Backend, Threads,
+        foreach (var o in new Option[] { PixelSize, PsfSigma, Offset, PhotonsPerAdu, EmGain, Threshold, Roi, Filter, FixedSigma, Iterations, NoTolerance, KeepOverlapping, RejectOverlapping, DropEdge, MinSnr, NoNoiseClip, SingleEmitter, MaxEmitters, MultiPValue, ResidualSearch, SpreadThreshold, Backend, Threads,
                                          OffsetMap, VarianceMap, GainMap, Origin })
             c.Options.Add(o);
     }
@@ -64,6 +65,7 @@ internal sealed class SettingsOptions
             MultiEmitter = !r.GetValue(SingleEmitter),
             MaxEmittersPerGroup = r.GetValue(MaxEmitters),
             MultiEmitterPValue = r.GetValue(MultiPValue),
+            ResidualSearch = r.GetValue(ResidualSearch),
             CameraNoiseDetection = !r.GetValue(SpreadThreshold),
             Backend = ParseBackend(r.GetValue(Backend)),
             Threads = r.GetValue(Threads),

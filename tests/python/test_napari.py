@@ -5,11 +5,12 @@ import inspect
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
 import maliang
 from maliang import napari_plugin as NP
-from conftest import BINDING
+from conftest import BINDING, run_cli
 
 
 def manifest():
@@ -78,3 +79,40 @@ def test_localize_widget_function(sim):
     assert kind == "image" and img.shape == (320, 320)
     one = NP.localize_widget(stack[3], offset=100)
     assert len(one[0][0]) == np.sum(ref["frame"] == 3)
+
+
+@pytest.fixture(scope="module")
+def dense(tmp_path_factory):
+    """A crowded stack (64x64 px, 60 emitters per frame, about 1.5 per um^2), where the crowded-frame options matter."""
+    import tifffile
+
+    d = tmp_path_factory.mktemp("dense")
+    tif = d / "dense.tif"
+    run_cli("simulate", tif, "--truth", d / "truth.csv", "--width", 64, "--height", 64, "--frames", 10,
+            "--emitters-per-frame", 60, "--photons", 2000, "--background", 10, "--offset", 100, "--seed", 5)
+    return tifffile.imread(tif)
+
+
+def test_localize_widget_carries_the_crowded_frame_options(dense):
+    sig = inspect.signature(NP.localize_widget).parameters
+    core = inspect.signature(maliang.localize).parameters
+    # the widget's defaults are localize()'s
+    for k in ("multi_emitter", "max_emitters", "psf_sigma"):
+        assert sig[k].default == core[k].default, k
+    assert float(sig["multi_p_value"].default) == core["multi_p_value"].default
+    assert sig["estimate_psf_sigma"].default is (core["psf_sigma"].default is None)
+    base = maliang.localize(dense, offset=100)
+    cases = [(dict(multi_emitter=False), dict(multi_emitter=False)),
+             (dict(max_emitters=2), dict(max_emitters=2)),
+             (dict(multi_p_value="1e-2"), dict(multi_p_value=1e-2)),
+             (dict(estimate_psf_sigma=True, psf_sigma=2.0), dict(psf_sigma=None))]
+    for widget_kw, core_kw in cases:
+        ref = maliang.localize(dense, offset=100, **core_kw)
+        # the option changes this stack's result, so equal results below mean it reached the engine
+        assert len(ref) != len(base) or not np.allclose(ref["x"], base["x"]), core_kw
+        pts = NP.localize_widget(dense, offset=100, **widget_kw)[0][0]
+        assert len(pts) == len(ref), widget_kw
+        np.testing.assert_allclose(pts[:, 2], ref["x"] - 0.5, atol=1e-5)
+        np.testing.assert_allclose(pts[:, 1], ref["y"] - 0.5, atol=1e-5)
+    with pytest.raises(ValueError, match="multi_p_value"):
+        NP.localize_widget(dense[0], offset=100, multi_p_value="small")

@@ -193,17 +193,22 @@ public sealed partial class Localizer
         if (refine && _s.MultiEmitter)
         {
             // The multi-emitter stage with its joint fits on the device, all the chunk's frames in each batch.
-            RunParallel(() => Parallel.For(0, count, options, i =>
-            {
-                var o = NewOutput();
-                o.FrameIndex = frameBase + i;
-                o.Stats = found[i].Stats;
-                o.ReadTicks = readTicks[i];
-                var photons = chunk.AsSpan(i * px, px);
-                for (int j = start[i]; j < start[i + 1]; j++) o.Batch.Add(photons, w, frameBase + i, lefts[j], tops[j], peaks[j]);
-                BeginRefine(o, photons, w, h, results.AsSpan(start[i], start[i + 1] - start[i]), keepPhotons: false);
-                slots[i] = o;
-            }));
+            RunParallel(() => Parallel.For(0, count, options,
+                () => Rent(1, 1),
+                (i, _, wk) =>
+                {
+                    var o = NewOutput();
+                    o.FrameIndex = frameBase + i;
+                    o.Stats = found[i].Stats;
+                    o.ReadTicks = readTicks[i];
+                    (o.Threshold, o.SpreadTest) = (found[i].Threshold, wk.SpreadTest(found[i].Stats));
+                    var photons = chunk.AsSpan(i * px, px);
+                    for (int j = start[i]; j < start[i + 1]; j++) o.Batch.Add(photons, w, frameBase + i, lefts[j], tops[j], peaks[j]);
+                    BeginRefine(o, photons, w, h, results.AsSpan(start[i], start[i + 1] - start[i]), keepPhotons: false);
+                    slots[i] = o;
+                    return wk;
+                },
+                Return));
             RefineChunk(slots, count, i => chunk.AsMemory(i * px, px), DeviceGroupFitter(), options);
             return;
         }
@@ -222,11 +227,10 @@ public sealed partial class Localizer
                     long t0 = Stopwatch.GetTimestamp();
                     var photons = chunk.AsSpan(i * px, px);
                     for (int j = 0; j < k; j++) o.Batch.Add(photons, w, frameBase + i, lefts[s0 + j], tops[s0 + j], peaks[s0 + j]);
-                    var all = wk.AfterSingleFits(photons, _camera.ReadNoiseMap, w, h, found[i].Threshold, o.Batch, fits, _fitOptions,
-                                                 out int added, out bool frameCoords, o.GroupsBySize);
+                    var all = wk.AfterSingleFits(photons, _camera.ReadNoiseMap, w, h, found[i].Threshold, o.Batch, fits, _fitOptions, out int added);
                     o.Stats.Candidates += added;
                     o.FitTicks = Stopwatch.GetTimestamp() - t0;
-                    o.Collect(all, frameCoords ? default : o.Batch.Left, frameCoords ? default : o.Batch.Top, MinSnr);
+                    o.Collect(all, o.Batch.Left, o.Batch.Top, MinSnr);
                 }
                 else o.Collect(fits, lefts.AsSpan(s0, k), tops.AsSpan(s0, k), MinSnr);
                 slots[i] = o;
@@ -268,7 +272,7 @@ public sealed partial class Localizer
             RefineChunk(slots, count, i => slots[i].Photons.AsMemory(0, slots[i].Width * slots[i].Height), DeviceGroupFitter(), opt);
             return;
         }
-        // Neighbour refinement (CPU, as in the CPU path) and the conversion to localizations, per frame on the threads.
+        // Single-emitter mode: the neighbour refinement (CPU, as in the CPU path) and the conversion to localizations, per frame on the threads.
         RunParallel(() => Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = _threads },
             () => Rent(1, 1),
             (i, _, wk) =>
@@ -276,15 +280,14 @@ public sealed partial class Localizer
                 var o = slots[i];
                 ReadOnlySpan<FitResult> fits = results.AsSpan(start[i], o.Batch.Count);
                 long r0 = Stopwatch.GetTimestamp();
-                bool frameCoords = false;
                 if (refine && o.Batch.Count > 0)
                 {
                     fits = wk.AfterSingleFits(o.Photons.AsSpan(0, o.Width * o.Height), _camera.ReadNoiseMap, o.Width, o.Height, o.Threshold, o.Batch, fits, _fitOptions,
-                                              out int added, out frameCoords, o.GroupsBySize);
+                                              out int added);
                     o.Stats.Candidates += added;
                 }
                 o.FitTicks += ticks * _threads / Math.Max(1, count) + (Stopwatch.GetTimestamp() - r0);
-                o.Collect(fits, frameCoords ? default : o.Batch.Left, frameCoords ? default : o.Batch.Top, MinSnr);
+                o.Collect(fits, o.Batch.Left, o.Batch.Top, MinSnr);
                 return wk;
             },
             Return));

@@ -23,26 +23,39 @@ public sealed partial class Localizer
     {
         var mo = MultiEmitterOptions.From(_s);
         var r = o.Refiner;
-        if (r is null || r.PsfSigmaPx != mo.PsfSigmaPx) o.Refiner = r = new MultiEmitterRefiner(mo, _s.RoiSize);
+        if (r is null || r.PsfSigmaPx != mo.PsfSigmaPx) { o.Refiner = r = new MultiEmitterRefiner(mo, _s.RoiSize); o.Residual = null; }
         int n = o.Batch.Count;
         r.Begin(photons, _camera.ReadNoiseMap ?? [], w, h, o.Batch.RoiSize, fits[..n], o.Batch.Left.AsSpan(0, n), o.Batch.Top.AsSpan(0, n), o.Batch.Peak.AsSpan(0, n));
-        if (r.Done) { FinishRefine(o); return; }
+        (o.Width, o.Height) = (w, h);
+        if (r.Done) { FinishRefine(o, photons); return; }
         o.Refining = true;
         if (keepPhotons)
         {
             if (o.Photons.Length < w * h) o.Photons = new float[w * h];
             photons.CopyTo(o.Photons);
-            (o.Width, o.Height) = (w, h);
         }
     }
 
-    private void FinishRefine(FrameOutput o)
+    /// <summary>The frame's refined emitters, after the whole-frame residual passes when they are on, into localizations.</summary>
+    private void FinishRefine(FrameOutput o, ReadOnlySpan<float> photons)
     {
         var r = o.Refiner!;
         o.Refining = false;
-        o.Stats.Candidates += r.Added;
-        for (int k = 0; k < o.GroupsBySize.Length; k++) o.GroupsBySize[k] += r.GroupsBySize[k];
-        o.Collect(r.Result, default, default, MinSnr);
+        var res = r.Result;
+        int added = r.Added;
+        var groups = r.GroupsBySize;
+        if (_s.ResidualSearch)
+        {
+            var rp = o.Residual ??= new ResidualPasses(_s);
+            // The passes refit with the frame's refiner, one frame at a time on the CPU (measured: they add a few emitters
+            // per thousand, so they are off by default; DESIGN.md).
+            res = rp.Run(r, res, photons, _camera.ReadNoiseMap ?? [], o.Width, o.Height, o.Batch.RoiSize, o.Threshold, o.SpreadTest, _readNoiseMedian, _readNoiseExcess);
+            added += rp.Added;
+            groups = rp.GroupsBySize;
+        }
+        o.Stats.Candidates += added;
+        for (int k = 0; k < o.GroupsBySize.Length; k++) o.GroupsBySize[k] += groups[k];
+        o.Collect(res, default, default, MinSnr);
     }
 
     /// <summary>Runs the rounds of the chunk's frames still refining after <see cref="BeginRefine"/> (frame i's photons
@@ -80,12 +93,13 @@ public sealed partial class Localizer
             }));
         }
         long perFrame = (Stopwatch.GetTimestamp() - t0) * _threads / m;
-        for (int q = 0; q < m; q++)
+        RunParallel(() => Parallel.For(0, m, options, q =>
         {
-            var o = slots[pending[q]];
-            o.FitTicks += perFrame;
-            FinishRefine(o);
-        }
+            int i = pending[q];
+            long f0 = Stopwatch.GetTimestamp();
+            FinishRefine(slots[i], photonsOf(i).Span);
+            slots[i].FitTicks += perFrame + Stopwatch.GetTimestamp() - f0;
+        }));
     }
     private int[] _pending = [];
     private readonly GroupFitJobs _chunkJobs = new();

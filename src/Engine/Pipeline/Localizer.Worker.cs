@@ -28,6 +28,10 @@ public sealed partial class Localizer
         public MaLiang.Engine.Fit.MultiEmitter.MultiEmitterRefiner? Refiner;
         /// <summary>Set by BeginRefine while the frame waits for its chunk's rounds.</summary>
         public bool Refining;
+        /// <summary>Whether the frame's candidates were judged by the spread test (for the residual passes).</summary>
+        public bool SpreadTest;
+        /// <summary>The whole-frame residual passes (<see cref="LocalizerSettings.ResidualSearch"/>), made on first use.</summary>
+        public MaLiang.Engine.Fit.MultiEmitter.ResidualPasses? Residual;
         public int Width, Height;
         public float Threshold;
         /// <summary>3D: the calibration's refractive-index factor (reported z per stage z); NaN in 2D (z = 0, flag bit 1 clear).</summary>
@@ -85,26 +89,21 @@ public sealed partial class Localizer
         private float[] _photons = Array.Empty<float>();
         private FitResult[] _fitResults = Array.Empty<FitResult>();
 
-        private MaLiang.Engine.Fit.MultiEmitter.MultiEmitterRefiner? _multi;
         private NeighbourRefit? _neighbours;
 
-        /// <summary>The fit stage after the single fits of a frame: the multi-emitter stage (default), or the single-emitter
-        /// neighbour refit with its residual search; nothing with <see cref="LocalizerSettings.RejectOverlapping"/>. Results in
-        /// frame coordinates when <paramref name="frameCoords"/>, else in the ROIs' (the batch's Left/Top).</summary>
+        /// <summary>The fit stage after the single fits of a frame without the multi-emitter stage (which runs over the
+        /// chunk: Localizer.Refine.cs): the single-emitter neighbour refit with its residual search (--single-emitter), or
+        /// nothing with <see cref="LocalizerSettings.RejectOverlapping"/>. Results in the ROIs' coordinates.</summary>
         public ReadOnlySpan<FitResult> AfterSingleFits(ReadOnlySpan<float> photons, ReadOnlySpan<float> readNoise, int w, int h, float threshold,
-            RoiBatch batch, ReadOnlySpan<FitResult> fits, in FitOptions options, out int added, out bool frameCoords, long[]? groupsBySize)
+            RoiBatch batch, ReadOnlySpan<FitResult> fits, in FitOptions options, out int added)
         {
-            added = 0; frameCoords = false;
+            added = 0;
             if (_s.RejectOverlapping) return fits;
-            if (!_s.MultiEmitter) return (_neighbours ??= new NeighbourRefit(_s)).RefineFrame(photons, readNoise, w, h, threshold, batch, fits, options, out added);
-            _multi ??= new MaLiang.Engine.Fit.MultiEmitter.MultiEmitterRefiner(MaLiang.Engine.Fit.MultiEmitter.MultiEmitterOptions.From(_s), batch.RoiSize);
-            var n = batch.Count;
-            var res = _multi.Refine(photons, readNoise, w, h, batch.RoiSize, fits[..n], batch.Left.AsSpan(0, n), batch.Top.AsSpan(0, n), batch.Peak.AsSpan(0, n));
-            added = _multi.Added;
-            frameCoords = true;
-            if (groupsBySize != null) for (int i = 0; i < groupsBySize.Length; i++) groupsBySize[i] += _multi.GroupsBySize[i];
-            return res;
+            return (_neighbours ??= new NeighbourRefit(_s)).RefineFrame(photons, readNoise, w, h, threshold, batch, fits, options, out added);
         }
+
+        /// <summary>Whether a frame's candidates were judged by the spread test (a sparse frame, or the camera test off).</summary>
+        public bool SpreadTest(in DetectionStats stats) => stats.SpreadTestFrames > 0 || _detect.CameraNoise is null;
 
         public Worker(LocalizerSettings s)
         {
@@ -144,7 +143,7 @@ public sealed partial class Localizer
             {
                 if (o.Photons.Length < px) o.Photons = new float[px];
                 photons.CopyTo(o.Photons);
-                (o.Width, o.Height, o.Threshold) = (w, h, det.Threshold);
+                (o.Width, o.Height, o.Threshold, o.SpreadTest) = (w, h, det.Threshold, SpreadTest(det.Stats));
             }
             if (owner._cpuFit && owner.RefinesInChunks)
             {
@@ -152,6 +151,7 @@ public sealed partial class Localizer
                 // the frame, its fits and their cost stay with the output.
                 if (_fitResults.Length < o.Batch.Count) _fitResults = new FitResult[Math.Max(o.Batch.Count, 2 * _fitResults.Length)];
                 _fit.Fit(o.Batch, owner._fitOptions, _fitResults);
+                (o.Threshold, o.SpreadTest) = (det.Threshold, SpreadTest(det.Stats));
                 owner.BeginRefine(o, photons, w, h, _fitResults.AsSpan(0, o.Batch.Count), keepPhotons: true);
                 o.FitTicks += Stopwatch.GetTimestamp() - t3;
             }
@@ -159,10 +159,9 @@ public sealed partial class Localizer
             {
                 if (_fitResults.Length < o.Batch.Count) _fitResults = new FitResult[Math.Max(o.Batch.Count, 2 * _fitResults.Length)];
                 _fit.Fit(o.Batch, owner._fitOptions, _fitResults);
-                var fits = AfterSingleFits(photons, readNoise, w, h, det.Threshold, o.Batch, _fitResults.AsSpan(0, o.Batch.Count), owner._fitOptions,
-                                           out int added, out bool frameCoords, o.GroupsBySize);
+                var fits = AfterSingleFits(photons, readNoise, w, h, det.Threshold, o.Batch, _fitResults.AsSpan(0, o.Batch.Count), owner._fitOptions, out int added);
                 o.Stats.Candidates += added;
-                o.Collect(fits, frameCoords ? default : o.Batch.Left, frameCoords ? default : o.Batch.Top, owner.MinSnr);
+                o.Collect(fits, o.Batch.Left, o.Batch.Top, owner.MinSnr);
                 o.FitTicks = Stopwatch.GetTimestamp() - t3;
             }
             return o;

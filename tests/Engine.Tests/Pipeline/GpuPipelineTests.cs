@@ -94,15 +94,17 @@ public class GpuPipelineTests
 
     /// <summary>Issue 17: the density sweep's stacks (crowded, emitters anywhere) through the whole GPU pipeline equal the
     /// CPU's: the device detection with the camera-noise test and its sparse-frame rule, the device single fits, and the
-    /// multi-emitter stage's grouping and model selection on the host, its joint fits in device batches.</summary>
-    [TestCase("opencl", 1.0)]
-    [TestCase("opencl", 4.0)]
-    [TestCase("cuda", 4.0, Category = "Cuda")]
-    public void CrowdedSweepStacksOnTheGpuEqualTheCpu(string api, double perUm2)
+    /// multi-emitter stage's grouping and model selection on the host, its joint fits in device batches (and its
+    /// residual passes, host code, with the frame's device threshold).</summary>
+    [TestCase("opencl", 1.0, false)]
+    [TestCase("opencl", 4.0, false)]
+    [TestCase("opencl", 4.0, true)]
+    [TestCase("cuda", 4.0, false, Category = "Cuda")]
+    public void CrowdedSweepStacksOnTheGpuEqualTheCpu(string api, double perUm2, bool residualSearch)
     {
         using var backend = Backend(api);
         var sim = DensitySweepTests.Stack(perUm2, 6, (int)(perUm2 * 100) + 13);
-        var s = new LocalizerSettings { OffsetAdu = 100, Threads = 2 };
+        var s = new LocalizerSettings { OffsetAdu = 100, Threads = 2, ResidualSearch = residualSearch };
         var (cpu, cs) = Run(sim, s, new CpuFitBackend(2));
         var (gpu, gs) = Run(sim, s, backend, l => l.GpuChunkFrames = 4);
         Assert.That(gs.DeviceDetection, Is.True);
