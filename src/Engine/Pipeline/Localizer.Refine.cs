@@ -19,7 +19,11 @@ public sealed partial class Localizer
     /// <summary>Starts frame <paramref name="o"/>'s multi-emitter stage on its single fits (ROIs in o.Batch). A frame
     /// done already (nothing to fit jointly) is collected now; otherwise, with <paramref name="keepPhotons"/>, its
     /// photons are kept in o.Photons for the rounds (the caller's buffer is reused).</summary>
-    private void BeginRefine(FrameOutput o, ReadOnlySpan<float> photons, int w, int h, ReadOnlySpan<FitResult> fits, bool keepPhotons)
+    /// <remarks>With <paramref name="local"/> (the CPU path), a frame with fewer than <see cref="LocalGroups"/> groups is
+    /// refined at once on this thread: its rounds would hardly fill a SIMD bundle and are not worth a copy of the frame
+    /// and the chunk's round trips (a sparse frame). Same results either way.</remarks>
+    private void BeginRefine(FrameOutput o, ReadOnlySpan<float> photons, int w, int h, ReadOnlySpan<FitResult> fits, bool keepPhotons,
+                             IGroupFitter? local = null)
     {
         var mo = MultiEmitterOptions.From(_s);
         var r = o.Refiner;
@@ -27,6 +31,7 @@ public sealed partial class Localizer
         int n = o.Batch.Count;
         r.Begin(photons, _camera.ReadNoiseMap ?? [], w, h, o.Batch.RoiSize, fits[..n], o.Batch.Left.AsSpan(0, n), o.Batch.Top.AsSpan(0, n), o.Batch.Peak.AsSpan(0, n));
         (o.Width, o.Height) = (w, h);
+        if (!r.Done && local is not null && r.GroupsInPass < LocalGroups) r.Finish(local, photons, _camera.ReadNoiseMap ?? []);
         if (r.Done) { FinishRefine(o, photons); return; }
         o.Refining = true;
         if (keepPhotons)
@@ -102,6 +107,10 @@ public sealed partial class Localizer
         }));
     }
     private int[] _pending = [];
+
+    /// <summary>CPU path: frames with fewer groups than this in their first pass are refined on their own thread at once
+    /// (measured on maliang bench's sparse frames and the density sweep: DESIGN.md).</summary>
+    public const int LocalGroups = 16;
     private readonly GroupFitJobs _chunkJobs = new();
 
     private IGroupFitter DeviceGroupFitter()

@@ -90,6 +90,7 @@ public sealed partial class Localizer
         private FitResult[] _fitResults = Array.Empty<FitResult>();
 
         private NeighbourRefit? _neighbours;
+        private CpuGroupFitter? _groupFit;
 
         /// <summary>The fit stage after the single fits of a frame without the multi-emitter stage (which runs over the
         /// chunk: Localizer.Refine.cs): the single-emitter neighbour refit with its residual search (--single-emitter), or
@@ -152,7 +153,9 @@ public sealed partial class Localizer
                 if (_fitResults.Length < o.Batch.Count) _fitResults = new FitResult[Math.Max(o.Batch.Count, 2 * _fitResults.Length)];
                 _fit.Fit(o.Batch, owner._fitOptions, _fitResults);
                 (o.Threshold, o.SpreadTest) = (det.Threshold, SpreadTest(det.Stats));
-                owner.BeginRefine(o, photons, w, h, _fitResults.AsSpan(0, o.Batch.Count), keepPhotons: true);
+                var mo = MaLiang.Engine.Fit.MultiEmitter.MultiEmitterOptions.From(_s);
+                _groupFit ??= new CpuGroupFitter(mo.PsfSigmaPx, mo.MaxIterations, mo.Tolerance);
+                owner.BeginRefine(o, photons, w, h, _fitResults.AsSpan(0, o.Batch.Count), keepPhotons: true, _groupFit);
                 o.FitTicks += Stopwatch.GetTimestamp() - t3;
             }
             else if (owner._cpuFit)

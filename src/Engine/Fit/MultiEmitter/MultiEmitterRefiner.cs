@@ -95,15 +95,24 @@ public sealed partial class MultiEmitterRefiner
     {
         _cpu ??= new CpuGroupFitter(PsfSigmaPx, MaxIterations, Tolerance);
         Begin(photons, gamma, w, h, roiSize, fits, left, top, peak);
+        Finish(_cpu, photons, gamma);
+        return Result;
+    }
+
+    /// <summary>After <see cref="Begin"/>: runs the frame's remaining rounds alone with <paramref name="fitter"/>.</summary>
+    public void Finish(IGroupFitter fitter, ReadOnlySpan<float> photons, ReadOnlySpan<float> gamma)
+    {
         while (!Done)
         {
             _jobs.Clear(!gamma.IsEmpty);
             Collect(_jobs);
-            _cpu.FitAll(_jobs);
+            fitter.FitAll(_jobs);
             Deliver(_jobs, photons, gamma);
         }
-        return Result;
     }
+
+    /// <summary>Groups the current pass fits (after <see cref="Begin"/>: the first pass's).</summary>
+    public int GroupsInPass => Done ? 0 : _taskCount;
 
     /// <summary>True when the frame given to <see cref="Begin"/> is refined (<see cref="Result"/> holds it).</summary>
     public bool Done { get; private set; } = true;
