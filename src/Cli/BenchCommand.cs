@@ -1,3 +1,4 @@
+using MaLiang.Engine.Fit.MultiEmitter;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
@@ -35,7 +36,8 @@ internal static class BenchCommand
         var scmos = new Option<bool>("--scmos") { Description = "sCMOS camera in the pipeline benchmark: 0.46 photoelectrons/ADU, 1.6 e- read noise (default: 1 photon/ADU, no read noise)" };
         var chunk = new Option<int>("--chunk-frames") { Description = "GPU backends: frames per device chunk (0 = auto, about 32 Mpx)", DefaultValueFactory = _ => 0 };
         var likelihood = new Option<bool>("--scmos-likelihood") { Description = "instead: the sCMOS likelihood against the plain Poisson fit on a simulated sCMOS stack (5% of pixels at 10x the median read-noise variance), RMSE and CRLB side by side" };
-        var cmd = new Command("bench", "Measure pipeline ms/frame and fits/s on simulated data.") { json, frames, fits, backend, threads, size, molecules, scmos, chunk, likelihood };
+        var groupFit = new Option<bool>("--group-fit") { Description = "instead: the multi-emitter joint fit alone, microseconds per group for groups of 1, 2, 4 and 8 emitters: one group at a time and in batches on the CPU (SIMD across groups), and in device batches with a GPU backend" };
+        var cmd = new Command("bench", "Measure pipeline ms/frame and fits/s on simulated data.") { json, frames, fits, backend, threads, size, molecules, scmos, chunk, likelihood, groupFit };
         cmd.SetAction(r =>
         {
             int nFrames = r.GetValue(frames), nFits = r.GetValue(fits), nThreads = r.GetValue(threads), edge = r.GetValue(size), mols = r.GetValue(molecules);
@@ -47,6 +49,7 @@ internal static class BenchCommand
             if (mols < 0) throw new InvalidParameterException("molecules", "must be >= 0");
             if (r.GetValue(chunk) < 0) throw new InvalidParameterException("chunk-frames", "must be >= 0");
             var kind = SettingsOptions.ParseBackend(r.GetValue(backend));
+            if (r.GetValue(groupFit)) return RunGroupFit(r.GetValue(json), kind, nThreads);
             if (r.GetValue(likelihood)) return RunScmosLikelihood(r.GetValue(json), r.GetValue(frames) > 0 ? r.GetValue(frames) : 400, kind, nThreads);
             return Run(r.GetValue(json), nFrames, nFits, kind, nThreads, edge, mols, r.GetValue(scmos), r.GetValue(chunk));
         });
@@ -180,6 +183,103 @@ internal static class BenchCommand
     }
 
     private static double Sq(double v) => v * v;
+
+    /// <summary>
+    /// <c>bench --group-fit</c>: the joint fit of the multi-emitter stage alone on simulated groups (K emitters at 1500
+    /// photons placed at random in a box of 6 + 2 sqrt(K) x 3 px, 10 background photons/px, sigma 1.3 px, starts 0.3 px
+    /// off): microseconds per group one group at a time (<see cref="GroupFit"/>), in CPU batches
+    /// (<see cref="ParallelCpuGroupFitter"/>, all threads) and, with a GPU backend, in device batches with transfers.
+    /// </summary>
+    private static int RunGroupFit(bool json, BackendKind kind, int threads)
+    {
+        threads = threads > 0 ? threads : Environment.ProcessorCount;
+        using var backend = FitBackends.Create(kind, threads, out string description);
+        var gpu = backend as IGpuFitBackend;
+        const float s = 1.3f;
+        var values = new List<(string Key, object Value)> { ("threads", threads), ("backend", description), ("simd_lanes", System.Numerics.Vector<double>.Count) };
+        var lines = new List<string>();
+        foreach (int k in new[] { 1, 2, 4, 8 })
+        {
+            int n = k <= 2 ? 4000 : k == 4 ? 2000 : 500, box = 6 + (int)Math.Round(2 * Math.Sqrt(k) * 3);
+            var render = new GroupFit(s);
+            var rng = new Sampling(17 + k);
+            var jobs = new GroupFitJobs();
+            jobs.Clear(false);
+            var data = new float[box * box]; var mu = new float[box * box]; var zero = new float[box * box];
+            var starts = new double[n][];
+            var boxes = new float[n][];
+            for (int j = 0; j < n; j++)
+            {
+                Array.Fill(mu, 10f);
+                var th = new double[3 * k + 1];
+                th[0] = 9;
+                for (int e = 0; e < k; e++)
+                {
+                    double x = 2.5 + rng.Uniform() * (box - 5), y = 2.5 + rng.Uniform() * (box - 5);
+                    render.Render(mu, box, box, (float)x, (float)y, 1500);
+                    th[1 + 3 * e] = x + 0.3; th[2 + 3 * e] = y - 0.3; th[3 + 3 * e] = 1200;
+                }
+                for (int q = 0; q < data.Length; q++) data[q] = rng.Poisson(mu[q]);
+                jobs.Add(data, zero, default, box, box, k, th);
+                starts[j] = th; boxes[j] = (float[])data.Clone();
+            }
+            double Time(Action a)
+            {
+                a();   // warm-up (JIT, kernel build, buffers)
+                double best = double.MaxValue;
+                for (int r = 0; r < 3; r++) { var t = Stopwatch.StartNew(); a(); best = Math.Min(best, t.Elapsed.TotalSeconds); }
+                return best * 1e6 / n;
+            }
+            var one = new GroupFit(s);
+            double single = Time(() => { for (int j = 0; j < n; j++) { var th = (double[])starts[j].Clone(); one.Fit(boxes[j], zero, default, box, box, k, th); } });
+            var cpu = new ParallelCpuGroupFitter(s, 30, 1e-4f, threads);
+            double batched = Time(() => { ResetThetas(jobs, starts); cpu.FitAll(jobs); });
+            values.Add(($"group_fit_us_k{k}_cpu_one", single));
+            values.Add(($"group_fit_us_k{k}_cpu_batch", batched));
+            string line = $"K = {k} ({box}x{box} px, {n} groups): CPU one at a time {single:F1} us/group, CPU batches {batched:F1} us/group ({threads} threads)";
+            if (gpu is not null)
+            {
+                var dev = gpu.CreateGroupFitter(s, 30, 1e-4f);
+                double device = Time(() => { ResetThetas(jobs, starts); dev.FitAll(jobs); });
+                values.Add(($"group_fit_us_k{k}_device_batch", device));
+                line += $", device batches {device:F2} us/group";
+            }
+            lines.Add(line);
+        }
+        if (gpu is not null) values.Add(("device", gpu.DeviceName));
+        if (json)
+        {
+            var sb = new StringBuilder("{");
+            for (int i = 0; i < values.Count; i++)
+            {
+                if (i > 0) sb.Append(", ");
+                sb.Append('"').Append(values[i].Key).Append("\": ");
+                sb.Append(values[i].Value switch
+                {
+                    string v => "\"" + v.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"",
+                    double d => double.IsFinite(d) ? d.ToString("G6", CultureInfo.InvariantCulture) : "null",
+                    var o => Convert.ToString(o, CultureInfo.InvariantCulture),
+                });
+            }
+            Console.WriteLine(sb.Append('}').ToString());
+        }
+        else
+        {
+            Console.WriteLine($"joint multi-emitter fits (1500 photons, 10/px, sigma 1.3 px) on {description}, {System.Numerics.Vector<double>.Count} SIMD lanes:");
+            foreach (var l in lines) Console.WriteLine("  " + l);
+        }
+        return Commands.ExitOk;
+    }
+
+    private static void ResetThetas(GroupFitJobs jobs, double[][] starts)
+    {
+        for (int j = 0; j < jobs.Count; j++)
+        {
+            var t = jobs.ThetaOf(j);
+            t.Clear();
+            starts[j].CopyTo(t);
+        }
+    }
 
     /// <summary><c>bench --scmos-likelihood</c>: <see cref="Engine.Evaluate.ScmosComparison"/>, the two fits side by side.</summary>
     private static int RunScmosLikelihood(bool json, int frames, BackendKind kind, int threads)
