@@ -89,7 +89,9 @@ public sealed partial class Localizer
             if (jobs.Count == 0) throw new MaLiangException("multi-emitter stage: frames still refining but no fit pending (internal error)");
             long d0 = Stopwatch.GetTimestamp();
             fitter.FitAll(jobs);
-            if (device) _summary.GroupFitDeviceSeconds += (Stopwatch.GetTimestamp() - d0) / (double)Stopwatch.Frequency;
+            long d1 = Stopwatch.GetTimestamp();
+            if (device) _summary.GroupFitDeviceSeconds += (d1 - d0) / (double)Stopwatch.Frequency;
+            else _summary.GroupFitCpuSeconds += (d1 - d0) / (double)Stopwatch.Frequency;
             RunParallel(() => Parallel.For(0, m, options, q =>
             {
                 int i = pending[q];
@@ -97,6 +99,7 @@ public sealed partial class Localizer
                 if (!r.Done) r.Deliver(jobs, photonsOf(i).Span, gamma);
             }));
         }
+        _summary.RefineRoundsSeconds += (Stopwatch.GetTimestamp() - t0) / (double)Stopwatch.Frequency;
         long perFrame = (Stopwatch.GetTimestamp() - t0) * _threads / m;
         RunParallel(() => Parallel.For(0, m, options, q =>
         {

@@ -35,6 +35,11 @@ public sealed class PipelineSummary
     /// <summary>GPU backends: wall seconds of the multi-emitter stage's joint-fit batches on the device (uploads, kernel,
     /// read-backs), part of the fit stage's time.</summary>
     public double GroupFitDeviceSeconds { get; internal set; }
+    /// <summary>The multi-emitter stage's rounds over chunks of frames (<c>Localizer.RefineChunk</c>): wall seconds in
+    /// all, and of those the CPU batch fits' (<see cref="GroupFitDeviceSeconds"/> holds the device's); the rest is the
+    /// host's grouping, model selection and hand-over. Frames refined at once on their own thread are not in these.</summary>
+    public double RefineRoundsSeconds { get; internal set; }
+    public double GroupFitCpuSeconds { get; internal set; }
     /// <summary>Per-stage time summed over worker threads (seconds of CPU): read + camera, de-noise, detection + ROI cut-out, fit.
     /// With device detection (GPU backends) the device stages are wall seconds x <see cref="Threads"/>, so that
     /// <see cref="StageMsPerFrame"/> gives their wall time per frame: de-noise = the filter kernels; detection = noise
