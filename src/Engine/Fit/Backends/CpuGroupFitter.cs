@@ -238,30 +238,47 @@ public sealed class CpuGroupFitter : IGroupFitter
     private void Axes(double[] theta, int k, int bw, int bh)
     {
         Span<float> cx = stackalloc float[Vector<float>.Count], cy = stackalloc float[Vector<float>.Count];
+        Span<long> has = stackalloc long[L];
         cx.Clear(); cy.Clear();
         var s = new Vector<float>(SigmaPx);
         var tiny = new Vector<double>(Tiny);
         for (int e = 0; e < k; e++)
         {
-            for (int l = 0; l < L; l++) { cx[l] = (float)theta[l * P + 1 + 3 * e]; cy[l] = (float)theta[l * P + 2 + 3 * e]; }
+            for (int l = 0; l < L; l++)
+            {
+                cx[l] = (float)theta[l * P + 1 + 3 * e]; cy[l] = (float)theta[l * P + 2 + 3 * e];
+                has[l] = e < _k[l] ? -1L : 0L;
+            }
+            // Zero also outside each lane's own box and for a lane's missing emitters: those pixels and parameters add
+            // nothing to that lane, and then every emitter's light covers a small rectangle of the bundle's box.
+            var present = new Vector<long>(has);
             CpuFitBackend.Axis(bw, new Vector<float>(cx), s, _ve, _vdc, _vds);
+            int c0 = bw, c1 = 0;
             for (int c = 0; c < bw; c++)
             {
                 Vector.Widen(_ve[c], out var ev, out _); Vector.Widen(_vdc[c], out var dv, out _);
-                var ok = Vector.GreaterThanOrEqual(ev, tiny);
+                var ok = Vector.GreaterThanOrEqual(ev, tiny) & _colIn[c] & present;
                 _ex[e * bw + c] = Vector.ConditionalSelect(ok, ev, Vector<double>.Zero);
                 _dex[e * bw + c] = Vector.ConditionalSelect(ok, dv, Vector<double>.Zero);
+                if (ok != Vector<long>.Zero) { c0 = Math.Min(c0, c); c1 = c + 1; }
             }
             CpuFitBackend.Axis(bh, new Vector<float>(cy), s, _ve, _vdc, _vds);
+            int r0 = bh, r1 = 0;
             for (int r = 0; r < bh; r++)
             {
                 Vector.Widen(_ve[r], out var ev, out _); Vector.Widen(_vdc[r], out var dv, out _);
-                var ok = Vector.GreaterThanOrEqual(ev, tiny);
+                var ok = Vector.GreaterThanOrEqual(ev, tiny) & _rowIn[r] & present;
                 _ey[e * bh + r] = Vector.ConditionalSelect(ok, ev, Vector<double>.Zero);
                 _dey[e * bh + r] = Vector.ConditionalSelect(ok, dv, Vector<double>.Zero);
+                if (ok != Vector<long>.Zero) { r0 = Math.Min(r0, r); r1 = r + 1; }
             }
+            if (c0 >= c1 || r0 >= r1) { c0 = c1 = r0 = r1 = 0; }
+            _rect[4 * e] = c0; _rect[4 * e + 1] = c1; _rect[4 * e + 2] = r0; _rect[4 * e + 3] = r1;
         }
     }
+    /// <summary>Per emitter: the columns [c0, c1) and rows [r0, r1) where some lane's PSF is not zeroed (the rest of the
+    /// box adds exact zeros to its sums, so they are skipped: the same sums, in the same order).</summary>
+    private readonly int[] _rect = new int[4 * GroupFit.MaxEmitters];
 
     /// <summary>Gradient, Fisher information (upper triangle, stride p), log-likelihood and LLR of every lane at
     /// <paramref name="theta"/>; <see cref="_bad"/> marks lanes whose model is not positive and finite in their box.</summary>
@@ -297,6 +314,7 @@ public sealed class CpuGroupFitter : IGroupFitter
                 var mu = b + _fixed[px];
                 for (int e = 0; e < k; e++)
                 {
+                    if (c < _rect[4 * e] || c >= _rect[4 * e + 1] || r < _rect[4 * e + 2] || r >= _rect[4 * e + 3]) continue;
                     var ex = _ex[e * bw + c]; var ey = _ey[e * bh + r]; var n = _n[e];
                     var ee = ex * ey;
                     mu += n * ee;
@@ -316,37 +334,63 @@ public sealed class CpuGroupFitter : IGroupFitter
             }
         }
         // Pass 2: g_i = sum rr J_i and F_ij = sum (J_i / mu) J_j, pixel by pixel in the same order as a running sum per
-        // pixel would add them (so the kernel's per-pixel loop gives the same bits), four columns j at a time so the sums
-        // stay in registers (a per-pixel rank-one update would load and store all of F at every pixel).
+        // pixel would add them (so the kernel's per-pixel loop gives the same bits), over the rectangle where both can be
+        // non-zero (an emitter's parameters are zero outside its rectangle in every lane), up to three columns j (one
+        // emitter's) at a time so the sums stay in registers.
         ref var w0 = ref MemoryMarshal.GetArrayDataReference(_w);
         ref var rr0 = ref MemoryMarshal.GetArrayDataReference(_rr);
         for (int i = 0; i < p; i++)
         {
+            int ei = i == 0 ? -1 : (i - 1) / 3;
+            int ic0 = ei < 0 ? 0 : _rect[4 * ei], ic1 = ei < 0 ? bw : _rect[4 * ei + 1];
+            int ir0 = ei < 0 ? 0 : _rect[4 * ei + 2], ir1 = ei < 0 ? bh : _rect[4 * ei + 3];
             var gi = Vector<double>.Zero;
-            for (int px = 0; px < np; px++) gi += Unsafe.Add(ref rr0, px) * Unsafe.Add(ref jac0, px * p + i);
+            for (int r = ir0; r < ir1; r++)
+                for (int c = ic0; c < ic1; c++) { int px = r * bw + c; gi += Unsafe.Add(ref rr0, px) * Unsafe.Add(ref jac0, px * p + i); }
             _gV[i] = gi;
-            int j = i;
-            for (; j + 3 < p; j += 4)
+            if (i == 0)
             {
-                Vector<double> s0 = default, s1 = default, s2 = default, s3 = default;
-                for (int px = 0; px < np; px++)
-                {
-                    ref var row = ref Unsafe.Add(ref jac0, px * p);
-                    var wi = Unsafe.Add(ref row, i) * Unsafe.Add(ref w0, px);
-                    s0 += wi * Unsafe.Add(ref row, j); s1 += wi * Unsafe.Add(ref row, j + 1);
-                    s2 += wi * Unsafe.Add(ref row, j + 2); s3 += wi * Unsafe.Add(ref row, j + 3);
-                }
-                _fV[i * p + j] = s0; _fV[i * p + j + 1] = s1; _fV[i * p + j + 2] = s2; _fV[i * p + j + 3] = s3;
+                var s00 = Vector<double>.Zero;
+                for (int px = 0; px < np; px++) s00 += Unsafe.Add(ref w0, px);   // J_0 = 1: (1 / mu) x 1
+                _fV[0] = s00;
             }
-            for (; j < p; j++)
+            // Columns j > i (and j = i), one emitter's block at a time.
+            for (int ej = Math.Max(ei, 0); ej < k; ej++)
             {
-                Vector<double> s0 = default;
-                for (int px = 0; px < np; px++)
-                {
-                    ref var row = ref Unsafe.Add(ref jac0, px * p);
-                    s0 += Unsafe.Add(ref row, i) * Unsafe.Add(ref w0, px) * Unsafe.Add(ref row, j);
-                }
-                _fV[i * p + j] = s0;
+                int jFrom = Math.Max(i, 1 + 3 * ej), jTo = 1 + 3 * ej + 3;
+                if (jFrom >= jTo) continue;
+                int c0 = Math.Max(ic0, _rect[4 * ej]), c1 = Math.Min(ic1, _rect[4 * ej + 1]);
+                int r0 = Math.Max(ir0, _rect[4 * ej + 2]), r1 = Math.Min(ir1, _rect[4 * ej + 3]);
+                Vector<double> s0 = default, s1 = default, s2 = default;
+                int nj = jTo - jFrom;
+                if (nj == 3)
+                    for (int r = r0; r < r1; r++)
+                    {
+                        ref var row = ref Unsafe.Add(ref jac0, (r * bw + c0) * p);
+                        ref var wr = ref Unsafe.Add(ref w0, r * bw + c0);
+                        for (int c = c0; c < c1; c++)
+                        {
+                            var wi = Unsafe.Add(ref row, i) * wr;
+                            s0 += wi * Unsafe.Add(ref row, jFrom);
+                            s1 += wi * Unsafe.Add(ref row, jFrom + 1);
+                            s2 += wi * Unsafe.Add(ref row, jFrom + 2);
+                            row = ref Unsafe.Add(ref row, p);
+                            wr = ref Unsafe.Add(ref wr, 1);
+                        }
+                    }
+                else
+                    for (int r = r0; r < r1; r++)
+                        for (int c = c0; c < c1; c++)
+                        {
+                            int px = r * bw + c;
+                            ref var row = ref Unsafe.Add(ref jac0, px * p);
+                            var wi = Unsafe.Add(ref row, i) * Unsafe.Add(ref w0, px);
+                            s0 += wi * Unsafe.Add(ref row, jFrom);
+                            if (nj > 1) s1 += wi * Unsafe.Add(ref row, jFrom + 1);
+                        }
+                _fV[i * p + jFrom] = s0;
+                if (nj > 1) _fV[i * p + jFrom + 1] = s1;
+                if (nj > 2) _fV[i * p + jFrom + 2] = s2;
             }
         }
         for (int l = 0; l < L; l++)
