@@ -19,15 +19,19 @@ public readonly record struct MultiEmitterOptions(float PsfSigmaPx, int MaxPerGr
 ///   refitted when it has more than one member or holds a poor fit (goodness of fit above chi-square's 99.9% point, a
 ///   width significantly above the PSF's, or a seed); isolated good fits keep their single fit untouched, so sparse
 ///   frames cost one grouping pass;</item>
-/// <item>each such group is fitted jointly (<see cref="GroupFit"/>, sigma fixed, one background) in a box around it,
-///   with every other emitter's model in the box held fixed (from their current estimates, so groups fitted earlier
-///   count with their new values: Gauss-Seidel between groups); members that are insignificant (photons below the SNR) or closer than
-///   one sigma to a brighter member are dropped and the group refitted;</item>
+/// <item>each such group is fitted jointly (sigma fixed, one background) in a box around it, with every other emitter's
+///   model in the box held fixed (from their current estimates, so groups fitted earlier count with their new values:
+///   Gauss-Seidel between groups, kept exactly by starting the groups in waves); members that are insignificant (photons
+///   below the SNR) or closer than 0.7 sigma to a brighter member are dropped and the group refitted;</item>
 /// <item>the residual is searched: at its strongest 3x3 sum away from the members a new emitter is tried, and kept when
 ///   the likelihood ratio 2 (L_{K+1} - L_K) exceeds chi-square's (1 - p) point with 3 dof (<see cref="ModelSelection"/>);
-///   repeated until one is refused or the group holds <see cref="MultiEmitterOptions.MaxPerGroup"/>.</item>
+///   repeated until one is refused or the group holds <see cref="MultiEmitterOptions.MaxPerGroup"/>; then every member
+///   must pass the same test (MultiEmitterRefiner.Group.cs).</item>
 /// </list>
-/// One instance per worker thread; buffers are reused, no allocation per frame once warmed up.
+/// The joint fits are requested, not run here: <see cref="Refine"/> runs them on the CPU (<see cref="CpuGroupFitter"/>);
+/// <see cref="Begin"/>, <see cref="Collect"/> and <see cref="Deliver"/> let a caller batch the fits of many frames for one
+/// fitter (the pipeline's chunks, a device). One instance per frame in flight; buffers are reused, no allocation per frame
+/// once warmed up.
 /// </summary>
 public sealed partial class MultiEmitterRefiner
 {
