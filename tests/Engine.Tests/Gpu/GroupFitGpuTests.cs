@@ -12,14 +12,17 @@ namespace MaLiang.Engine.Tests.Gpu;
 /// differ from .NET's in the last bits, which only the likelihood reads).</summary>
 public class GroupFitGpuTests
 {
-    private static void Compare(IGpuFitBackend backend, bool scmos)
+    /// <param name="scratchLimit">Bytes of scratch per launch: small, the batch goes in several launches.</param>
+    private static void Compare(IGpuFitBackend backend, bool scmos, long scratchLimit = MaLiang.Engine.Fit.Backends.Gpu.GpuGroupFit.MaxScratchBytes)
     {
         var (cpu, _) = GroupFitTests.MixedBatch(scmos, seed: 9);
         var (dev, _) = GroupFitTests.MixedBatch(scmos, seed: 9);
         new CpuGroupFitter(1.3f, 30, 1e-4f).FitAll(cpu);
-        var fitter = backend.CreateGroupFitter(1.3f, 30, 1e-4f);
+        var fitter = (MaLiang.Engine.Fit.Backends.Gpu.GpuGroupFit)backend.CreateGroupFitter(1.3f, 30, 1e-4f);
+        fitter.ScratchLimitBytes = scratchLimit;
         fitter.FitAll(dev);
-        Assert.That(((MaLiang.Engine.Fit.Backends.Gpu.GpuGroupFit)fitter).DeviceBatches, Is.EqualTo(1), "fitted on the device, not the CPU fallback");
+        Assert.That(fitter.DeviceBatches, Is.EqualTo(1), "fitted on the device, not the CPU fallback");
+        if (scratchLimit < 1 << 16) Assert.That(fitter.LastLaunches, Is.GreaterThan(3), "sliced into several launches");
         for (int j = 0; j < cpu.Count; j++)
         {
             Assert.That(dev.Status[j], Is.EqualTo(cpu.Status[j]), $"status of job {j}");
@@ -40,6 +43,7 @@ public class GroupFitGpuTests
     {
         using var backend = new OpenClFitBackend(OpenClTests.DeviceOrIgnore());
         Compare(backend, scmos);
+        Compare(backend, scmos, scratchLimit: 8 << 10);
     }
 
     [Test, Category("Cuda")]
@@ -48,6 +52,6 @@ public class GroupFitGpuTests
         CudaDriver.Require();
         using var backend = new CudaFitBackend();
         Compare(backend, false);
-        Compare(backend, true);
+        Compare(backend, true, scratchLimit: 8 << 10);
     }
 }

@@ -61,30 +61,22 @@ internal sealed class GpuGroupFit : IGroupFitter, IDisposable
         return v[0] == 1;
     }
 
+    /// <summary>Most scratch (bytes) one launch may use: the per-job Fisher matrices of a big batch of large groups would
+    /// otherwise take hundreds of MB. Larger batches go in slices.</summary>
+    public const long MaxScratchBytes = 128L << 20;
+    /// <summary>The limit in use (tests set a small one to make slices).</summary>
+    internal long ScratchLimitBytes { get; set; } = MaxScratchBytes;
+    /// <summary>Launches in the last batch.</summary>
+    internal int LastLaunches { get; private set; }
+
     private void Run(GpuContext ctx, GroupFitJobs jobs)
     {
         int n = jobs.Count;
         if (_jobInts.Length < n * JobInts) _jobInts = new int[Math.Max(n * JobInts, 2 * _jobInts.Length)];
         if (_stat.Length < n * 4) _stat = new double[Math.Max(n * 4, 2 * _stat.Length)];
-        long scratch = 0;
-        for (int j = 0; j < n; j++)
-        {
-            int k = jobs.Emitters[j], p = 3 * k + 1, bw = jobs.Width[j], bh = jobs.Height[j];
-            var ji = _jobInts.AsSpan(j * JobInts, JobInts);
-            ji[0] = jobs.PixelOffset[j]; ji[1] = bw; ji[2] = bh; ji[3] = k;
-            if (scratch > int.MaxValue) throw new MaLiangException("group fit batch too large for the device's scratch offsets");
-            ji[4] = (int)scratch;
-            scratch += 5L * p + 3L * p * p + 2L * k * (bw + bh);
-        }
-        GpuFit.CheckIndexRange(n, P);
         int px = Math.Max(jobs.PixelCount, 1);
         ctx.Ensure(ref _data, px * 4L);
         ctx.Ensure(ref _fixed, px * 4L);
-        ctx.Ensure(ref _jobs, (long)n * JobInts * 4);
-        ctx.Ensure(ref _theta, (long)n * P * 8);
-        ctx.Ensure(ref _crlb, (long)n * P * 8);
-        ctx.Ensure(ref _stats, (long)n * 4 * 8);
-        ctx.Ensure(ref _scratch, Math.Max(scratch, 1) * 8);
         ctx.Write(_data!, jobs.Data.AsSpan(0, jobs.PixelCount));
         ctx.Write(_fixed!, jobs.Fixed.AsSpan(0, jobs.PixelCount));
         if (jobs.HasGamma)
@@ -92,18 +84,46 @@ internal sealed class GpuGroupFit : IGroupFitter, IDisposable
             ctx.Ensure(ref _gamma, px * 4L);
             ctx.Write(_gamma!, jobs.Gamma.AsSpan(0, jobs.PixelCount));
         }
-        ctx.Write(_jobs!, _jobInts.AsSpan(0, n * JobInts));
-        ctx.Write(_theta!, jobs.Theta.AsSpan(0, n * P));
-        ctx.Launch("ml_group_fit", n, _data!, _fixed!, jobs.HasGamma ? _gamma! : _data!, jobs.HasGamma ? 1 : 0, _jobs!, n, _theta!, _crlb!, _stats!,
-                   _scratch!, _sigma, _maxIterations, _tolerance);
-        ctx.Read(_theta!, jobs.Theta.AsSpan(0, n * P));
-        ctx.Read(_crlb!, jobs.SqrtCrlb.AsSpan(0, n * P));
-        ctx.Read(_stats!, _stat.AsSpan(0, n * 4));
-        for (int j = 0; j < n; j++)
+        long limit = Math.Min(ScratchLimitBytes, Math.Max(ctx.MaxAllocationBytes / 2, 1 << 20)) / 8;
+        LastLaunches = 0;
+        for (int first = 0; first < n;)
         {
-            jobs.LogLikelihood[j] = _stat[4 * j]; jobs.Llr[j] = _stat[4 * j + 1];
-            jobs.Iterations[j] = (int)_stat[4 * j + 2];
-            jobs.Status[j] = (GroupFitStatus)(byte)(int)_stat[4 * j + 3];
+            // A slice: jobs first..end-1 whose scratch fits the limit (at least one job).
+            long scratch = 0;
+            int end = first;
+            while (end < n)
+            {
+                int k = jobs.Emitters[end], p = 3 * k + 1;
+                long need = 5L * p + 3L * p * p + 2L * k * (jobs.Width[end] + jobs.Height[end]);
+                if (end > first && scratch + need > limit) break;
+                var ji = _jobInts.AsSpan((end - first) * JobInts, JobInts);
+                ji[0] = jobs.PixelOffset[end]; ji[1] = jobs.Width[end]; ji[2] = jobs.Height[end]; ji[3] = k; ji[4] = (int)scratch;
+                scratch += need;
+                end++;
+            }
+            int m = end - first;
+            GpuFit.CheckIndexRange(m, P);
+            ctx.Ensure(ref _jobs, (long)m * JobInts * 4);
+            ctx.Ensure(ref _theta, (long)m * P * 8);
+            ctx.Ensure(ref _crlb, (long)m * P * 8);
+            ctx.Ensure(ref _stats, (long)m * 4 * 8);
+            ctx.Ensure(ref _scratch, Math.Max(scratch, 1) * 8);
+            ctx.Write(_jobs!, _jobInts.AsSpan(0, m * JobInts));
+            ctx.Write(_theta!, jobs.Theta.AsSpan(first * P, m * P));
+            LastLaunches++;
+            ctx.Launch("ml_group_fit", m, _data!, _fixed!, jobs.HasGamma ? _gamma! : _data!, jobs.HasGamma ? 1 : 0, _jobs!, m, _theta!, _crlb!, _stats!,
+                       _scratch!, _sigma, _maxIterations, _tolerance);
+            ctx.Read(_theta!, jobs.Theta.AsSpan(first * P, m * P));
+            ctx.Read(_crlb!, jobs.SqrtCrlb.AsSpan(first * P, m * P));
+            ctx.Read(_stats!, _stat.AsSpan(0, m * 4));
+            for (int q = 0; q < m; q++)
+            {
+                int j2 = first + q;
+                jobs.LogLikelihood[j2] = _stat[4 * q]; jobs.Llr[j2] = _stat[4 * q + 1];
+                jobs.Iterations[j2] = (int)_stat[4 * q + 2];
+                jobs.Status[j2] = (GroupFitStatus)(byte)(int)_stat[4 * q + 3];
+            }
+            first = end;
         }
     }
 
