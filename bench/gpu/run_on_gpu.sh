@@ -5,6 +5,9 @@
 #   equal_<filter>_<mode>.*      the CUDA tests' pipeline checks through the CLI: the same simulated stack localized with
 #                                --backend cpu and --backend $BACKEND, CSVs compared (same count, same frames, x/y within
 #                                1e-4 px), for the maliang and wavelet filters, with and without --keep-overlapping
+#   crowded_4_per_um2.*          a crowded stack (4 emitters per um2, the density sweep's kind) cpu vs $BACKEND, and each
+#                                against the truth: the multi-emitter stage's joint fits run in device batches
+#   bench_<backend>_group_fit.json  maliang bench --group-fit: the joint-fit kernel against the CPU's batches
 #   large_2048.*                 the 2048x2048 sCMOS stack with 1000 molecules per frame through the whole pipeline
 #                                (cpu and $BACKEND, compared too)
 #   python_cuda.json             bench/gpu/check_python_cuda.py through the Python module (needs build/native and numpy)
@@ -117,6 +120,22 @@ for filter in maliang wavelet; do
     localize_pair "equal_${filter}_reject" "$TMP/small.tif" 100 --filter "$filter"
     localize_pair "equal_${filter}_overlapping" "$TMP/dense.tif" 100 --filter "$filter" --keep-overlapping
 done
+
+# ---- crowded frames (the density sweep's kind, 4 per um2): the multi-emitter stage's joint fits in device batches ----
+"$MALIANG" simulate "$TMP/crowded.tif" --truth "$TMP/crowded_truth.csv" --width 128 --height 128 --frames 40 --pixel-size 100 \
+    --density 80 --on-fraction 0.05 --on-frames 1 --edge-margin 0 --photons 1500 --background 10 --psf-sigma 1.3 --offset 100 \
+    --seed 400 > "$OUT/simulate_crowded.log" 2>&1 || fail "simulate the crowded stack (see simulate_crowded.log)"
+localize_pair "crowded_4_per_um2" "$TMP/crowded.tif" 100 --psf-sigma 1.3
+for b in cpu "$BACKEND"; do
+    [ -f "$OUT/crowded_4_per_um2_$b.csv" ] && "$MALIANG" compare "$OUT/crowded_4_per_um2_$b.csv" "$TMP/crowded_truth.csv" \
+        --pixel-size 100 --radius-nm 100 > "$OUT/crowded_4_per_um2_${b}_vs_truth.txt" 2>&1
+done
+# The joint fit alone: us per group, CPU batches against device batches (group_fit.cl's thread layout is chosen by this).
+if "$MALIANG" bench --group-fit --backend "$BACKEND" --json > "$OUT/bench_${BACKEND}_group_fit.json" 2> "$OUT/bench_${BACKEND}_group_fit.err"; then
+    pass "bench --group-fit ($(cat "$OUT/bench_${BACKEND}_group_fit.json"))"
+else
+    fail "bench --group-fit (see bench_${BACKEND}_group_fit.err)"
+fi
 
 # ---- the 2048x2048 sCMOS stack, 1000 molecules per frame, through the whole pipeline ----
 "$MALIANG" simulate "$TMP/large.tif" --truth "$TMP/large_truth.csv" --width 2048 --height 2048 --frames "$FRAMES_2048" \
