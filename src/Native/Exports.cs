@@ -14,12 +14,14 @@ public struct MlSettings
     public int StructSize, RoiSize;
     public double PixelSizeNm, PsfSigmaPx, OffsetAdu, PhotonsPerAdu, EmGain, Threshold, Tolerance;
     public int Filter, FixedSigma, Iterations, UseTolerance, RejectOverlapping, Backend, Threads, Reserved;
-    // Appended (issue 17): older fields keep their offsets; 136 bytes in all.
+    // Appended (issue 17, then residual_search at 136): older fields keep their offsets; 144 bytes in all (4 of them
+    // tail padding, the struct being 8-aligned for its doubles).
     public int MultiEmitter, MaxEmitters;
     public double MultiPValue;
     public int CameraNoise, DropEdge;
     public double MinSnr;
     public int NoiseClip, EstimatePsfSigma;
+    public int ResidualSearch;
 }
 
 /// <summary>ml_summary (maliang.h).</summary>
@@ -130,6 +132,7 @@ public static unsafe partial class Exports
         MultiEmitter = d.MultiEmitter ? 1 : 0, MaxEmitters = d.MaxEmittersPerGroup, MultiPValue = d.MultiEmitterPValue,
         CameraNoise = d.CameraNoiseDetection ? 1 : 0, DropEdge = d.DropAtEdge ? 1 : 0, MinSnr = d.MinPhotonSnr,
         NoiseClip = d.NoiseClip ? 1 : 0, EstimatePsfSigma = d.EstimatePsfSigma ? 1 : 0,
+        ResidualSearch = d.ResidualSearch ? 1 : 0,
     };
 
     internal static LocalizerSettings FromNative(in MlSettings n)
@@ -141,6 +144,7 @@ public static unsafe partial class Exports
         // The 0/1 fields: anything else is an uninitialized struct or a wrong layout, not a wish.
         Flag(n.MultiEmitter, "multi_emitter"); Flag(n.CameraNoise, "camera_noise"); Flag(n.DropEdge, "drop_edge");
         Flag(n.NoiseClip, "noise_clip"); Flag(n.EstimatePsfSigma, "estimate_psf_sigma");
+        Flag(n.ResidualSearch, "residual_search");
         // Range checks named by the C field (Validate names the CLI option, which the C caller does not see).
         if (n.MaxEmitters is < 1 or > MaLiang.Engine.Fit.MultiEmitter.GroupFit.MaxEmitters)
             throw new InvalidParameterException("max_emitters", $"must be 1 to {MaLiang.Engine.Fit.MultiEmitter.GroupFit.MaxEmitters}, got {n.MaxEmitters}");
@@ -155,6 +159,7 @@ public static unsafe partial class Exports
             MultiEmitter = n.MultiEmitter != 0, MaxEmittersPerGroup = n.MaxEmitters, MultiEmitterPValue = n.MultiPValue,
             CameraNoiseDetection = n.CameraNoise != 0, DropAtEdge = n.DropEdge != 0, MinPhotonSnr = n.MinSnr,
             NoiseClip = n.NoiseClip != 0, EstimatePsfSigma = n.EstimatePsfSigma != 0,
+            ResidualSearch = n.ResidualSearch != 0,
         };
         s.Validate();
         return s;

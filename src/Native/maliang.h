@@ -64,6 +64,10 @@ typedef struct ml_settings {
     int32_t noise_clip;          /* 1 = one sigma-clipping step in the detection noise (default); 0 = `--no-noise-clip` */
     int32_t estimate_psf_sigma;  /* 1 = estimate the PSF sigma from the data (psf_sigma_px then only the fallback);
                                     default 0 */
+    /* Appended after issue 17: offset 136, then 4 bytes of tail padding (the struct is 8-aligned): 144 bytes. */
+    int32_t residual_search;     /* 1 = with multi_emitter, search the frame minus every fitted emitter for emitters the
+                                    detection missed and fit them with their neighbours, until none is added
+                                    (`--residual-search`); default 0 */
 } ml_settings;
 
 /* One localization: 76 bytes, the engine's Localization struct (ABI 2 added z, uncertainty_z, fitted_together). */
@@ -186,7 +190,7 @@ int32_t ml_render(const ml_localization* locs, int64_t count, int32_t width, int
                   int32_t method, double sigma_px, float* out, int64_t out_capacity, int32_t* out_width, int32_t* out_height);
 
 /* Layout checks for bindings: sizeof(ml_settings), sizeof(ml_localization), sizeof(ml_summary) as this library was built
- * (136, 68, 168 on x86-64). */
+ * (144, 76, 168 on x86-64). */
 int32_t ml_struct_sizes(int32_t* settings, int32_t* localization, int32_t* summary);
 
 /* ---------------------------------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Issue 17's options through the C ABI and Python: multi_emitter, max_emitters, multi_p_value, camera_noise, drop_edge,
-min_snr, noise_clip, psf_sigma=None (estimate_psf_sigma), and the groups-by-size counts. Each keyword must arrive in the
+min_snr, noise_clip, psf_sigma=None (estimate_psf_sigma), residual_search, and the groups-by-size counts. Each keyword must arrive in the
 engine (read back with ml_get_settings) and give exactly what the CLI gives with the matching flag."""
 import ctypes
 import re
@@ -22,6 +22,7 @@ NEW_FIELDS = [
     ("min_snr", 120, 5.0),
     ("noise_clip", 128, 1),
     ("estimate_psf_sigma", 132, 0),
+    ("residual_search", 136, 0),  # appended later; 4 bytes of tail padding follow (the struct is 8-aligned)
 ]
 
 
@@ -46,19 +47,19 @@ def dense(tmp_path_factory):
 # ------------------------------------------------------------------------------------------------------------ layout
 
 def test_new_fields_are_appended_with_natural_alignment_and_engine_defaults():
-    assert ctypes.sizeof(N.MlSettings) == 136
+    assert ctypes.sizeof(N.MlSettings) == 144
     for name, offset, _ in NEW_FIELDS:
         assert getattr(N.MlSettings, name).offset == offset, name
     assert N.MlSettings.reserved.offset == 92  # the 96-byte part is unchanged
     s = N.MlSettings()
     assert N.lib().ml_default_settings(ctypes.byref(s)) == 0
-    assert s.struct_size == 136
+    assert s.struct_size == 144
     for name, _, default in NEW_FIELDS:
         assert getattr(s, name) == default, name
     # Python's defaults are the engine's
     for key, field in [("multi_emitter", "multi_emitter"), ("max_emitters", "max_emitters"),
                        ("multi_p_value", "multi_p_value"), ("camera_noise", "camera_noise"), ("drop_edge", "drop_edge"),
-                       ("min_snr", "min_snr"), ("noise_clip", "noise_clip")]:
+                       ("min_snr", "min_snr"), ("noise_clip", "noise_clip"), ("residual_search", "residual_search")]:
         assert maliang.DEFAULTS[key] == getattr(s, field), key
 
 
@@ -66,17 +67,17 @@ def test_new_fields_are_appended_with_natural_alignment_and_engine_defaults():
 
 def test_every_new_keyword_reaches_the_engine():
     kw = dict(multi_emitter=False, max_emitters=3, multi_p_value=2.5e-7, camera_noise=False, drop_edge=True,
-              min_snr=0.0, noise_clip=False, psf_sigma=None)
+              min_snr=0.0, noise_clip=False, psf_sigma=None, residual_search=True)
     with maliang.Localizer(**kw) as loc:
         s = engine_settings(loc)
     assert (s.multi_emitter, s.max_emitters, s.multi_p_value, s.camera_noise, s.drop_edge, s.min_snr, s.noise_clip,
-            s.estimate_psf_sigma) == (0, 3, 2.5e-7, 0, 1, 0.0, 0, 1)
+            s.estimate_psf_sigma, s.residual_search) == (0, 3, 2.5e-7, 0, 1, 0.0, 0, 1, 1)
     assert s.psf_sigma_px == 1.3  # the fallback when estimating
     # the defaults, and a number for psf_sigma keeps today's meaning (no estimate)
     with maliang.Localizer(psf_sigma=1.7) as loc:
         s = engine_settings(loc)
     assert (s.multi_emitter, s.max_emitters, s.multi_p_value, s.camera_noise, s.drop_edge, s.min_snr, s.noise_clip,
-            s.estimate_psf_sigma, s.psf_sigma_px) == (1, 8, 1e-6, 1, 0, 5.0, 1, 0, 1.7)
+            s.estimate_psf_sigma, s.residual_search, s.psf_sigma_px) == (1, 8, 1e-6, 1, 0, 5.0, 1, 0, 0, 1.7)
 
 
 def test_localize_and_localize_file_take_the_keywords(dense, tmp_path):
@@ -124,6 +125,10 @@ CASES = [
     (["--min-snr", "0"], dict(min_snr=0), {}),
     # the clipping step only matters for the spread threshold
     (["--spread-threshold", "--no-noise-clip"], dict(camera_noise=False, noise_clip=False), dict(camera_noise=False)),
+    # on this stack the residual passes change nothing with the defaults (the groups' own residual search finds what
+    # they would); with groups of at most 2 and every fit kept they add 4 localizations to 810
+    (["--max-emitters", "2", "--min-snr", "0", "--residual-search"], dict(max_emitters=2, min_snr=0, residual_search=True),
+     dict(max_emitters=2, min_snr=0)),
 ]
 
 
@@ -189,6 +194,8 @@ def test_groups_by_size_size_query_and_bad_arguments():
     (dict(camera_noise="False"), TypeError, "camera_noise must be True or False"),
     (dict(drop_edge=None), TypeError, "drop_edge must be True or False"),
     (dict(noise_clip=0.5), TypeError, "noise_clip must be True or False"),
+    (dict(residual_search="True"), TypeError, "residual_search must be True or False"),
+    (dict(residual_search=2), maliang.MaLiangValueError, "residual_search must be True or False, got 2"),
     (dict(psf_sigma="auto"), TypeError, "psf_sigma must be a number"),
 ])
 def test_bad_values_name_the_parameter(kw, exc, msg):
@@ -210,6 +217,7 @@ def test_bad_values_name_the_parameter(kw, exc, msg):
     ("drop_edge", 7, "parameter drop_edge: must be 0 or 1, got 7"),
     ("noise_clip", 2, "parameter noise_clip: must be 0 or 1, got 2"),
     ("estimate_psf_sigma", 3, "parameter estimate_psf_sigma: must be 0 or 1, got 3"),
+    ("residual_search", 2, "parameter residual_search: must be 0 or 1, got 2"),
 ])
 def test_the_c_abi_checks_the_new_fields(field, value, msg):
     s = N.MlSettings()

@@ -43,6 +43,7 @@ DEFAULTS = dict(
     drop_edge=False,
     min_snr=5.0,
     noise_clip=True,
+    residual_search=False,
 )
 
 
@@ -130,6 +131,7 @@ def make_settings(**kw) -> N.MlSettings:
     s.drop_edge = _flag("drop_edge", v["drop_edge"])
     s.min_snr = _finite("min_snr", v["min_snr"], lo=0, lo_open=False)
     s.noise_clip = _flag("noise_clip", v["noise_clip"])
+    s.residual_search = _flag("residual_search", v["residual_search"])
     return s
 
 
@@ -616,6 +618,7 @@ def localize(
     drop_edge=False,
     min_snr=5.0,
     noise_clip=True,
+    residual_search=False,
     progress=None,
     camera_offset_map=None,
     camera_variance_map=None,
@@ -661,6 +664,7 @@ def localize(
         CRLB), a number >= 0, photons / photons (default 5; 0 keeps every fit; ``--min-snr``).
     noise_clip : one sigma-clipping step in the detection noise estimate (default True); False uses the filtered
         frame's MAD alone (``--no-noise-clip``).
+    residual_search : with ``multi_emitter``, search the frame minus every fitted emitter for missed emitters and fit them with their neighbours, until none is added (default False; ``--residual-search``).
     camera_offset_map, camera_variance_map, camera_gain_map : sCMOS per-pixel calibration, 2-D arrays of the whole
         sensor (height, width), any of them None: offset (ADU, replaces ``offset``), read-noise variance (ADU^2; the fit
         then uses the sCMOS likelihood of Huang et al. 2013 and detection a per-pixel threshold), gain (photons per
@@ -694,7 +698,7 @@ def localize(
                     em_gain=em_gain, threshold=threshold, roi=roi, filter=filter, fixed_sigma=fixed_sigma,
                     iterations=iterations, backend=backend, multi_emitter=multi_emitter, max_emitters=max_emitters,
                     multi_p_value=multi_p_value, camera_noise=camera_noise, drop_edge=drop_edge, min_snr=min_snr,
-                    noise_clip=noise_clip, camera_offset_map=camera_offset_map,
+                    noise_clip=noise_clip, residual_search=residual_search, camera_offset_map=camera_offset_map,
                     camera_variance_map=camera_variance_map, camera_gain_map=camera_gain_map, camera_origin=camera_origin,
                     **more)
     with Localizer(progress=progress, calibration=calibration, **settings) as loc:

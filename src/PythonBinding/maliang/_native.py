@@ -99,7 +99,7 @@ class MlSettings(ctypes.Structure):
         ("backend", ctypes.c_int32),
         ("threads", ctypes.c_int32),
         ("reserved", ctypes.c_int32),
-        # appended with issue 17 (crowded frames); 136 bytes in all
+        # appended with issue 17 (crowded frames), then residual_search (offset 136); 144 bytes in all (4 of tail padding)
         ("multi_emitter", ctypes.c_int32),
         ("max_emitters", ctypes.c_int32),
         ("multi_p_value", ctypes.c_double),
@@ -108,6 +108,7 @@ class MlSettings(ctypes.Structure):
         ("min_snr", ctypes.c_double),
         ("noise_clip", ctypes.c_int32),
         ("estimate_psf_sigma", ctypes.c_int32),
+        ("residual_search", ctypes.c_int32),
     ]
 
 

@@ -82,15 +82,16 @@ def localize_widget(image: "napari.types.ImageData", offset: float = 0.0, photon
                     em_gain: float = 1.0, psf_sigma: float = 1.3, estimate_psf_sigma: bool = False,
                     threshold: float = 5.0, roi: int = 7, pixel_size: float = 100.0, filter: str = "maliang",
                     fixed_sigma: bool = False, multi_emitter: bool = True, max_emitters: int = 8,
-                    multi_p_value: str = "1e-6",
+                    multi_p_value: str = "1e-6", residual_search: bool = False,
                     magnification: float = 10) -> List["napari.types.LayerDataTuple"]:  # noqa: F821
     """The "Localize" widget (magicgui builds its form from this signature in napari): localizes an image layer's
     data, 2-D or 3-D (frames, y, x), and returns the Points and rendered Image layers.
 
     The crowded-frame options are :func:`maliang.localize`'s: ``multi_emitter`` (False: one emitter per ROI, the CLI's
     ``--single-emitter``), ``max_emitters`` (1-12), ``multi_p_value`` (a text field, as in the Fiji dialog: a float
-    field with fixed decimals would show 1e-6 as 0), and ``estimate_psf_sigma`` (``psf_sigma=None``: the width is
-    estimated from isolated spots of the image, and ``psf_sigma`` is not used)."""
+    field with fixed decimals would show 1e-6 as 0), ``residual_search`` (the CLI's ``--residual-search``: the frame
+    minus every fitted emitter is searched for emitters the detection missed), and ``estimate_psf_sigma``
+    (``psf_sigma=None``: the width is estimated from isolated spots of the image, and ``psf_sigma`` is not used)."""
     data = np.asarray(image)
     if data.ndim not in (2, 3):
         raise ValueError(f"maliang: the Localize widget needs a 2-D image or a 3-D stack (frames, y, x), got {data.ndim}-D")
@@ -101,7 +102,7 @@ def localize_widget(image: "napari.types.ImageData", offset: float = 0.0, photon
     locs = localize(data, offset=offset, photons_per_adu=photons_per_adu, em_gain=em_gain,
                     psf_sigma=None if estimate_psf_sigma else psf_sigma, threshold=threshold, roi=roi,
                     pixel_size=pixel_size, filter=filter, fixed_sigma=fixed_sigma, multi_emitter=multi_emitter,
-                    max_emitters=max_emitters, multi_p_value=p_value)
+                    max_emitters=max_emitters, multi_p_value=p_value, residual_search=residual_search)
     h, w = data.shape[-2:]
     return layers_from_localizations(locs, name="MaLiang localizations", width=w, height=h,
                                      magnification=magnification, pixel_size=pixel_size)

@@ -38,8 +38,9 @@ public final class MaLiang {
     public static final int ABI_VERSION = 2;
     /** sizeof(ml_localization). */
     public static final int LOCALIZATION_BYTES = 76;
-    /** sizeof(ml_settings): 96 bytes, then issue 17's fields appended (ml_struct_sizes must agree). */
-    public static final int SETTINGS_BYTES = 136;
+    /** sizeof(ml_settings): 96 bytes, then issue 17's fields and residual_search appended, 4 bytes of tail padding
+     * (ml_struct_sizes must agree). */
+    public static final int SETTINGS_BYTES = 144;
     /** ML_MAX_GROUP_SIZE: the most emitters one joint fit holds (the upper bound of max_emitters). */
     public static final int MAX_GROUP_SIZE = 12;
     /** sizeof(ml_summary). */
@@ -287,12 +288,15 @@ public final class MaLiang {
         public int noise_clip;
         /** 1 = estimate the PSF sigma from the data (psf_sigma_px is then the fallback); default 0. */
         public int estimate_psf_sigma;
+        // Appended after issue 17: offset 136, then 4 bytes of tail padding (JNA pads to the doubles' 8, as C does).
+        /** 1 = search the frame minus every fitted emitter for missed emitters ({@code --residual-search}); default 0. */
+        public int residual_search;
 
         private static final List<String> ORDER = Arrays.asList("struct_size", "roi_size", "pixel_size_nm",
                 "psf_sigma_px", "offset_adu", "photons_per_adu", "em_gain", "threshold", "tolerance", "filter",
                 "fixed_sigma", "iterations", "use_tolerance", "reject_overlapping", "backend", "threads", "reserved",
                 "multi_emitter", "max_emitters", "multi_p_value", "camera_noise", "drop_edge", "min_snr", "noise_clip",
-                "estimate_psf_sigma");
+                "estimate_psf_sigma", "residual_search");
 
         public Settings() {
             super(ALIGN_DEFAULT);
@@ -304,7 +308,7 @@ public final class MaLiang {
                 threshold = 5; tolerance = 1e-4; filter = 0; fixed_sigma = 0; iterations = 20; use_tolerance = 1;
                 reject_overlapping = 0; backend = 0; threads = 0;
                 multi_emitter = 1; max_emitters = 8; multi_p_value = 1e-6; camera_noise = 1; drop_edge = 0; min_snr = 5;
-                noise_clip = 1; estimate_psf_sigma = 0;
+                noise_clip = 1; estimate_psf_sigma = 0; residual_search = 0;
             }
             struct_size = size();
         }
@@ -336,6 +340,9 @@ public final class MaLiang {
         /** Estimate the PSF sigma from the data; {@link #psfSigma(double)} is then only the fallback (the CLI estimates
          * when {@code --psf-sigma} is not given). */
         public Settings estimatePsfSigma(boolean b) { estimate_psf_sigma = b ? 1 : 0; return this; }
+        /** With the multi-emitter stage: search the frame minus every fitted emitter for emitters the detection missed
+         * and fit them with their neighbours, until none is added ({@code --residual-search}; off by default). */
+        public Settings residualSearch(boolean b) { residual_search = b ? 1 : 0; return this; }
 
         public Filter getFilter() { return Filter.values()[filter]; }
         public Backend getBackend() { return Backend.values()[backend]; }
@@ -362,6 +369,7 @@ public final class MaLiang {
             // the public int fields are switches: anything but 0/1 is a mistake the library refuses too
             flag(multi_emitter, "multi_emitter"); flag(camera_noise, "camera_noise"); flag(drop_edge, "drop_edge");
             flag(noise_clip, "noise_clip"); flag(estimate_psf_sigma, "estimate_psf_sigma");
+            flag(residual_search, "residual_search");
         }
 
         private static void flag(int v, String name) {
@@ -393,7 +401,8 @@ public final class MaLiang {
                     + " --threads " + threads
                     + (multi_emitter == 0 ? " --single-emitter" : "") + " --max-emitters " + max_emitters
                     + " --multi-p-value " + multi_p_value + (camera_noise == 0 ? " --spread-threshold" : "")
-                    + (drop_edge != 0 ? " --drop-edge" : "") + " --min-snr " + min_snr + (noise_clip == 0 ? " --no-noise-clip" : "");
+                    + (drop_edge != 0 ? " --drop-edge" : "") + " --min-snr " + min_snr + (noise_clip == 0 ? " --no-noise-clip" : "")
+                    + (residual_search != 0 ? " --residual-search" : "");
         }
     }
 

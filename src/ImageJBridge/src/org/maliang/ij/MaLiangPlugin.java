@@ -261,6 +261,7 @@ public class MaLiangPlugin implements PlugIn {
         gd.addCheckbox("drop_edge", Prefs.get("maliang.drop_edge", false));
         gd.addNumericField("min_snr", pref("min_snr", s.min_snr), 2, 8, "photons / uncertainty (0 keeps all)");
         gd.addCheckbox("estimate_psf_sigma", Prefs.get("maliang.estimate_psf_sigma", false));
+        gd.addCheckbox("residual_search", Prefs.get("maliang.residual_search", false));
         gd.addMessage("3D astigmatism: z calibration file (Calibrate 3D's YAML, ThunderSTORM's or Picasso's; empty = 2D)");
         // A macro that does not name calibration= is 2D whatever the dialog last held (macros recorded before 3D stay 2D).
         gd.addFileField("calibration", interactive() ? Prefs.get("maliang.calibration", "") : "");
@@ -287,6 +288,7 @@ public class MaLiangPlugin implements PlugIn {
         s.noNoiseClip(gd.getNextBoolean());
         s.dropEdge(gd.getNextBoolean());
         s.estimatePsfSigma(gd.getNextBoolean());
+        s.residualSearch(gd.getNextBoolean());
         String pValue = gd.getNextString().trim();
         try {
             s.multiPValue(Double.parseDouble(pValue));
@@ -312,6 +314,7 @@ public class MaLiangPlugin implements PlugIn {
             Prefs.set("maliang.spread_threshold", s.camera_noise == 0); Prefs.set("maliang.no_noise_clip", s.noise_clip == 0);
             Prefs.set("maliang.drop_edge", s.drop_edge != 0); setPref("min_snr", s.min_snr);
             Prefs.set("maliang.estimate_psf_sigma", s.estimate_psf_sigma != 0);
+            Prefs.set("maliang.residual_search", s.residual_search != 0);
             Prefs.set("maliang.calibration", calibration);
         }
 

@@ -43,8 +43,8 @@ public class BindingTest {
     @Test public void versionAndDefaults() {
         assertEquals("0.1.0", MaLiang.version());
         MaLiang.Settings s = new MaLiang.Settings();
-        assertEquals(136, s.size());
-        assertEquals(136, s.struct_size);
+        assertEquals(144, s.size());
+        assertEquals(144, s.struct_size);
         assertEquals(7, s.roi_size);
         assertEquals(100.0, s.pixel_size_nm, 0);
         assertEquals(1.3, s.psf_sigma_px, 0);

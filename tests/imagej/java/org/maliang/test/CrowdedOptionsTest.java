@@ -23,7 +23,8 @@ import org.maliang.Post;
 /**
  * Issue 17's options through Java and Fiji: the Settings fields and fluent setters reach the engine (read back with
  * ml_get_settings), toCli() gives the CLI the same run, and the Localize macro keys (single_emitter, max_emitters,
- * multi_p_value, spread_threshold, no_noise_clip, drop_edge, min_snr, estimate_psf_sigma) give the CLI's results.
+ * multi_p_value, spread_threshold, no_noise_clip, drop_edge, min_snr, estimate_psf_sigma, residual_search) give the
+ * CLI's results.
  */
 public class CrowdedOptionsTest {
     static Object[] frames;
@@ -43,20 +44,20 @@ public class CrowdedOptionsTest {
 
     @Test public void layoutAndDefaults() {
         MaLiang.Settings s = new MaLiang.Settings();
-        assertEquals(136, MaLiang.SETTINGS_BYTES);
-        assertEquals(136, s.size());
-        assertEquals(136, s.struct_size);
-        assertEquals(136, Post.structSizes()[0]);
+        assertEquals(144, MaLiang.SETTINGS_BYTES);
+        assertEquals(144, s.size());
+        assertEquals(144, s.struct_size);
+        assertEquals(144, Post.structSizes()[0]);
         // the C offsets (maliang.h): written through JNA, read back by offset
         MaLiang.Settings t = new MaLiang.Settings();
         t.multi_emitter = 11; t.max_emitters = 12; t.multi_p_value = 0.25; t.camera_noise = 13; t.drop_edge = 14; t.min_snr = 0.5;
-        t.noise_clip = 15; t.estimate_psf_sigma = 16; t.reserved = 17;
+        t.noise_clip = 15; t.estimate_psf_sigma = 16; t.reserved = 17; t.residual_search = 18;
         t.write();
         com.sun.jna.Pointer p = t.getPointer();
         assertEquals(17, p.getInt(92));
         assertEquals(11, p.getInt(96)); assertEquals(12, p.getInt(100)); assertEquals(0.25, p.getDouble(104), 0);
         assertEquals(13, p.getInt(112)); assertEquals(14, p.getInt(116)); assertEquals(0.5, p.getDouble(120), 0);
-        assertEquals(15, p.getInt(128)); assertEquals(16, p.getInt(132));
+        assertEquals(15, p.getInt(128)); assertEquals(16, p.getInt(132)); assertEquals(18, p.getInt(136));
         assertEquals(1, s.multi_emitter);
         assertEquals(8, s.max_emitters);
         assertEquals(1e-6, s.multi_p_value, 0);
@@ -65,6 +66,7 @@ public class CrowdedOptionsTest {
         assertEquals(5.0, s.min_snr, 0);
         assertEquals(1, s.noise_clip);
         assertEquals(0, s.estimate_psf_sigma);
+        assertEquals(0, s.residual_search);
         String cli = s.toCli();
         assertTrue(cli, cli.endsWith(" --max-emitters 8 --multi-p-value 1.0E-6 --min-snr 5.0"));
         assertTrue(cli, cli.contains(" --psf-sigma 1.3 "));
@@ -85,12 +87,12 @@ public class CrowdedOptionsTest {
 
     static MaLiang.Settings changed() {
         return new MaLiang.Settings().offset(100).singleEmitter(true).maxEmitters(3).multiPValue(2.5e-7).spreadThreshold(true)
-                .dropEdge(true).minSnr(0.5).noNoiseClip(true).estimatePsfSigma(true);
+                .dropEdge(true).minSnr(0.5).noNoiseClip(true).estimatePsfSigma(true).residualSearch(true);
     }
 
     @Test public void settersReachTheEngine() {
         MaLiang.Settings s = changed();
-        assertEquals(" --single-emitter --max-emitters 3 --multi-p-value 2.5E-7 --spread-threshold --drop-edge --min-snr 0.5 --no-noise-clip",
+        assertEquals(" --single-emitter --max-emitters 3 --multi-p-value 2.5E-7 --spread-threshold --drop-edge --min-snr 0.5 --no-noise-clip --residual-search",
                 s.toCli().substring(s.toCli().indexOf(" --threads 0") + " --threads 0".length()));
         assertFalse("estimating: the CLI estimates when --psf-sigma is left out", s.toCli().contains("--psf-sigma"));
         MaLiang.Settings e;
@@ -105,12 +107,13 @@ public class CrowdedOptionsTest {
         assertEquals(0.5, e.min_snr, 0);
         assertEquals(0, e.noise_clip);
         assertEquals(1, e.estimate_psf_sigma);
+        assertEquals(1, e.residual_search);
         assertEquals(100.0, e.offset_adu, 0);
         assertEquals(1.3, e.psf_sigma_px, 0);
         assertEquals(s.toCli(), e.toCli());
         // and back: the setters' opposites give the defaults
         MaLiang.Settings d = changed().singleEmitter(false).maxEmitters(8).multiPValue(1e-6).spreadThreshold(false).dropEdge(false)
-                .minSnr(5).noNoiseClip(false).estimatePsfSigma(false);
+                .minSnr(5).noNoiseClip(false).estimatePsfSigma(false).residualSearch(false);
         try (MaLiang.Localizer l = new MaLiang.Localizer(d)) {
             assertEquals(new MaLiang.Settings().offset(100).toCli(), l.engineSettings().toCli());
         }
@@ -130,6 +133,7 @@ public class CrowdedOptionsTest {
                 {field("drop_edge", 5), "drop_edge: must be 0 or 1, got 5"},
                 {field("noise_clip", 2), "noise_clip: must be 0 or 1, got 2"},
                 {field("estimate_psf_sigma", 9), "estimate_psf_sigma: must be 0 or 1, got 9"},
+                {field("residual_search", 3), "residual_search: must be 0 or 1, got 3"},
         };
         for (Object[] c : cases) {
             MaLiang.Settings s = (MaLiang.Settings) c[0];
@@ -196,6 +200,9 @@ public class CrowdedOptionsTest {
                 new MaLiang.Settings().offset(100).spreadThreshold(true).noNoiseClip(true),
                 new MaLiang.Settings().offset(100).dropEdge(true),
                 new MaLiang.Settings().offset(100).minSnr(0),
+                // the residual passes change this stack's result only with small groups: 810 -> 814 localizations
+                new MaLiang.Settings().offset(100).maxEmitters(2).minSnr(0),
+                new MaLiang.Settings().offset(100).maxEmitters(2).minSnr(0).residualSearch(true),
         };
         List<String> seen = new ArrayList<String>();
         for (MaLiang.Settings s : cases) {
@@ -219,7 +226,9 @@ public class CrowdedOptionsTest {
                 for (int k = 2; k <= MaLiang.MAX_GROUP_SIZE; k++) {
                     int members = 0;
                     for (Localization l : locs) if (l.fittedTogether == k) members++;
-                    assertEquals("groups of " + k, members / k, sum.groupsBySize[k]);
+                    // after residual passes a refitted emitter keeps its group's size, so a group may be written with
+                    // fewer members: the passes count ceil(members / k) (ResidualPasses.Run)
+                    assertEquals("groups of " + k, s.residual_search != 0 ? (members + k - 1) / k : members / k, sum.groupsBySize[k]);
                     n += sum.groupsBySize[k];
                 }
                 assertTrue("joint fits on the dense stack", n > 10);
@@ -285,6 +294,18 @@ public class CrowdedOptionsTest {
 
         String estimate = macro("estimate", "estimate_psf_sigma");
         assertFalse("estimate_psf_sigma reached the engine: the CLI line leaves --psf-sigma out: " + estimate, estimate.contains("--psf-sigma"));
+
+        // the residual passes change this stack's result only with small groups (810 -> 814 localizations)
+        String residual = macro("residual", "max_emitters=2 min_snr=0 residual_search");
+        assertTrue("residual_search reached the engine: " + residual, residual.endsWith(" --min-snr 0.0 --residual-search"));
+        assertFalse(plain, plain.contains("--residual-search"));
+        List<String> small = Arrays.asList("--offset", "100", "--psf-sigma", "1.3", "--max-emitters", "2", "--min-snr", "0");
+        List<String> withFlag = new ArrayList<String>(small);
+        withFlag.add("--residual-search");
+        assertSame("residual_search vs --residual-search", cli(withFlag, out("crowded_residual_flag.csv"), null),
+                Truth.readCsv(out("crowded_residual.csv")));
+        assertNotEquals(cli(small, out("crowded_residual_off.csv"), null).get("x [nm]").length,
+                Truth.readCsv(out("crowded_residual.csv")).get("x [nm]").length);
     }
 
     @Test public void badMacroKeysAbortNamingTheParameter() throws Exception {
