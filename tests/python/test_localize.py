@@ -29,8 +29,10 @@ def test_dtype_is_the_76_byte_c_struct():
     assert list(dt.names) == expected
     assert [dt.fields[n][1] for n in expected] == [4 * i for i in range(19)]
     assert [dt.fields[n][0].kind for n in expected] == ["i"] + ["f"] * 12 + ["i"] * 3 + ["f"] * 2 + ["i"]
-    # the 96 bytes before issue 17, then int32 x2, double, int32 x2, double, int32 x2
-    assert ctypes.sizeof(N.MlSettings) == 4 + 4 + 7 * 8 + 8 * 4 + (2 * 4 + 8 + 2 * 4 + 8 + 2 * 4)
+    # the 96 bytes before issue 17, then int32 x2, double, int32 x2, double, int32 x2, then residual_search (int32) and
+    # 4 bytes of tail padding (the struct is 8-aligned)
+    assert ctypes.sizeof(N.MlSettings) == 4 + 4 + 7 * 8 + 8 * 4 + (2 * 4 + 8 + 2 * 4 + 8 + 2 * 4) + 4 + 4
+    assert N.MlSettings.residual_search.offset == 136
     assert ctypes.sizeof(N.MlSummary) == 7 * 8 + 5 * 8 + 8 + 64
     assert maliang.native_version() == "0.1.0"
 
