@@ -6,7 +6,6 @@ using MaLiang.Engine.Detect;
 using MaLiang.Engine.Fit;
 using MaLiang.Engine.Fit.Backends;
 using MaLiang.Engine.Fit.Backends.Gpu;
-using MaLiang.Engine.Fit.MultiEmitter;
 using MaLiang.Engine.IO;
 
 namespace MaLiang.Engine.Pipeline;

@@ -153,8 +153,11 @@ public sealed partial class Localizer
                 if (_fitResults.Length < o.Batch.Count) _fitResults = new FitResult[Math.Max(o.Batch.Count, 2 * _fitResults.Length)];
                 _fit.Fit(o.Batch, owner._fitOptions, _fitResults);
                 (o.Threshold, o.SpreadTest) = (det.Threshold, SpreadTest(det.Stats));
-                var mo = MaLiang.Engine.Fit.MultiEmitter.MultiEmitterOptions.From(_s);
-                _groupFit ??= new CpuGroupFitter(mo.PsfSigmaPx, mo.MaxIterations, mo.Tolerance);
+                if (_groupFit is null)
+                {
+                    var mo = MaLiang.Engine.Fit.MultiEmitter.MultiEmitterOptions.From(_s);
+                    _groupFit = new CpuGroupFitter(mo.PsfSigmaPx, mo.MaxIterations, mo.Tolerance);
+                }
                 owner.BeginRefine(o, photons, w, h, _fitResults.AsSpan(0, o.Batch.Count), keepPhotons: true, _groupFit);
                 o.FitTicks += Stopwatch.GetTimestamp() - t3;
             }

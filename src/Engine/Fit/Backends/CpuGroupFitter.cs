@@ -241,7 +241,6 @@ public sealed class CpuGroupFitter : IGroupFitter
         Span<long> has = stackalloc long[L];
         cx.Clear(); cy.Clear();
         var s = new Vector<float>(SigmaPx);
-        var tiny = new Vector<double>(Tiny);
         for (int e = 0; e < k; e++)
         {
             for (int l = 0; l < L; l++)
@@ -252,30 +251,31 @@ public sealed class CpuGroupFitter : IGroupFitter
             // Zero also outside each lane's own box and for a lane's missing emitters: those pixels and parameters add
             // nothing to that lane, and then every emitter's light covers a small rectangle of the bundle's box.
             var present = new Vector<long>(has);
-            CpuFitBackend.Axis(bw, new Vector<float>(cx), s, _ve, _vdc, _vds);
-            int c0 = bw, c1 = 0;
-            for (int c = 0; c < bw; c++)
-            {
-                Vector.Widen(_ve[c], out var ev, out _); Vector.Widen(_vdc[c], out var dv, out _);
-                var ok = Vector.GreaterThanOrEqual(ev, tiny) & _colIn[c] & present;
-                _ex[e * bw + c] = Vector.ConditionalSelect(ok, ev, Vector<double>.Zero);
-                _dex[e * bw + c] = Vector.ConditionalSelect(ok, dv, Vector<double>.Zero);
-                if (ok != Vector<long>.Zero) { c0 = Math.Min(c0, c); c1 = c + 1; }
-            }
-            CpuFitBackend.Axis(bh, new Vector<float>(cy), s, _ve, _vdc, _vds);
-            int r0 = bh, r1 = 0;
-            for (int r = 0; r < bh; r++)
-            {
-                Vector.Widen(_ve[r], out var ev, out _); Vector.Widen(_vdc[r], out var dv, out _);
-                var ok = Vector.GreaterThanOrEqual(ev, tiny) & _rowIn[r] & present;
-                _ey[e * bh + r] = Vector.ConditionalSelect(ok, ev, Vector<double>.Zero);
-                _dey[e * bh + r] = Vector.ConditionalSelect(ok, dv, Vector<double>.Zero);
-                if (ok != Vector<long>.Zero) { r0 = Math.Min(r0, r); r1 = r + 1; }
-            }
+            AxisTable(bw, new Vector<float>(cx), s, _colIn, present, _ex.AsSpan(e * bw, bw), _dex.AsSpan(e * bw, bw), out int c0, out int c1);
+            AxisTable(bh, new Vector<float>(cy), s, _rowIn, present, _ey.AsSpan(e * bh, bh), _dey.AsSpan(e * bh, bh), out int r0, out int r1);
             if (c0 >= c1 || r0 >= r1) { c0 = c1 = r0 = r1 = 0; }
             _rect[4 * e] = c0; _rect[4 * e + 1] = c1; _rect[4 * e + 2] = r0; _rect[4 * e + 3] = r1;
         }
     }
+    /// <summary>One axis of one emitter in every lane: the integrated PSF and its derivative by the centre (float, as the
+    /// single fit and the kernels compute them) widened to double, zeroed below 1e-7 and where <paramref name="inBox"/> or
+    /// <paramref name="present"/> masks the lane out; [lo, hi) = the pixels where some lane kept a value.</summary>
+    private void AxisTable(int n, Vector<float> centre, Vector<float> sigma, Vector<long>[] inBox, Vector<long> present,
+                           Span<Vector<double>> e, Span<Vector<double>> de, out int lo, out int hi)
+    {
+        CpuFitBackend.Axis(n, centre, sigma, _ve, _vdc, _vds);
+        var tiny = new Vector<double>(Tiny);
+        lo = n; hi = 0;
+        for (int i = 0; i < n; i++)
+        {
+            Vector.Widen(_ve[i], out var ev, out _); Vector.Widen(_vdc[i], out var dv, out _);
+            var ok = Vector.GreaterThanOrEqual(ev, tiny) & inBox[i] & present;
+            e[i] = Vector.ConditionalSelect(ok, ev, Vector<double>.Zero);
+            de[i] = Vector.ConditionalSelect(ok, dv, Vector<double>.Zero);
+            if (ok != Vector<long>.Zero) { lo = Math.Min(lo, i); hi = i + 1; }
+        }
+    }
+
     /// <summary>Per emitter: the columns [c0, c1) and rows [r0, r1) where some lane's PSF is not zeroed (the rest of the
     /// box adds exact zeros to its sums, so they are skipped: the same sums, in the same order).</summary>
     private readonly int[] _rect = new int[4 * GroupFit.MaxEmitters];

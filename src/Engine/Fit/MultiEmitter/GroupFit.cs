@@ -22,7 +22,7 @@ public sealed class GroupFit
     public int MaxIterations { get; }
     public float Tolerance { get; }
 
-    private readonly CpuGroupFitter _fitter;
+    private CpuGroupFitter? _fitter;   // made on the first Fit: most instances only render models
     private readonly GroupFitJobs _one = new();
     private float[] _ex = [];
     private Vector<float>[] _ve = [], _vdc = [], _vds = [];
@@ -38,7 +38,6 @@ public sealed class GroupFit
     {
         if (!(sigmaPx > 0)) throw new ArgumentOutOfRangeException(nameof(sigmaPx));
         SigmaPx = sigmaPx; MaxIterations = maxIterations; Tolerance = tolerance;
-        _fitter = new CpuGroupFitter(sigmaPx, maxIterations, tolerance);
     }
 
     /// <summary>
@@ -50,7 +49,7 @@ public sealed class GroupFit
     {
         _one.Clear(!gamma.IsEmpty);
         _one.Add(data, fixedModel, gamma, bw, bh, k, theta);
-        _fitter.FitAll(_one);
+        (_fitter ??= new CpuGroupFitter(SigmaPx, MaxIterations, Tolerance)).FitAll(_one);
         var st = _one.Status[0];
         Iterations = _one.Iterations[0];
         Converged = st == GroupFitStatus.Converged || (st == GroupFitStatus.NoCrlb);
