@@ -4,7 +4,7 @@
 #   build.sh                               build/imagej/MaLiang_.jar with build/native/libmaliang.so as linux-x86-64/
 #   build.sh ENGINES OUT.jar PREFIX...     the jar with ENGINES/PREFIX/ for each JNA prefix (make dist: all platforms)
 # Beside the engines the jar lists its platforms (maliang-platforms.txt), and each platform whose engine is more than
-# one file (the hosted .NET engine) lists its files (PREFIX/maliang-files.txt), so MaLiang.java can unpack the folder.
+# one file (the hosted .NET engine) lists its files (PREFIX/maliang-files.txt), so EngineFiles.java can unpack the folder.
 # Override jars with IJ_JAR=... JNA_JAR=...
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"

@@ -1,21 +1,17 @@
 package org.maliang;
 
-import com.sun.jna.Library;
 import com.sun.jna.Memory;
-import com.sun.jna.Native;
-import com.sun.jna.NativeLibrary;
 import com.sun.jna.Pointer;
 import com.sun.jna.Structure;
 
 import java.io.File;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.charset.Charset;
 import java.util.Arrays;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.atomic.AtomicReference;
+
+import org.maliang.NativeEngine.Api;
 
 /**
  * Java binding of libmaliang.so (the C ABI in src/Native/maliang.h), by JNA direct mapping.
@@ -49,66 +45,21 @@ public final class MaLiang {
     public static final int ML_OK = 0, ML_ERR_ARGUMENT = 1, ML_ERR_INPUT = 2, ML_ERR_CANCELLED = 3, ML_ERR_BACKEND = 4,
             ML_ERR_INTERNAL = 5, ML_ERR_IO = 6;
 
-    private static final Charset UTF8 = Charset.forName("UTF-8");
-    private static volatile String loadError;
-    private static volatile String engine;
-    private static volatile boolean loaded;
-
-    static {
-        ClassLoader loader = MaLiang.class.getClassLoader();
-        String prefix = EngineFiles.prefix();
-        try {
-            Map<String, Object> options = new HashMap<String, Object>();
-            // Fiji loads plugins with its own class loader: JNA must look for PREFIX/libmaliang.so in our jar.
-            options.put(Library.OPTION_CLASSLOADER, loader);
-            NativeLibrary lib = NativeLibrary.getInstance(libraryName(loader, prefix), options);
-            Native.register(Api.class, lib);
-            int abi = Api.ml_abi_version();
-            Pointer why = Api.ml_last_error(); // the hosted engine's shim says here why .NET did not start
-            String whyText = why == null ? "" : why.getString(0, "UTF-8");
-            if (abi != ABI_VERSION) {
-                loadError = !whyText.isEmpty() ? whyText : EngineFiles.libraryFileName(prefix) + " has C ABI version " + abi
-                        + ", this plugin needs " + ABI_VERSION + " (update MaLiang_.jar and the library together)";
-            } else {
-                loaded = true;
-                engine = EngineFiles.describe(Api.ml_version(), prefix, lib.getFile());
-            }
-        } catch (Throwable t) { // UnsatisfiedLinkError, NoClassDefFoundError (no JNA), IOException (unpacking), ...
-            loadError = "the MaLiang native library (" + EngineFiles.libraryFileName(prefix) + ") could not be loaded: "
-                    + t.getMessage() + "." + EngineFiles.noneFits(EngineFiles.platforms(loader), prefix)
-                    + " It ships inside MaLiang_.jar (" + prefix + "/); it is also found on -Djna.library.path"
-                    + " (Fiji: lib/linux64) or with -Dmaliang.library=/path/to/the/library. JNA must be on the class path.";
-        }
-    }
-
-    private static String libraryName(ClassLoader loader, String prefix) throws java.io.IOException {
-        String explicit = System.getProperty("maliang.library");
-        if (explicit != null && !explicit.isEmpty()) {
-            File f = new File(explicit);
-            if (!f.isFile()) throw new UnsatisfiedLinkError("-Dmaliang.library=" + explicit + ": no such file");
-            return f.getAbsolutePath();
-        }
-        // Windows, macOS: the hosted engine is a folder, unpacked whole (-Dmaliang.cache, else the temporary folder)
-        File hosted = EngineFiles.unpackHosted(loader, prefix,
-                new File(System.getProperty("maliang.cache", System.getProperty("java.io.tmpdir"))));
-        return hosted != null ? hosted.getAbsolutePath() : "maliang";
-    }
-
     /**
      * One line naming the engine loaded, e.g. "MaLiang 0.1.0, NativeAOT engine for linux-x86-64: /tmp/jna-1/jna2.tmp"
      * or "MaLiang 0.1.0, .NET (hostfxr) engine for win32-x86-64: C:\...\maliang.dll"; the load error when none is.
      */
-    public static String engine() { return loaded ? engine : "MaLiang: no engine loaded: " + loadError; }
+    public static String engine() { return NativeEngine.loaded ? NativeEngine.engine : "MaLiang: no engine loaded: " + NativeEngine.loadError; }
 
     /** True when libmaliang.so is loaded and speaks this ABI version. */
-    public static boolean isAvailable() { return loaded; }
+    public static boolean isAvailable() { return NativeEngine.loaded; }
 
     /** Why the library is not available ({@code null} when it is). */
-    public static String loadError() { return loaded ? null : loadError; }
+    public static String loadError() { return NativeEngine.loaded ? null : NativeEngine.loadError; }
 
     /** Throws {@link IllegalStateException} with the reason when the library is not available. */
     public static void requireLibrary() {
-        if (!loaded) throw new IllegalStateException(loadError);
+        if (!NativeEngine.loaded) throw new IllegalStateException(NativeEngine.loadError);
     }
 
     /** The library's version string, e.g. "0.1.0". */
@@ -117,66 +68,11 @@ public final class MaLiang {
         return Api.ml_version();
     }
 
-    /** The raw C functions (direct mapping: every call is one JNI call, no reflection). Package-private on purpose. */
-    static final class Api {
-        private Api() { }
-        static native String ml_version();
-        static native int ml_abi_version();
-        static native Pointer ml_last_error();
-        static native int ml_default_settings(Pointer settings);
-        static native int ml_create(Pointer settings, Pointer out);
-        static native int ml_create_3d(Pointer settings, byte[] calibrationPath, Pointer out);
-        static native int ml_calibrate_z(byte[] stackPath, Pointer settings, double zStepNm, double zFirstNm, double refractiveIndexFactor,
-                                         byte[] outputPath, byte[] plotPath, Pointer out);
-        static native int ml_read_z_calibration(byte[] path, double pixelSizeNm, Pointer out);
-        static native int ml_destroy(Pointer localizer);
-        static native int ml_get_settings(Pointer localizer, Pointer out);
-        static native int ml_get_groups_by_size(Pointer localizer, Pointer out, int capacity, Pointer count);
-        static native int ml_push_frames(Pointer localizer, Pointer pixels, int width, int height, int count,
-                                         long rowStrideBytes, int pixelType);
-        static native int ml_push_file(Pointer localizer, byte[] path);
-        static native int ml_cancel(Pointer localizer);
-        static native int ml_set_camera_maps(Pointer localizer, Pointer offsetAdu, Pointer varianceAdu2, Pointer gainPhotonsPerAdu,
-                                             int sensorWidth, int sensorHeight, int originX, int originY);
-        static native int ml_set_camera_map_files(Pointer localizer, byte[] offsetPath, byte[] variancePath, byte[] gainPath,
-                                                  int originX, int originY);
-        static native int ml_result_count(Pointer localizer, Pointer count);
-        static native int ml_read_results(Pointer localizer, long first, Pointer out, long capacity, Pointer written);
-        static native int ml_clear_results(Pointer localizer);
-        static native int ml_get_summary(Pointer localizer, Pointer out);
-        static native int ml_last_push_address(Pointer localizer, Pointer address);
-        static native int ml_write_csv(byte[] path, Pointer locs, long count, double pixelSizeNm);
-        static native int ml_read_csv(byte[] path, double pixelSizeNm, Pointer out, long capacity, Pointer count);
-        static native int ml_render(Pointer locs, long count, int width, int height, double magnification, int method,
-                                    double sigmaPx, Pointer out, long outCapacity, Pointer outWidth, Pointer outHeight);
-        // post-processing (maliang.h; org.maliang.Post)
-        static native int ml_struct_sizes(Pointer settings, Pointer localization, Pointer summary);
-        static native int ml_post_struct_sizes(Pointer driftOptions, Pointer frcOptions, Pointer motionResult);
-        static native int ml_default_drift_options(Pointer options);
-        static native int ml_default_frc_options(Pointer options);
-        static native int ml_drift_correct(Pointer in, long n, int method, Pointer options, Pointer out, Pointer dxPx,
-                                           Pointer dyPx, long framesCapacity, Pointer frames);
-        static native int ml_merge(Pointer in, long n, double radiusPx, int maxGapFrames, Pointer out, long capacity, Pointer count);
-        static native int ml_filter_expression(Pointer in, long n, byte[] expression, double pixelSizeNm, Pointer keep, Pointer kept);
-        static native int ml_density_filter(Pointer in, long n, double radiusPx, int minNeighbours, Pointer keep, Pointer kept);
-        static native int ml_frc(Pointer in, long n, Pointer options, Pointer resolutionNm, Pointer freqPerNm, Pointer frc,
-                                 Pointer frcSmoothed, long capacity, Pointer points);
-        static native int ml_motion(Pointer in, long n, double x0, double y0, double x1, double y1, int window1First,
-                                    int window1Last, int window2First, int window2Last, double pixelSizeNm, Pointer out);
-    }
-
-    static String lastError() {
-        Pointer p = Api.ml_last_error();
-        return p == null ? "" : p.getString(0, "UTF-8");
-    }
-
     /** Throws a {@link MaLiangException} for a non-zero status, with ml_last_error() of this thread. */
-    static void check(int status, String what) {
-        if (status == ML_OK) return;
-        String msg = lastError();
-        if (msg.isEmpty()) msg = what + " failed with status " + status;
-        throw new MaLiangException(status, msg);
-    }
+    static void check(int status, String what) { NativeEngine.check(status, what); }
+
+    /** A NUL-terminated UTF-8 copy of {@code s} for the C functions. */
+    static byte[] cString(String s) { return NativeEngine.cString(s); }
 
     /** Memory.close() exists (JNA 5.12 and later). */
     private static final boolean MEMORY_CLOSE = hasMemoryClose();
@@ -208,10 +104,6 @@ public final class MaLiang {
     /** False when this JNA has no Memory.close() (JNA &lt; 5.12): {@link #free(Memory)} then leaves memory to the GC. */
     public static boolean canFreeMemoryNow() { return MEMORY_CLOSE; }
 
-    static byte[] cString(String s) {
-        byte[] b = s.getBytes(UTF8);
-        return Arrays.copyOf(b, b.length + 1);
-    }
 
     // ---------------------------------------------------------------------------------------------------------------
     // Enumerations
@@ -300,7 +192,7 @@ public final class MaLiang {
 
         public Settings() {
             super(ALIGN_DEFAULT);
-            if (loaded) {
+            if (isAvailable()) {
                 check(Api.ml_default_settings(getPointer()), "ml_default_settings");
                 read();
             } else {

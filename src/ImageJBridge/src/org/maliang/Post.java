@@ -6,7 +6,7 @@ import com.sun.jna.Pointer;
 import java.util.ArrayList;
 import java.util.List;
 
-import org.maliang.MaLiang.Api;
+import org.maliang.NativeEngine.Api;
 import org.maliang.MaLiang.Localization;
 
 /**
