@@ -7,24 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 m=build/maliang; d=out/bench3d; img=docs/img; photons=${1:-2000}
 mkdir -p "$d" "$img"
-cat > "$d/true.yaml" <<'YAML'
-format: maliang-z-calibration 1
-pixel_size_nm: 100
-z_range_nm: [-600, 600]
-refractive_index_factor: 1
-x:
-  sigma0_px: 1.1
-  a: 0.12
-  b: 0.04
-  c_nm: -200
-  d_nm: 380
-y:
-  sigma0_px: 1.25
-  a: -0.15
-  b: 0.09
-  c_nm: 210
-  d_nm: 430
-YAML
+cp tests/data/z_calibration_example.yaml "$d/true.yaml"   # the tests' calibration (unequal A, B terms)
 $m simulate "$d/beads.tif" --truth "$d/beads_truth.csv" --calibration "$d/true.yaml" --bead-z-step-nm 10 --bead-z-first-nm -600 \
   --frames 121 --width 64 --height 64 --emitters 4 --photons 20000 --background 20 --min-separation 20 --edge-margin 10 --seed 9
 $m calibrate-z "$d/beads.tif" -o "$d/calib.yaml" --z-step-nm 10 --z-first-nm -600 --offset 100 --plot "$img/3d_calibration.png"

@@ -35,9 +35,9 @@ m=build/maliang
 [ -f "$data/dense.tif" ] || $m simulate "$data/dense.tif" --truth "$data/dense_truth.csv" --width 64 --height 64 --frames 10 \
   --emitters-per-frame 60 --photons 2000 --background 10 --offset 100 --seed 5 >/dev/null || die "simulate failed"
 $m localize "$data/stack.tif" -o "$data/cli.csv" --offset 100 --psf-sigma 1.3 -q || die "maliang localize failed"
-# 3D: a calibration (written by hand: the test calibration with unequal A, B terms), an astigmatic stack and a bead stack
+# 3D: the test calibration (tests/data/z_calibration_example.yaml: unequal A, B terms), an astigmatic stack and a bead stack
 if [ ! -f "$data/3d_beads.tif" ]; then
-  printf 'format: maliang-z-calibration 1\npixel_size_nm: 100\nz_range_nm: [-600, 600]\nrefractive_index_factor: 1\nx:\n  sigma0_px: 1.1\n  a: 0.12\n  b: 0.04\n  c_nm: -200\n  d_nm: 380\ny:\n  sigma0_px: 1.25\n  a: -0.15\n  b: 0.09\n  c_nm: 210\n  d_nm: 430\n' > "$data/3d_cal.yaml"
+  cp tests/data/z_calibration_example.yaml "$data/3d_cal.yaml"
   $m simulate "$data/3d.tif" --truth "$data/3d_truth.csv" --calibration "$data/3d_cal.yaml" --width 64 --height 64 --frames 100 \
     --emitters 4 --emitters-per-frame 2 --min-separation 20 --edge-margin 9 --photons 3000 --seed 8 >/dev/null || die "simulate 3D failed"
   $m simulate "$data/3d_beads.tif" --truth "$data/3d_beads_truth.csv" --calibration "$data/3d_cal.yaml" --bead-z-step-nm 10 \

@@ -6,25 +6,10 @@ import numpy as np
 import pytest
 
 import maliang
-from conftest import run_cli
+from conftest import REPO_DATA, run_cli
 
-CAL = """format: maliang-z-calibration 1
-pixel_size_nm: 100
-z_range_nm: [-600, 600]
-refractive_index_factor: 1
-x:
-  sigma0_px: 1.1
-  a: 0.12
-  b: 0.04
-  c_nm: -200
-  d_nm: 380
-y:
-  sigma0_px: 1.25
-  a: -0.15
-  b: 0.09
-  c_nm: 210
-  d_nm: 430
-"""
+# The test calibration (unequal A, B terms, in-focus planes 410 nm apart), shared with bench/3d and the Java tests.
+CAL = (REPO_DATA / "z_calibration_example.yaml").read_text()
 
 
 @pytest.fixture(scope="module")
