@@ -189,28 +189,9 @@ public sealed partial class Localizer
         bool refine = !_s.RejectOverlapping;
         var results = _deviceResults;
         int[] lefts = det.DetectedLeft.ToArray(), tops = det.DetectedTop.ToArray(), peaks = det.DetectedPeak.ToArray();
-        if (refine && _s.MultiEmitter)
-        {
-            // The multi-emitter stage with its joint fits on the device, all the chunk's frames in each batch.
-            RunParallel(() => Parallel.For(0, count, options,
-                () => Rent(1, 1),
-                (i, _, wk) =>
-                {
-                    var o = NewOutput();
-                    o.FrameIndex = frameBase + i;
-                    o.Stats = found[i].Stats;
-                    o.ReadTicks = readTicks[i];
-                    (o.Threshold, o.SpreadTest) = (found[i].Threshold, wk.SpreadTest(found[i].Stats));
-                    var photons = chunk.AsSpan(i * px, px);
-                    for (int j = start[i]; j < start[i + 1]; j++) o.Batch.Add(photons, w, frameBase + i, lefts[j], tops[j], peaks[j]);
-                    BeginRefine(o, photons, w, h, results.AsSpan(start[i], start[i + 1] - start[i]), keepPhotons: false);
-                    slots[i] = o;
-                    return wk;
-                },
-                Return));
-            RefineChunk(slots, count, i => chunk.AsMemory(i * px, px), DeviceGroupFitter(), options);
-            return;
-        }
+        // The multi-emitter stage starts per frame here and runs its joint fits on the device over the whole chunk
+        // (RefineChunk); the single-emitter neighbour refit (--single-emitter) runs per frame on the threads.
+        bool multi = refine && _s.MultiEmitter;
         RunParallel(() => Parallel.For(0, count, options,
             () => Rent(1, 1),
             (i, _, wk) =>
@@ -221,11 +202,16 @@ public sealed partial class Localizer
                 o.ReadTicks = readTicks[i];
                 int s0 = start[i], k = start[i + 1] - s0;
                 var fits = results.AsSpan(s0, k);
-                if (refine && k > 0)
+                var photons = chunk.AsSpan(i * px, px);
+                if (refine) for (int j = 0; j < k; j++) o.Batch.Add(photons, w, frameBase + i, lefts[s0 + j], tops[s0 + j], peaks[s0 + j]);
+                if (multi)
+                {
+                    (o.Threshold, o.SpreadTest) = (found[i].Threshold, wk.SpreadTest(found[i].Stats));
+                    BeginRefine(o, photons, w, h, fits, keepPhotons: false);
+                }
+                else if (refine && k > 0)
                 {
                     long t0 = Stopwatch.GetTimestamp();
-                    var photons = chunk.AsSpan(i * px, px);
-                    for (int j = 0; j < k; j++) o.Batch.Add(photons, w, frameBase + i, lefts[s0 + j], tops[s0 + j], peaks[s0 + j]);
                     var all = wk.AfterSingleFits(photons, _camera.ReadNoiseMap, w, h, found[i].Threshold, o.Batch, fits, _fitOptions, out int added);
                     o.Stats.Candidates += added;
                     o.FitTicks = Stopwatch.GetTimestamp() - t0;
@@ -236,6 +222,7 @@ public sealed partial class Localizer
                 return wk;
             },
             Return));
+        if (multi) RefineChunk(slots, count, i => chunk.AsMemory(i * px, px), DeviceGroupFitter(), options);
     }
 
     /// <summary>GPU backends want big batches: fit the whole chunk's ROIs in one call.</summary>
@@ -259,37 +246,33 @@ public sealed partial class Localizer
         for (int i = 0; i < count; i++) start[i + 1] = start[i] + slots[i].Batch.Count;
         var results = _deviceResults;
         bool refine = !_s.RejectOverlapping;
-        if (refine && _s.MultiEmitter && count > 0)
-        {
-            var opt = new ParallelOptions { MaxDegreeOfParallelism = _threads };
-            for (int i = 0; i < count; i++) slots[i].FitTicks += ticks * _threads / Math.Max(1, count);
-            RunParallel(() => Parallel.For(0, count, opt, i =>
-            {
-                var o = slots[i];
-                BeginRefine(o, o.Photons.AsSpan(0, o.Width * o.Height), o.Width, o.Height, results.AsSpan(start[i], o.Batch.Count), keepPhotons: false);
-            }));
-            RefineChunk(slots, count, i => slots[i].Photons.AsMemory(0, slots[i].Width * slots[i].Height), DeviceGroupFitter(), opt);
-            return;
-        }
-        // Single-emitter mode: the neighbour refinement (CPU, as in the CPU path) and the conversion to localizations, per frame on the threads.
-        RunParallel(() => Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = _threads },
+        // The multi-emitter stage starts per frame and runs its joint fits on the device over the chunk (RefineChunk);
+        // single-emitter mode refines neighbours (CPU, as in the CPU path); then the conversion to localizations.
+        bool multi = refine && _s.MultiEmitter;
+        var opt = new ParallelOptions { MaxDegreeOfParallelism = _threads };
+        RunParallel(() => Parallel.For(0, count, opt,
             () => Rent(1, 1),
             (i, _, wk) =>
             {
                 var o = slots[i];
                 ReadOnlySpan<FitResult> fits = results.AsSpan(start[i], o.Batch.Count);
                 long r0 = Stopwatch.GetTimestamp();
-                if (refine && o.Batch.Count > 0)
+                if (multi) BeginRefine(o, o.Photons.AsSpan(0, o.Width * o.Height), o.Width, o.Height, fits, keepPhotons: false);
+                else
                 {
-                    fits = wk.AfterSingleFits(o.Photons.AsSpan(0, o.Width * o.Height), _camera.ReadNoiseMap, o.Width, o.Height, o.Threshold, o.Batch, fits, _fitOptions,
-                                              out int added);
-                    o.Stats.Candidates += added;
+                    if (refine && o.Batch.Count > 0)
+                    {
+                        fits = wk.AfterSingleFits(o.Photons.AsSpan(0, o.Width * o.Height), _camera.ReadNoiseMap, o.Width, o.Height, o.Threshold, o.Batch, fits,
+                                                  _fitOptions, out int added);
+                        o.Stats.Candidates += added;
+                    }
+                    o.Collect(fits, o.Batch.Left, o.Batch.Top, MinSnr);
                 }
                 o.FitTicks += ticks * _threads / Math.Max(1, count) + (Stopwatch.GetTimestamp() - r0);
-                o.Collect(fits, o.Batch.Left, o.Batch.Top, MinSnr);
                 return wk;
             },
             Return));
+        if (multi) RefineChunk(slots, count, i => slots[i].Photons.AsMemory(0, slots[i].Width * slots[i].Height), DeviceGroupFitter(), opt);
     }
     private RoiBatch? _deviceBatch;
     private FitResult[] _deviceResults = Array.Empty<FitResult>();
