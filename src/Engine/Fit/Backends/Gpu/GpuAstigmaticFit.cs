@@ -27,21 +27,8 @@ internal sealed class GpuAstigmaticFit : IDisposable
         {
             int m = Math.Min(chunk, count - first);
             GpuFit.CheckIndexRange(m, Math.Max(np, OutFloats));
-            long bytes = (long)m * np * 4;
-            ctx.Ensure(ref _pix, bytes);
-            ctx.Ensure(ref _pixT, bytes);
             ctx.Ensure(ref _res, (long)m * OutFloats * 4);
-            ctx.Ensure(ref _peak, (long)m * 4);
-            ctx.Write(_pix!, batch.Pixels.AsSpan(first * np, m * np));
-            ctx.Write(_peak!, batch.Peak.AsSpan(first, m));
-            ctx.Launch("ml_transpose", (long)np * m, _pix!, _pixT!, np, m);
-            if (scmos)
-            {
-                ctx.Ensure(ref _gam, bytes);
-                ctx.Ensure(ref _gamT, bytes);
-                ctx.Write(_gam!, batch.ReadNoise.AsSpan(first * np, m * np));
-                ctx.Launch("ml_transpose", (long)np * m, _gam!, _gamT!, np, m);
-            }
+            GpuFit.UploadTransposed(ctx, batch, first, m, ref _pix, ref _pixT, ref _peak, ref _gam, ref _gamT);
             ctx.Launch("ml_fit_astig", m, _pixT!, _peak!, n, m, _cal!, o.MaxIterations, o.UseTolerance ? 1 : 0, o.Tolerance, _res!,
                        scmos ? _gamT! : KArg.NullBuffer, scmos ? 1 : 0);
             if (_out.Length < m * OutFloats) _out = new float[m * OutFloats];

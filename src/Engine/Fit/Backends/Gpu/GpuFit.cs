@@ -36,10 +36,6 @@ internal static class GpuFit
         }
     }
 
-    /// <summary>
-    /// Fits molecules [first, first + count) of the batch on <paramref name="ctx"/> with the given scratch buffers:
-    /// upload molecule-major, transpose to pixel-major on the device, ml_fit, read back.
-    /// </summary>
     /// <summary>The kernels index ROI pixels and outputs with 32-bit ints: refuse a batch past that rather than compute garbage.</summary>
     internal static void CheckIndexRange(int count, int pixelsPerRoi)
     {
@@ -47,31 +43,42 @@ internal static class GpuFit
             throw new MaLiangException($"GPU fit: {count} ROIs of {pixelsPerRoi} px exceed one launch's 32-bit index range; use smaller chunks");
     }
 
-    /// <remarks>With <see cref="RoiBatch.HasReadNoise"/> the read-noise planes go the same way (upload, transpose) into
-    /// <paramref name="gam"/> / <paramref name="gamT"/> and the kernel runs the sCMOS likelihood; without, it gets a null
-    /// plane and scmos = 0.</remarks>
-    public static void Run(GpuContext ctx, RoiBatch batch, int first, int count, in FitOptions o, Span<float> outScratch,
-                           ref GpuBuffer? pix, ref GpuBuffer? pixT, ref GpuBuffer? res, ref GpuBuffer? peak, Span<FitResult> results,
-                           ref GpuBuffer? gam, ref GpuBuffer? gamT)
+    /// <summary>
+    /// Uploads molecules [first, first + count) of the batch molecule-major (pixels, peaks and, with
+    /// <see cref="RoiBatch.HasReadNoise"/>, the read-noise planes) and transposes pixels and planes to pixel-major on the
+    /// device (<paramref name="pixT"/>, <paramref name="gamT"/>), as the fit kernels read them. Returns whether the batch
+    /// has read-noise planes (the kernels' sCMOS likelihood; without, they get a null plane and scmos = 0).
+    /// </summary>
+    internal static bool UploadTransposed(GpuContext ctx, RoiBatch batch, int first, int count, ref GpuBuffer? pix, ref GpuBuffer? pixT,
+                                          ref GpuBuffer? peak, ref GpuBuffer? gam, ref GpuBuffer? gamT)
     {
         int np = batch.PixelsPerRoi;
-        CheckIndexRange(count, np);
         long bytes = (long)count * np * 4;
         ctx.Ensure(ref pix, bytes);
         ctx.Ensure(ref pixT, bytes);
-        ctx.Ensure(ref res, (long)count * OutFloats * 4);
         ctx.Ensure(ref peak, (long)count * 4);
         ctx.Write(pix!, batch.Pixels.AsSpan(first * np, count * np));
         ctx.Write(peak!, batch.Peak.AsSpan(first, count));
         ctx.Launch("ml_transpose", (long)np * count, pix!, pixT!, np, count);
-        bool scmos = batch.HasReadNoise;
-        if (scmos)
-        {
-            ctx.Ensure(ref gam, bytes);
-            ctx.Ensure(ref gamT, bytes);
-            ctx.Write(gam!, batch.ReadNoise.AsSpan(first * np, count * np));
-            ctx.Launch("ml_transpose", (long)np * count, gam!, gamT!, np, count);
-        }
+        if (!batch.HasReadNoise) return false;
+        ctx.Ensure(ref gam, bytes);
+        ctx.Ensure(ref gamT, bytes);
+        ctx.Write(gam!, batch.ReadNoise.AsSpan(first * np, count * np));
+        ctx.Launch("ml_transpose", (long)np * count, gam!, gamT!, np, count);
+        return true;
+    }
+
+    /// <summary>
+    /// Fits molecules [first, first + count) of the batch on <paramref name="ctx"/> with the given scratch buffers:
+    /// upload and transpose (<see cref="UploadTransposed"/>), ml_fit, read back.
+    /// </summary>
+    public static void Run(GpuContext ctx, RoiBatch batch, int first, int count, in FitOptions o, Span<float> outScratch,
+                           ref GpuBuffer? pix, ref GpuBuffer? pixT, ref GpuBuffer? res, ref GpuBuffer? peak, Span<FitResult> results,
+                           ref GpuBuffer? gam, ref GpuBuffer? gamT)
+    {
+        CheckIndexRange(count, batch.PixelsPerRoi);
+        ctx.Ensure(ref res, (long)count * OutFloats * 4);
+        bool scmos = UploadTransposed(ctx, batch, first, count, ref pix, ref pixT, ref peak, ref gam, ref gamT);
         ctx.Launch(FitKernel(batch.RoiSize), count, pixT!, peak!, batch.RoiSize, count, o.PsfSigmaPx, o.FixedSigma ? 1 : 0, o.MaxIterations,
                    o.UseTolerance ? 1 : 0, o.Tolerance, res!, scmos ? gamT! : KArg.NullBuffer, scmos ? 1 : 0);
         var outs = outScratch[..(count * OutFloats)];
