@@ -65,9 +65,6 @@ public sealed class GroupFitJobs
 
     public Span<double> ThetaOf(int job) => Theta.AsSpan(job * P, 3 * Emitters[job] + 1);
     public Span<double> SqrtCrlbOf(int job) => SqrtCrlb.AsSpan(job * P, 3 * Emitters[job] + 1);
-    public ReadOnlySpan<float> DataOf(int job) => Data.AsSpan(PixelOffset[job], Width[job] * Height[job]);
-    public ReadOnlySpan<float> FixedOf(int job) => Fixed.AsSpan(PixelOffset[job], Width[job] * Height[job]);
-    public ReadOnlySpan<float> GammaOf(int job) => HasGamma ? Gamma.AsSpan(PixelOffset[job], Width[job] * Height[job]) : default;
 
     private void GrowJobs(int n)
     {

@@ -27,9 +27,8 @@ internal sealed class GpuGroupFit : IGroupFitter, IDisposable
     private int[] _jobInts = [];
     private double[] _stat = [];
 
-    /// <summary>Batches fitted on the device and on the CPU (the fallback), for the summary and the tests.</summary>
+    /// <summary>Batches fitted on the device (the others went to the CPU fitter), for the tests.</summary>
     public long DeviceBatches { get; private set; }
-    public long CpuBatches { get; private set; }
 
     public GpuGroupFit(Func<GpuContext> context, object gate, float sigmaPx, int maxIterations, float tolerance)
     {
@@ -49,7 +48,6 @@ internal sealed class GpuGroupFit : IGroupFitter, IDisposable
             if (fits && (_fp64 ??= HasFp64(ctx))) { Run(ctx, jobs); DeviceBatches++; return; }
         }
         _cpu.FitAll(jobs);
-        CpuBatches++;
     }
 
     private bool HasFp64(GpuContext ctx)
