@@ -238,10 +238,7 @@ public sealed partial class MultiEmitterRefiner
             if (StartWave(photons, gamma)) return;
         }
         Compact(Passes);
-        // Groups by size, from the emitters' group sizes (each group of k left k members).
-        Span<int> bySize = stackalloc int[GroupFit.MaxEmitters + 1];
-        for (int i = 0; i < _count; i++) bySize[Math.Clamp(_res[i].GroupSize, 1, GroupFit.MaxEmitters)]++;
-        for (int k = 1; k <= GroupFit.MaxEmitters; k++) GroupsBySize[k] += (bySize[k] + k - 1) / k;
+        CountGroups(_res.AsSpan(0, _count), GroupsBySize);
         _taskCount = 0;
         Done = true;
     }
@@ -291,6 +288,15 @@ public sealed partial class MultiEmitterRefiner
     {
         if (_taskCount == _tasks.Length) Array.Resize(ref _tasks, Math.Max(16, 2 * _tasks.Length));
         return _tasks[_taskCount++] ??= new GroupTask();
+    }
+
+    /// <summary>Adds the groups of <paramref name="emitters"/> by size to <paramref name="groupsBySize"/>, from their group
+    /// sizes: each group of k left k members (rounded up, where a member went).</summary>
+    internal static void CountGroups(ReadOnlySpan<FitResult> emitters, long[] groupsBySize)
+    {
+        Span<int> bySize = stackalloc int[GroupFit.MaxEmitters + 1];
+        foreach (ref readonly var f in emitters) bySize[Math.Clamp(f.GroupSize, 1, GroupFit.MaxEmitters)]++;
+        for (int k = 1; k <= GroupFit.MaxEmitters; k++) groupsBySize[k] += (bySize[k] + k - 1) / k;
     }
 
     /// <summary>Fitting passes over the groups (measured on the density sweep: a second pass gains, a third little).</summary>

@@ -117,9 +117,7 @@ public sealed class ResidualPasses
         }
         Array.Clear(GroupsBySize);
         var output = _out.AsSpan(0, m);
-        Span<int> bySize = stackalloc int[GroupFit.MaxEmitters + 1];
-        foreach (ref readonly var f in output) bySize[Math.Clamp(f.GroupSize, 1, GroupFit.MaxEmitters)]++;
-        for (int k = 1; k <= GroupFit.MaxEmitters; k++) GroupsBySize[k] = (bySize[k] + k - 1) / k;
+        MultiEmitterRefiner.CountGroups(output, GroupsBySize);
         return output;
     }
 
